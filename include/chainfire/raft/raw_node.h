@@ -1,0 +1,124 @@
+// RawNode: the pure Raft state machine (no threads, no clock, no I/O).
+//
+// Time is counted in Tick() calls; randomness comes from Config::seed; all output leaves
+// through Ready. The caller's loop, in this order (see docs/architecture.md):
+//
+//   1. rd = GetReady()                       (only when HasReady())
+//   2. send rd.early_messages                  may go before the write below is durable
+//   3. write rd.snapshot, rd.entries, rd.hard_state durably (fsync), in Ready order
+//   4. once that write is durable: make it visible through LogStorage, send rd.messages,
+//      apply rd.snapshot then rd.committed_entries, hand out rd.read_states
+//   5. Advance(rd)
+//
+// Several Readies may be outstanding (GetReady may be called again before the previous write
+// completes); steps 4-5 must then happen in the order the Readies were taken, and their writes
+// must become durable in that order. Step/Tick/Propose may be called at any time in between.
+//
+// Safety rules the contract encodes:
+//  - rd.messages (votes, vote replies, append acknowledgements, ...) depend on rd's write and
+//    must not be sent before it is durable.
+//  - rd.early_messages are only a leader's appends, heartbeats and snapshots; the leader may send
+//    them before its own append is durable because it counts its own entries toward commit only
+//    when Advance reports them durable.
+//  - rd.committed_entries may include entries written by rd itself: apply them only after the
+//    write is durable. Nothing is applied or acknowledged before the local fsync.
+//
+// Thread-safety: none. Use from one thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "chainfire/raft/config.h"
+#include "chainfire/raft/log_storage.h"
+#include "chainfire/raft/types.h"
+
+namespace chainfire::raft {
+
+class Raft;
+
+// Everything the caller must persist, send and apply; see the loop above.
+struct Ready {
+  std::optional<SoftState> soft_state;   // set when leader or role changed
+  std::optional<HardState> hard_state;   // set when it must be persisted
+  std::vector<ReadState> read_states;    // ReadIndex answers (serve after applying to index)
+  std::vector<Entry> entries;            // to append to the durable log
+  std::optional<Snapshot> snapshot;      // to persist and apply (replaces the log)
+  std::vector<Entry> committed_entries;  // to apply, in order, once the write is durable
+  std::vector<Message> early_messages;   // leader's appends/heartbeats: may precede the write
+  std::vector<Message> messages;         // only after the write is durable
+
+  bool MustPersist() const { return hard_state || !entries.empty() || snapshot; }
+};
+
+// The state of one follower as the leader sees it (for status and tests).
+struct FollowerStatus {
+  Index match = 0;
+  Index next = 0;
+  std::string state;
+};
+
+struct Status {
+  NodeId id = kNoNode;
+  HardState hard_state;
+  SoftState soft_state;
+  Index applied = 0;
+  Index last_index = 0;
+  NodeId lead_transferee = kNoNode;
+  std::map<NodeId, FollowerStatus> progress;  // leader only
+};
+
+class RawNode {
+ public:
+  // Reads the initial hard state and log from `storage`, which must outlive the node and must
+  // reflect every Ready written so far before Advance is called for it.
+  static absl::StatusOr<std::unique_ptr<RawNode>> Create(const Config& config,
+                                                         const LogStorage* storage);
+  ~RawNode();
+
+  // Advances logical time by one tick.
+  void Tick();
+  // Starts an election now (skipping the timeout; pre-vote first when enabled).
+  void Campaign();
+  // Proposes `data` for the log. FailedPrecondition ("raft proposal dropped") when there is no
+  // leader to take it or leadership is being transferred. Success means only "accepted for
+  // replication"; the entry may still be lost before it commits.
+  absl::Status Propose(std::string data);
+  // Feeds a message from another member. Messages for other nodes or of local-only kinds are
+  // refused with InvalidArgument.
+  absl::Status Step(Message message);
+  // Requests a read index for `context` (unique per request); the answer arrives as a
+  // ReadState. FailedPrecondition when no leader is known.
+  absl::Status ReadIndex(std::string context);
+  // Asks the leader to hand leadership to `target`.
+  void TransferLeader(NodeId target);
+  // The transport could not reach `id`: the leader stops optimistic pipelining to it.
+  void ReportUnreachable(NodeId id);
+  // The transport finished (ok) or gave up (!ok) sending a snapshot to `id`.
+  void ReportSnapshot(NodeId id, bool ok);
+
+  bool HasReady() const;
+  Ready GetReady();
+  void Advance(const Ready& ready);
+
+  Status GetStatus() const;
+
+ private:
+  explicit RawNode(std::unique_ptr<Raft> raft);
+  std::unique_ptr<Raft> raft_;
+  SoftState prev_soft_;
+  HardState prev_hard_;
+};
+
+// Human-readable renderings, used by logs and the golden tests.
+std::string Describe(const Entry& entry);
+std::string Describe(const Message& message);
+std::string Describe(const HardState& hs);
+std::string Describe(const Ready& ready);
+
+}  // namespace chainfire::raft
