@@ -100,6 +100,8 @@ void RawNode::Advance(const Ready& rd) {
   if (!rd.committed_entries.empty()) log.AppliedTo(rd.committed_entries.back().index);
 }
 
+absl::StatusOr<Term> RawNode::TermAt(Index index) const { return raft_->log().TermAt(index); }
+
 Status RawNode::GetStatus() const {
   Status st;
   st.id = raft_->id();

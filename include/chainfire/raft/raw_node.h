@@ -107,6 +107,9 @@ class RawNode {
   void Advance(const Ready& ready);
 
   Status GetStatus() const;
+  // Term of entry `index` in the node's log including its unstable tail (for checkers): 0
+  // beyond the last index, Compacted below the first.
+  absl::StatusOr<Term> TermAt(Index index) const;
 
  private:
   explicit RawNode(std::unique_ptr<Raft> raft);

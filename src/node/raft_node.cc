@@ -1,0 +1,191 @@
+#include "chainfire/node/raft_node.h"
+
+#include <algorithm>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "chainfire/common/check.h"
+
+namespace chainfire::node {
+
+absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const raft::Config& config,
+                                                           const NodeOptions& options,
+                                                           NodeStorage* storage,
+                                                           Transport* transport,
+                                                           Application* app) {
+  raft::Config cfg = config;
+  // An application without durable state restarts from the latest snapshot.
+  auto snapshot = storage->GetSnapshot();
+  if (!snapshot.ok()) return snapshot.status();
+  if (!snapshot->IsEmpty() && cfg.applied < snapshot->meta.index) {
+    app->RestoreSnapshot(*snapshot);
+    cfg.applied = snapshot->meta.index;
+  }
+  auto raw = raft::RawNode::Create(cfg, storage);
+  if (!raw.ok()) return raw.status();
+  auto node = std::unique_ptr<RaftNode>(
+      new RaftNode(std::move(*raw), options, storage, transport, app, cfg.applied));
+  node->last_snapshot_ = snapshot->meta.index;
+  return node;
+}
+
+RaftNode::RaftNode(std::unique_ptr<raft::RawNode> raw, const NodeOptions& options,
+                   NodeStorage* storage, Transport* transport, Application* app,
+                   raft::Index applied)
+    : raw_(std::move(raw)),
+      options_(options),
+      storage_(storage),
+      transport_(transport),
+      app_(app),
+      applied_(applied) {}
+
+size_t RaftNode::writes_in_flight() const {
+  size_t n = 0;
+  for (const Pending& p : pipeline_) n += (p.ready.MustPersist() && !p.write_done) ? 1 : 0;
+  return n;
+}
+
+void RaftNode::Tick() {
+  ++ticks_;
+  raw_->Tick();
+  for (auto it = read_batches_.begin(); it != read_batches_.end();) {
+    if (!it->second.index_known &&
+        ticks_ - it->second.started_tick >= static_cast<uint64_t>(options_.read_timeout_ticks)) {
+      for (uint64_t id : it->second.reads) app_->OnReadFailed(id);
+      it = read_batches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void RaftNode::Read(uint64_t read_id) { unbatched_reads_.push_back(read_id); }
+
+void RaftNode::Stop(absl::Status reason) {
+  stopped_ = true;
+  stop_reason_ = std::move(reason);
+}
+
+bool RaftNode::PumpOnce() {
+  if (stopped_) return false;
+  absl::StatusOr<size_t> done = storage_->PollCompletedWrites();
+  if (!done.ok()) {
+    // A failed fsync: what we handed out may not be durable. Stop; never continue.
+    Stop(done.status());
+    return true;
+  }
+  for (Pending& p : pipeline_) {
+    if (*done == 0) break;
+    if (p.ready.MustPersist() && !p.write_done) {
+      p.write_done = true;
+      --*done;
+    }
+  }
+  CF_CHECK(*done == 0) << "storage reported more completed writes than were submitted";
+  if (!pipeline_.empty() && pipeline_.front().write_done) {
+    Pending p = std::move(pipeline_.front());
+    pipeline_.pop_front();
+    Finish(p.ready);
+    return true;
+  }
+  bool worked = false;
+  if (!unbatched_reads_.empty()) {
+    worked = true;
+    const uint64_t batch_id = next_batch_++;
+    absl::Status s = raw_->ReadIndex(absl::StrCat(batch_id));
+    if (!s.ok()) {
+      for (uint64_t id : unbatched_reads_) app_->OnReadFailed(id);
+    } else {
+      ReadBatch& batch = read_batches_[batch_id];
+      batch.reads = std::move(unbatched_reads_);
+      batch.started_tick = ticks_;
+    }
+    unbatched_reads_.clear();
+  }
+  if (pipeline_.size() >= options_.max_pipeline || !raw_->HasReady()) return worked;
+  raft::Ready rd = raw_->GetReady();
+  if (rd.soft_state) {
+    if (rd.soft_state->lead != lead_) {
+      lead_ = rd.soft_state->lead;
+      FailAllReads();  // their ReadIndex requests may never be answered now
+    }
+    app_->OnSoftStateChange(*rd.soft_state);
+  }
+  for (raft::Message& m : rd.early_messages) transport_->Send(std::move(m));
+  rd.early_messages.clear();
+  const bool must_persist = rd.MustPersist();
+  if (must_persist) {
+    PersistRequest req;
+    req.snapshot = rd.snapshot;
+    req.entries = rd.entries;
+    req.hard_state = rd.hard_state;
+    storage_->SubmitWrite(std::move(req));
+  }
+  pipeline_.push_back(Pending{std::move(rd), !must_persist});
+  return true;
+}
+
+void RaftNode::Finish(raft::Ready& rd) {
+  for (raft::Message& m : rd.messages) transport_->Send(std::move(m));
+  rd.messages.clear();
+  if (rd.snapshot) {
+    app_->RestoreSnapshot(*rd.snapshot);
+    applied_ = rd.snapshot->meta.index;
+    last_snapshot_ = rd.snapshot->meta.index;
+  }
+  for (const raft::Entry& e : rd.committed_entries) {
+    if (e.index <= applied_) continue;  // already covered by a snapshot
+    CF_CHECK(e.index == applied_ + 1) << "apply gap: applied " << applied_ << ", next "
+                                      << e.index;
+    app_->Apply(e);
+    applied_ = e.index;
+  }
+  for (const raft::ReadState& rs : rd.read_states) {
+    uint64_t batch_id = 0;
+    if (!absl::SimpleAtoi(rs.context, &batch_id)) continue;
+    auto it = read_batches_.find(batch_id);
+    if (it == read_batches_.end()) continue;  // already failed
+    it->second.index = rs.index;
+    it->second.index_known = true;
+  }
+  raw_->Advance(rd);
+  ServeReadyReads();
+  MaybeSnapshot();
+}
+
+void RaftNode::ServeReadyReads() {
+  for (auto it = read_batches_.begin(); it != read_batches_.end();) {
+    if (it->second.index_known && it->second.index <= applied_) {
+      for (uint64_t id : it->second.reads) app_->OnReadReady(id);
+      it = read_batches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void RaftNode::FailAllReads() {
+  for (auto it = read_batches_.begin(); it != read_batches_.end();) {
+    if (!it->second.index_known) {
+      for (uint64_t id : it->second.reads) app_->OnReadFailed(id);
+      it = read_batches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void RaftNode::MaybeSnapshot() {
+  if (options_.snapshot_every == 0 || applied_ < last_snapshot_ + options_.snapshot_every) return;
+  const raft::Index compact_to =
+      applied_ > options_.compaction_margin ? applied_ - options_.compaction_margin : 0;
+  absl::Status s = storage_->SaveSnapshotAndCompact(applied_, app_->TakeSnapshot(), compact_to);
+  if (!s.ok()) {
+    Stop(s);
+    return;
+  }
+  last_snapshot_ = applied_;
+}
+
+}  // namespace chainfire::node

@@ -1,0 +1,66 @@
+#include "sim_runner.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+
+namespace chainfire::sim {
+
+std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSwitches& bugs) {
+  std::string cmd = absl::StrCat("build/bin/chainfire-sim --seed=", seed, " --profile=", profile);
+  if (bugs.vote_not_persisted) cmd += " --bug=vote-not-persisted";
+  if (bugs.commit_before_leader_fsync) cmd += " --bug=commit-before-leader-fsync";
+  if (bugs.read_without_read_index) cmd += " --bug=read-without-read-index";
+  return cmd + " --trace";
+}
+
+SweepResult Sweep(const SweepOptions& o) {
+  SweepResult r;
+  for (uint64_t seed = o.first_seed; seed < o.first_seed + o.seeds; ++seed) {
+    SimOptions so;
+    so.seed = seed;
+    so.profile = o.profile.empty() ? ProfileForSeed(seed) : ProfileByName(o.profile);
+    so.bugs = o.bugs;
+    const SimResult res = RunSimulation(so);
+    ++r.runs;
+    ++r.per_profile[so.profile.name];
+    r.acked_writes += res.acked_writes;
+    r.reads += res.reads;
+    r.elections += res.elections;
+    r.crashes += res.crashes;
+    r.torn += res.torn_writes_cut;
+    r.fsync_failures += res.fsync_failures;
+    r.snapshots += res.snapshots_installed;
+    r.inconclusive += res.linearizability_inconclusive ? 1 : 0;
+    if (!res.ok) {
+      r.failures.emplace_back(seed, res.failure);
+      if (!o.quiet) {
+        std::printf("FAIL seed=%llu profile=%s: %s\n  reproduce: %s\n",
+                    static_cast<unsigned long long>(seed), so.profile.name.c_str(),
+                    res.failure.c_str(), ReplayCommand(seed, so.profile.name, o.bugs).c_str());
+      }
+      if (o.stop_at_first_failure) break;
+    }
+  }
+  if (!o.quiet) {
+    std::printf("simulated %llu seeds (", static_cast<unsigned long long>(r.runs));
+    bool first = true;
+    for (const auto& [name, n] : r.per_profile) {
+      std::printf("%s%s=%llu", first ? "" : " ", name.c_str(), static_cast<unsigned long long>(n));
+      first = false;
+    }
+    std::printf("): %zu failed; %llu acked writes, %llu linearizable reads, %llu elections, "
+                "%llu crashes, %llu torn tails cut, %llu fsync failures, %llu snapshots "
+                "installed, %llu histories too large to check\n",
+                r.failures.size(), static_cast<unsigned long long>(r.acked_writes),
+                static_cast<unsigned long long>(r.reads),
+                static_cast<unsigned long long>(r.elections),
+                static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.torn),
+                static_cast<unsigned long long>(r.fsync_failures),
+                static_cast<unsigned long long>(r.snapshots),
+                static_cast<unsigned long long>(r.inconclusive));
+  }
+  return r;
+}
+
+}  // namespace chainfire::sim

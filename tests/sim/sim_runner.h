@@ -1,0 +1,35 @@
+// Runs many seeds of the simulation and summarises them (shared by the CLI and the tests).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "simulation.h"
+
+namespace chainfire::sim {
+
+struct SweepOptions {
+  uint64_t first_seed = 1;
+  uint64_t seeds = 300;
+  std::string profile;  // empty: each seed's own profile (ProfileForSeed)
+  BugSwitches bugs;
+  bool stop_at_first_failure = false;
+  bool quiet = false;
+};
+
+struct SweepResult {
+  uint64_t runs = 0;
+  std::map<std::string, uint64_t> per_profile;
+  std::vector<std::pair<uint64_t, std::string>> failures;  // seed, message
+  uint64_t acked_writes = 0, reads = 0, elections = 0, crashes = 0, torn = 0;
+  uint64_t fsync_failures = 0, snapshots = 0, inconclusive = 0;
+};
+
+// The command that replays exactly one seed.
+std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSwitches& bugs);
+
+SweepResult Sweep(const SweepOptions& options);
+
+}  // namespace chainfire::sim

@@ -1,0 +1,670 @@
+#include "simulation.h"
+
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <queue>
+#include <set>
+#include <stdexcept>
+
+#include "absl/strings/str_cat.h"
+#include "chainfire/common/check.h"
+#include "chainfire/common/random.h"
+#include "chainfire/node/raft_node.h"
+#include "linearizability.h"
+#include "register_app.h"
+#include "sim_disk.h"
+
+namespace chainfire::sim {
+
+const std::vector<FaultProfile>& Profiles() {
+  static const std::vector<FaultProfile> profiles = [] {
+    std::vector<FaultProfile> p;
+    FaultProfile calm;
+    calm.name = "calm";
+    calm.nodes = 0;
+    p.push_back(calm);
+
+    FaultProfile lossy;
+    lossy.name = "lossy";
+    lossy.nodes = 0;
+    lossy.max_delay_ms = 30;
+    lossy.drop = 0.1;
+    lossy.duplicate = 0.05;
+    lossy.transfer_rate = 0.002;
+    p.push_back(lossy);
+
+    FaultProfile partition;
+    partition.name = "partition";
+    partition.nodes = 0;
+    partition.max_delay_ms = 10;
+    partition.drop = 0.02;
+    partition.partition_rate = 0.004;
+    partition.partition_ms = 600;
+    p.push_back(partition);
+
+    FaultProfile crash;
+    crash.name = "crash";
+    crash.nodes = 0;
+    crash.max_delay_ms = 8;
+    crash.crash_rate = 0.004;
+    crash.max_down_ms = 200;
+    crash.disk_max_latency_ms = 25;
+    crash.keep_unsynced = 0.5;
+    p.push_back(crash);
+
+    FaultProfile chaos;
+    chaos.name = "chaos";
+    chaos.nodes = 0;
+    chaos.max_delay_ms = 20;
+    chaos.drop = 0.05;
+    chaos.duplicate = 0.02;
+    chaos.partition_rate = 0.002;
+    chaos.crash_rate = 0.002;
+    chaos.disk_max_latency_ms = 15;
+    chaos.fsync_failure = 0.001;
+    chaos.transfer_rate = 0.001;
+    chaos.snapshot_every = 25;
+    p.push_back(chaos);
+    return p;
+  }();
+  return profiles;
+}
+
+const FaultProfile& ProfileByName(const std::string& name) {
+  for (const FaultProfile& p : Profiles()) {
+    if (p.name == name) return p;
+  }
+  Fatal("unknown fault profile: " + name);
+}
+
+const FaultProfile& ProfileForSeed(uint64_t seed) { return Profiles()[seed % Profiles().size()]; }
+
+namespace {
+
+struct SimViolation : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+[[noreturn]] void ThrowViolation(const std::string& what) { throw SimViolation(what); }
+
+uint64_t Hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+constexpr uint64_t kTickMs = 10;
+constexpr uint64_t kClientTimeoutMs = 1000;
+
+class World;
+
+class NetTransport : public node::Transport {
+ public:
+  NetTransport(World* world) : world_(world) {}
+  void Send(raft::Message m) override;
+
+ private:
+  World* world_;
+};
+
+struct Member {
+  raft::NodeId id = 0;
+  SimDisk disk;
+  std::unique_ptr<SimStorage> storage;
+  std::unique_ptr<RegisterApp> app;
+  std::unique_ptr<node::RaftNode> node;
+  std::unique_ptr<NetTransport> transport;
+  bool up = false;
+  uint64_t restart_at = 0;
+  uint64_t incarnation = 0;
+};
+
+struct InFlight {
+  uint64_t at;
+  uint64_t seq;
+  raft::Message msg;
+};
+struct Later {
+  bool operator()(const InFlight& a, const InFlight& b) const {
+    return a.at != b.at ? a.at > b.at : a.seq > b.seq;
+  }
+};
+
+struct Client {
+  bool busy = false;
+  size_t op = 0;  // index into history_
+  size_t member = 0;
+  uint64_t deadline = 0;
+};
+
+class World {
+ public:
+  explicit World(const SimOptions& o) : opt_(o), profile_(o.profile), rng_(o.seed) {
+    n_ = profile_.nodes != 0 ? profile_.nodes : (rng_.Chance(0.5) ? 3 : 5);
+    disk_faults_.max_latency_ms = profile_.disk_max_latency_ms;
+    disk_faults_.fsync_failure = profile_.fsync_failure;
+    disk_faults_.keep_unsynced = profile_.keep_unsynced;
+    disk_faults_.testing_drop_vote = o.bugs.vote_not_persisted;
+    members_.resize(n_);
+    blocked_.assign(n_ + 1, std::vector<bool>(n_ + 1, false));
+    for (int i = 0; i < n_; ++i) {
+      members_[i].id = i + 1;
+      members_[i].transport = std::make_unique<NetTransport>(this);
+    }
+    clients_.resize(opt_.clients);
+  }
+
+  SimResult Run();
+  void Enqueue(raft::Message m);
+
+ private:
+  Member& M(raft::NodeId id) { return members_[id - 1]; }
+  void Trace(const std::string& s) {
+    if (opt_.trace) std::printf("[%6llu] %s\n", static_cast<unsigned long long>(now_), s.c_str());
+  }
+  void Fail(const std::string& what) { throw SimViolation(what); }
+
+  void Start(Member& m);
+  void Crash(Member& m, const char* why);
+  void StepOnce(bool faults);
+  void Faults();
+  void Deliver();
+  void PumpAll();
+  void Clients();
+  void Timeouts();
+  bool Converged(std::string* why);
+  void FinalChecks();
+
+  // Checkers.
+  void ObserveRole(Member& m);
+  void OnEntryApplied(Member& m, const raft::Entry& e);
+  void OnDurable(Member& m, const node::PersistRequest& r);
+
+  // Client completions.
+  void OnCommandApplied(Member& m, uint64_t op_id, bool cas_ok);
+  void OnReadReady(Member& m, uint64_t read_id);
+  void OnReadFailed(uint64_t read_id);
+  void FinishOp(Client& c) { c.busy = false; }
+
+  SimOptions opt_;
+  FaultProfile profile_;
+  Random rng_;
+  int n_;
+  uint64_t now_ = 0;
+  uint64_t logical_ = 0;
+  uint64_t seq_ = 0;
+  DiskFaults disk_faults_;
+  std::vector<Member> members_;
+  std::priority_queue<InFlight, std::vector<InFlight>, Later> net_;
+  std::vector<std::vector<bool>> blocked_;
+  uint64_t partition_until_ = 0;
+  bool settling_ = false;
+
+  std::vector<Client> clients_;
+  std::vector<Operation> history_;
+  std::vector<bool> discarded_;
+  std::map<uint64_t, size_t> pending_writes_;  // op id -> client
+  std::map<uint64_t, size_t> pending_reads_;   // op id -> client
+  std::map<std::string, std::string> last_written_;
+  uint64_t next_op_ = 1;
+
+  std::map<raft::Term, raft::NodeId> leaders_;
+  std::map<raft::Index, std::pair<raft::Term, uint64_t>> applied_;  // index -> (term, hash)
+  std::map<std::pair<raft::Index, raft::Term>, std::pair<uint64_t, raft::Term>> durable_;
+  SimResult result_;
+};
+
+void NetTransport::Send(raft::Message m) { world_->Enqueue(std::move(m)); }
+
+void World::Enqueue(raft::Message m) {
+  ++result_.messages;
+  if (rng_.Chance(settling_ ? 0 : profile_.drop)) return;
+  if (blocked_[m.from <= static_cast<raft::NodeId>(n_) ? m.from : 0][m.to]) return;
+  const int copies = rng_.Chance(settling_ ? 0 : profile_.duplicate) ? 2 : 1;
+  for (int i = 0; i < copies; ++i) {
+    net_.push(InFlight{now_ + rng_.Range(1, profile_.max_delay_ms), ++seq_, m});
+  }
+}
+
+void World::Start(Member& m) {
+  ++m.incarnation;
+  m.storage = std::make_unique<SimStorage>(
+      &m.disk, &disk_faults_, &rng_, &now_,
+      [this, &m](const node::PersistRequest& r) { OnDurable(m, r); });
+  result_.torn_writes_cut += m.storage->torn_records_cut();
+  AppHooks hooks;
+  hooks.on_entry_applied = [this, &m](const raft::Entry& e) { OnEntryApplied(m, e); };
+  hooks.on_command_applied = [this, &m](uint64_t id, bool ok) { OnCommandApplied(m, id, ok); };
+  hooks.on_read_ready = [this, &m](uint64_t id) { OnReadReady(m, id); };
+  hooks.on_read_failed = [this](uint64_t id) { OnReadFailed(id); };
+  hooks.on_soft_state = [this, &m](const raft::SoftState&) { ObserveRole(m); };
+  m.app = std::make_unique<RegisterApp>(std::move(hooks));
+  raft::Config cfg;
+  cfg.id = m.id;
+  for (int i = 1; i <= n_; ++i) cfg.voters.push_back(i);
+  cfg.election_tick = 10;
+  cfg.heartbeat_tick = 1;
+  cfg.max_size_per_msg = 4096;
+  cfg.max_inflight_msgs = 16;
+  cfg.seed = MixSeed(opt_.seed, m.id * 1000 + m.incarnation);
+  cfg.testing_count_unpersisted_own_entries = opt_.bugs.commit_before_leader_fsync;
+  node::NodeOptions nopt;
+  nopt.snapshot_every = profile_.snapshot_every;
+  nopt.compaction_margin = 5;
+  auto node = node::RaftNode::Create(cfg, nopt, m.storage.get(), m.transport.get(), m.app.get());
+  CF_CHECK(node.ok()) << "restart of node " << m.id << " failed: " << node.status().ToString();
+  m.node = std::move(*node);
+  m.up = true;
+  Trace(absl::StrCat("start n", m.id, " incarnation ", m.incarnation, " last index ",
+                     m.storage->LastIndex()));
+}
+
+void World::Crash(Member& m, const char* why) {
+  ++result_.crashes;
+  Trace(absl::StrCat("crash n", m.id, " (", why, ")"));
+  m.disk.Crash(rng_, settling_ ? 0 : profile_.keep_unsynced);
+  m.node.reset();
+  m.app.reset();
+  m.storage.reset();
+  m.up = false;
+  m.restart_at = now_ + (settling_ ? 1 : rng_.Range(1, profile_.max_down_ms));
+  // Requests in flight at this member: writes may or may not have committed; reads are void.
+  for (size_t ci = 0; ci < clients_.size(); ++ci) {
+    Client& c = clients_[ci];
+    if (!c.busy || c.member != static_cast<size_t>(m.id - 1)) continue;
+    Operation& op = history_[c.op];
+    if (op.kind == OpKind::kGet) {
+      discarded_[c.op] = true;
+      pending_reads_.erase(op.id);
+    } else {
+      op.unknown = true;
+      pending_writes_.erase(op.id);
+      ++result_.unknown_writes;
+    }
+    FinishOp(c);
+  }
+}
+
+void World::ObserveRole(Member& m) {
+  const raft::Status st = m.node->status();
+  if (st.soft_state.role != raft::Role::kLeader) return;
+  auto [it, inserted] = leaders_.emplace(st.hard_state.term, m.id);
+  if (!inserted && it->second != m.id) {
+    Fail(absl::StrCat("election safety: n", it->second, " and n", m.id, " both lead term ",
+                      st.hard_state.term));
+  }
+  if (!inserted) return;
+  ++result_.elections;
+  Trace(absl::StrCat("n", m.id, " leads term ", st.hard_state.term));
+  // Leader completeness: the new leader holds every entry known committed.
+  for (const auto& [index, te] : applied_) {
+    auto term = m.node->TermAt(index);
+    if (!term.ok() || (*term == 0 && index < m.storage->FirstIndex())) continue;  // compacted
+    if (*term != te.first) {
+      Fail(absl::StrCat("leader completeness: n", m.id, " leads term ", st.hard_state.term,
+                        " but has term ", *term, " at committed index ", index, " (committed term ",
+                        te.first, ")"));
+    }
+  }
+}
+
+void World::OnEntryApplied(Member& m, const raft::Entry& e) {
+  const uint64_t h = Hash(e.data);
+  auto [it, inserted] = applied_.emplace(e.index, std::make_pair(e.term, h));
+  if (!inserted && (it->second.first != e.term || it->second.second != h)) {
+    Fail(absl::StrCat("state machine safety: n", m.id, " applied ", raft::Describe(e),
+                      " at index ", e.index, " where another member applied term ",
+                      it->second.first));
+  }
+  result_.max_commit = std::max<uint64_t>(result_.max_commit, e.index);
+}
+
+void World::OnDurable(Member& m, const node::PersistRequest& r) {
+  if (r.snapshot) ++result_.snapshots_installed;
+  // Log matching, incrementally: (index, term) determines the entry and its predecessor's term.
+  for (const raft::Entry& e : r.entries) {
+    if (e.index < m.storage->FirstIndex()) continue;
+    raft::Term prev = UINT64_MAX;
+    if (e.index > 1) {
+      auto t = m.storage->TermAt(e.index - 1);
+      if (t.ok()) prev = *t;
+    }
+    auto [it, inserted] =
+        durable_.emplace(std::make_pair(e.index, e.term), std::make_pair(Hash(e.data), prev));
+    if (inserted) continue;
+    if (it->second.first != Hash(e.data)) {
+      Fail(absl::StrCat("log matching: two different entries at index ", e.index, " term ",
+                        e.term, " (n", m.id, ")"));
+    }
+    if (prev != UINT64_MAX && it->second.second != UINT64_MAX && prev != it->second.second) {
+      Fail(absl::StrCat("log matching: entry ", e.index, "/", e.term, " follows term ", prev,
+                        " on n", m.id, " but term ", it->second.second, " elsewhere"));
+    }
+  }
+}
+
+void World::OnCommandApplied(Member& m, uint64_t op_id, bool cas_ok) {
+  auto it = pending_writes_.find(op_id);
+  if (it == pending_writes_.end()) return;
+  Client& c = clients_[it->second];
+  if (c.member != static_cast<size_t>(m.id - 1)) return;  // another member's client waits
+  Operation& op = history_[c.op];
+  op.ret = ++logical_;
+  op.cas_ok = cas_ok;
+  ++result_.acked_writes;
+  pending_writes_.erase(it);
+  FinishOp(c);
+}
+
+void World::OnReadReady(Member& m, uint64_t read_id) {
+  auto it = pending_reads_.find(read_id);
+  if (it == pending_reads_.end()) return;
+  Client& c = clients_[it->second];
+  Operation& op = history_[c.op];
+  op.output = m.app->Get(op.key);
+  op.ret = ++logical_;
+  ++result_.reads;
+  pending_reads_.erase(it);
+  FinishOp(c);
+}
+
+void World::OnReadFailed(uint64_t read_id) {
+  auto it = pending_reads_.find(read_id);
+  if (it == pending_reads_.end()) return;
+  Client& c = clients_[it->second];
+  discarded_[c.op] = true;
+  ++result_.failed_ops;
+  pending_reads_.erase(it);
+  FinishOp(c);
+}
+
+void World::Faults() {
+  for (Member& m : members_) {
+    if (!m.up && now_ >= m.restart_at) Start(m);
+  }
+  if (settling_) return;
+  if (rng_.Chance(profile_.crash_rate)) {
+    Member& m = members_[rng_.Uniform(n_)];
+    if (m.up) Crash(m, "power loss");
+  }
+  if (partition_until_ != 0 && now_ >= partition_until_) {
+    for (auto& row : blocked_) std::fill(row.begin(), row.end(), false);
+    partition_until_ = 0;
+    Trace("partition healed");
+  }
+  if (partition_until_ == 0 && rng_.Chance(profile_.partition_rate)) {
+    partition_until_ = now_ + rng_.Range(50, profile_.partition_ms);
+    const uint64_t kind = rng_.Uniform(3);
+    std::string desc;
+    if (kind == 0) {  // symmetric split into two random sides
+      std::vector<int> side(n_ + 1);
+      for (int i = 1; i <= n_; ++i) side[i] = static_cast<int>(rng_.Uniform(2));
+      for (int a = 1; a <= n_; ++a) {
+        for (int b = 1; b <= n_; ++b) blocked_[a][b] = side[a] != side[b];
+      }
+      desc = "symmetric split";
+    } else if (kind == 1) {  // isolate one member
+      const int x = static_cast<int>(rng_.Range(1, n_));
+      for (int b = 1; b <= n_; ++b) blocked_[x][b] = blocked_[b][x] = b != x;
+      desc = absl::StrCat("isolate n", x);
+    } else {  // one-way: some links lose messages in one direction only
+      for (int a = 1; a <= n_; ++a) {
+        for (int b = 1; b <= n_; ++b) blocked_[a][b] = a != b && rng_.Chance(0.3);
+      }
+      desc = "one-way links";
+    }
+    Trace("partition: " + desc);
+  }
+  if (rng_.Chance(profile_.transfer_rate)) {
+    for (Member& m : members_) {
+      if (m.up && m.node->status().soft_state.role == raft::Role::kLeader) {
+        const raft::NodeId target = rng_.Range(1, n_);
+        Trace(absl::StrCat("transfer leadership n", m.id, " -> n", target));
+        m.node->TransferLeader(target);
+        break;
+      }
+    }
+  }
+}
+
+void World::Deliver() {
+  while (!net_.empty() && net_.top().at <= now_) {
+    raft::Message msg = net_.top().msg;
+    net_.pop();
+    if (msg.to == 0 || msg.to > static_cast<raft::NodeId>(n_)) continue;
+    if (msg.from >= 1 && msg.from <= static_cast<raft::NodeId>(n_) && blocked_[msg.from][msg.to]) {
+      continue;
+    }
+    Member& m = M(msg.to);
+    if (!m.up) continue;
+    (void)m.node->Step(std::move(msg));
+    ObserveRole(m);
+  }
+}
+
+void World::PumpAll() {
+  for (Member& m : members_) {
+    if (!m.up) continue;
+    for (int i = 0; i < 10000 && m.node->PumpOnce(); ++i) {
+    }
+    if (m.node->stopped()) {
+      ++result_.fsync_failures;
+      Crash(m, "fsync failed");
+    }
+  }
+}
+
+void World::Clients() {
+  if (settling_) return;
+  for (size_t ci = 0; ci < clients_.size(); ++ci) {
+    Client& c = clients_[ci];
+    if (c.busy || !rng_.Chance(0.3)) continue;
+    Operation op;
+    op.id = next_op_++;
+    op.client = static_cast<int>(ci);
+    op.key = absl::StrCat("k", rng_.Uniform(opt_.registers));
+    const uint64_t r = rng_.Uniform(10);
+    op.kind = r < 4 ? OpKind::kPut : (r < 8 ? OpKind::kGet : OpKind::kCas);
+    // Prefer the member that last led; sometimes any member (a follower forwards).
+    size_t target = rng_.Uniform(n_);
+    if (rng_.Chance(0.6)) {
+      for (Member& m : members_) {
+        if (m.up && m.node->status().soft_state.lead != raft::kNoNode) {
+          target = m.node->status().soft_state.lead - 1;
+          break;
+        }
+      }
+    }
+    Member& m = members_[target];
+    if (!m.up) continue;  // connection refused: nothing happened
+    op.call = ++logical_;
+    if (op.kind == OpKind::kGet) {
+      if (opt_.bugs.read_without_read_index) {
+        op.output = m.app->Get(op.key);
+        op.ret = ++logical_;
+        ++result_.reads;
+        history_.push_back(op);
+        discarded_.push_back(false);
+        continue;
+      }
+      history_.push_back(op);
+      discarded_.push_back(false);
+      c = Client{true, history_.size() - 1, target, now_ + kClientTimeoutMs};
+      pending_reads_[op.id] = ci;
+      m.node->Read(op.id);
+      continue;
+    }
+    Command cmd;
+    cmd.op_id = op.id;
+    cmd.key = op.key;
+    op.value = absl::StrCat("c", ci, "v", op.id);
+    cmd.value = op.value;
+    if (op.kind == OpKind::kCas) {
+      cmd.kind = 'C';
+      op.expected = last_written_[op.key];
+      cmd.expected = op.expected;
+    }
+    if (!m.node->Propose(EncodeCommand(cmd)).ok()) {
+      ++result_.failed_ops;  // refused before replication: certainly no effect
+      continue;
+    }
+    last_written_[op.key] = op.value;
+    history_.push_back(op);
+    discarded_.push_back(false);
+    c = Client{true, history_.size() - 1, target, now_ + kClientTimeoutMs};
+    pending_writes_[op.id] = ci;
+  }
+}
+
+void World::Timeouts() {
+  for (Client& c : clients_) {
+    if (!c.busy || now_ < c.deadline) continue;
+    Operation& op = history_[c.op];
+    if (op.kind == OpKind::kGet) {
+      discarded_[c.op] = true;
+      pending_reads_.erase(op.id);
+    } else {
+      op.unknown = true;
+      pending_writes_.erase(op.id);
+      ++result_.unknown_writes;
+    }
+    FinishOp(c);
+  }
+}
+
+void World::StepOnce(bool faults) {
+  ++now_;
+  Faults();
+  Deliver();
+  for (Member& m : members_) {
+    if (m.up && (now_ + m.id) % kTickMs == 0) {
+      m.node->Tick();
+      ObserveRole(m);
+    }
+  }
+  Clients();
+  PumpAll();
+  Timeouts();
+}
+
+bool World::Converged(std::string* why) {
+  raft::NodeId lead = raft::kNoNode;
+  for (Member& m : members_) {
+    if (!m.up) {
+      *why = absl::StrCat("n", m.id, " is down");
+      return false;
+    }
+    const raft::Status st = m.node->status();
+    if (st.soft_state.role == raft::Role::kLeader) lead = m.id;
+  }
+  if (lead == raft::kNoNode) {
+    *why = "no leader";
+    return false;
+  }
+  const raft::Status ls = M(lead).node->status();
+  for (Member& m : members_) {
+    const raft::Status st = m.node->status();
+    if (st.soft_state.lead != lead || m.node->applied() != ls.last_index ||
+        m.node->writes_in_flight() != 0 || st.hard_state.commit != ls.last_index) {
+      *why = absl::StrCat("n", m.id, " lead=", st.soft_state.lead, " applied=", m.node->applied(),
+                          " commit=", st.hard_state.commit, " leader n", lead, " last=",
+                          ls.last_index);
+      return false;
+    }
+  }
+  return true;
+}
+
+void World::FinalChecks() {
+  // Log matching over whole logs: after convergence every pair agrees on their overlap.
+  for (int a = 0; a < n_; ++a) {
+    for (int b = a + 1; b < n_; ++b) {
+      SimStorage& x = *members_[a].storage;
+      SimStorage& y = *members_[b].storage;
+      const raft::Index lo = std::max(x.FirstIndex(), y.FirstIndex());
+      const raft::Index hi = std::min(x.LastIndex(), y.LastIndex());
+      if (lo > hi) continue;
+      auto ex = x.Entries(lo, hi + 1, raft::kNoLimit);
+      auto ey = y.Entries(lo, hi + 1, raft::kNoLimit);
+      CF_CHECK(ex.ok() && ey.ok()) << "final log read failed";
+      if (*ex != *ey) Fail(absl::StrCat("log matching: n", a + 1, " and n", b + 1, " differ"));
+    }
+  }
+  // Replicas end byte-identical.
+  const std::string reference = members_[0].app->TakeSnapshot();
+  for (int i = 1; i < n_; ++i) {
+    if (members_[i].app->TakeSnapshot() != reference) {
+      Fail(absl::StrCat("replicas differ: n1 and n", i + 1));
+    }
+  }
+  // Durability: every acknowledged write is applied everywhere.
+  for (size_t i = 0; i < history_.size(); ++i) {
+    const Operation& op = history_[i];
+    if (discarded_[i] || op.unknown || op.kind == OpKind::kGet) continue;
+    for (Member& m : members_) {
+      if (!m.app->HasApplied(op.id)) {
+        Fail(absl::StrCat("durability: acknowledged ", DescribeOperation(op), " missing on n",
+                          m.id));
+      }
+    }
+  }
+  std::vector<Operation> kept;
+  for (size_t i = 0; i < history_.size(); ++i) {
+    if (!discarded_[i]) kept.push_back(history_[i]);
+  }
+  const LinearizabilityReport lin = CheckLinearizable(kept);
+  if (lin.result == LinearizabilityResult::kViolation) {
+    Fail(absl::StrCat("linearizability: register ", lin.key, " history has no linearization:\n",
+                      lin.explanation));
+  }
+  result_.linearizability_inconclusive = lin.result == LinearizabilityResult::kInconclusive;
+}
+
+SimResult World::Run() {
+  try {
+    for (Member& m : members_) Start(m);
+    while (now_ < opt_.duration_ms) StepOnce(true);
+    // Settle: heal everything, stop the load, and wait for every member to converge.
+    settling_ = true;
+    for (auto& row : blocked_) std::fill(row.begin(), row.end(), false);
+    disk_faults_.fsync_failure = 0;
+    const uint64_t settle_end = now_ + opt_.settle_ms;
+    std::string why;
+    bool converged = false;
+    while (now_ < settle_end) {
+      StepOnce(false);
+      if (now_ % kTickMs == 0 && Converged(&why)) {
+        converged = true;
+        break;
+      }
+    }
+    for (Client& c : clients_) {
+      if (c.busy) {
+        c.deadline = 0;
+      }
+    }
+    Timeouts();
+    if (!converged) Fail("liveness: no convergence after settling: " + why);
+    FinalChecks();
+  } catch (const SimViolation& v) {
+    result_.ok = false;
+    result_.failure = v.what();
+  }
+  return result_;
+}
+
+}  // namespace
+
+SimResult RunSimulation(const SimOptions& options) {
+  FatalHandler previous = SetFatalHandler(&ThrowViolation);
+  SimResult result;
+  {
+    World world(options);
+    result = world.Run();
+  }
+  SetFatalHandler(previous);
+  return result;
+}
+
+}  // namespace chainfire::sim

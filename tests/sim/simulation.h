@@ -1,0 +1,77 @@
+// The deterministic simulation: N RaftNodes on one thread with a seeded fake clock, network
+// and disks, a client workload on a few registers, and checkers after every step.
+//
+// One seed drives every choice. Run(seed, profile) replays exactly: the same seed and profile
+// give the same run, message for message.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace chainfire::sim {
+
+// How hostile the environment is. See docs/testing.md for the profiles.
+struct FaultProfile {
+  std::string name;
+  int nodes = 3;                   // 0: 3 or 5 chosen by the seed
+  uint64_t max_delay_ms = 5;       // network delay drawn from [1, max_delay_ms] (reorders)
+  double drop = 0;                 // chance a message is lost
+  double duplicate = 0;            // chance a message is delivered twice
+  double partition_rate = 0;       // per ms: chance to start a partition
+  uint64_t partition_ms = 300;     // longest partition
+  double crash_rate = 0;           // per ms: chance to crash a running member
+  uint64_t max_down_ms = 300;      // longest time a crashed member stays down
+  uint64_t disk_max_latency_ms = 3;
+  double fsync_failure = 0;        // chance one fsync fails (the member stops)
+  double keep_unsynced = 0.5;      // at a crash, chance a prefix of unsynced bytes survives
+  double transfer_rate = 0;        // per ms: chance the leader is asked to transfer leadership
+  uint64_t snapshot_every = 40;    // applied entries between snapshots
+};
+
+// Test-only bugs, each of which a checker must catch.
+struct BugSwitches {
+  bool vote_not_persisted = false;          // the disk drops the vote from the hard state
+  bool commit_before_leader_fsync = false;  // the leader counts unsynced own entries
+  bool read_without_read_index = false;     // reads served from local state at once
+};
+
+struct SimOptions {
+  uint64_t seed = 1;
+  FaultProfile profile;
+  BugSwitches bugs;
+  uint64_t duration_ms = 3000;     // time with faults and client load
+  uint64_t settle_ms = 6000;       // afterwards: no faults, until every member converges
+  int clients = 4;
+  int registers = 3;
+  bool trace = false;              // print every event (for replaying one seed)
+};
+
+struct SimResult {
+  bool ok = true;
+  std::string failure;  // what a checker found (first violation)
+  // Statistics.
+  uint64_t acked_writes = 0;
+  uint64_t unknown_writes = 0;
+  uint64_t reads = 0;
+  uint64_t failed_ops = 0;
+  uint64_t elections = 0;
+  uint64_t crashes = 0;
+  uint64_t torn_writes_cut = 0;
+  uint64_t fsync_failures = 0;
+  uint64_t snapshots_installed = 0;
+  uint64_t messages = 0;
+  uint64_t max_commit = 0;
+  bool linearizability_inconclusive = false;
+};
+
+// The named profiles: calm, lossy, partition, crash, chaos.
+const std::vector<FaultProfile>& Profiles();
+// The profile by name; aborts on an unknown name.
+const FaultProfile& ProfileByName(const std::string& name);
+// The profile a seed uses when none is named (spreads seeds over all profiles).
+const FaultProfile& ProfileForSeed(uint64_t seed);
+
+SimResult RunSimulation(const SimOptions& options);
+
+}  // namespace chainfire::sim
