@@ -64,7 +64,11 @@ std::string Describe(const Message& m) {
   std::string out = absl::StrCat(m.from, "->", m.to, " ", MessageTypeName(m.type),
                                  " Term:", m.term, " Log:", m.log_term, "/", m.index);
   if (m.commit != 0) absl::StrAppend(&out, " Commit:", m.commit);
-  if (m.reject) absl::StrAppend(&out, " Rejected (Hint: ", m.reject_hint, ")");
+  if (m.reject && m.type == MessageType::kAppResp) {
+    absl::StrAppend(&out, " Rejected (Hint: ", m.reject_hint, ")");
+  } else if (m.reject) {
+    absl::StrAppend(&out, " Rejected");
+  }
   if (!m.context.empty()) absl::StrAppend(&out, " Context:", m.context);
   if (!m.entries.empty()) {
     absl::StrAppend(&out, " Entries:[");

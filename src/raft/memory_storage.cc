@@ -21,7 +21,7 @@ absl::Status SnapshotTemporarilyUnavailableError() {
   return absl::UnavailableError(kSnapshotUnavailableMsg);
 }
 bool IsCompacted(const absl::Status& s) { return s.code() == absl::StatusCode::kOutOfRange; }
-bool IsUnavailable(const absl::Status& s) { return s.code() == absl::StatusCode::kNotFound; }
+bool IsEntryUnavailable(const absl::Status& s) { return s.code() == absl::StatusCode::kNotFound; }
 bool IsSnapshotTemporarilyUnavailable(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable;
 }

@@ -123,6 +123,7 @@ void Raft::BecomeLeader() {
   // Only durable entries count toward commit: the unstable tail is credited by OnPersisted.
   self.match = config_.testing_count_unpersisted_own_entries ? log_.LastIndex()
                                                              : log_.PersistedLastIndex();
+  self.next = self.match + 1;
   self.recent_active = true;
   // The no-op entry of this term, through which entries of earlier terms commit.
   AppendEntries({std::string()});

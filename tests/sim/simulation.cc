@@ -67,6 +67,30 @@ const std::vector<FaultProfile>& Profiles() {
     chaos.transfer_rate = 0.001;
     chaos.snapshot_every = 25;
     p.push_back(chaos);
+
+    FaultProfile leader_crash;  // power loss of the leader mid-write, slow and uneven disks
+    leader_crash.name = "leader-crash";
+    leader_crash.nodes = 0;
+    leader_crash.max_delay_ms = 6;
+    leader_crash.drop = 0.02;
+    leader_crash.crash_rate = 0.008;
+    leader_crash.crash_leader = 0.8;
+    leader_crash.max_down_ms = 60;
+    leader_crash.disk_max_latency_ms = 40;
+    leader_crash.keep_unsynced = 0.1;
+    p.push_back(leader_crash);
+
+    FaultProfile storm;  // overlapping elections: slow, duplicating network; brief crashes
+    storm.name = "election-storm";
+    storm.nodes = 0;
+    storm.max_delay_ms = 40;
+    storm.duplicate = 0.2;
+    storm.drop = 0.05;
+    storm.crash_rate = 0.01;
+    storm.crash_leader = 0.3;
+    storm.max_down_ms = 20;
+    storm.disk_max_latency_ms = 10;
+    p.push_back(storm);
     return p;
   }();
   return profiles;
@@ -385,8 +409,13 @@ void World::Faults() {
   }
   if (settling_) return;
   if (rng_.Chance(profile_.crash_rate)) {
-    Member& m = members_[rng_.Uniform(n_)];
-    if (m.up) Crash(m, "power loss");
+    Member* victim = &members_[rng_.Uniform(n_)];
+    if (rng_.Chance(profile_.crash_leader)) {
+      for (Member& m : members_) {
+        if (m.up && m.node->status().soft_state.role == raft::Role::kLeader) victim = &m;
+      }
+    }
+    if (victim->up) Crash(*victim, "power loss");
   }
   if (partition_until_ != 0 && now_ >= partition_until_) {
     for (auto& row : blocked_) std::fill(row.begin(), row.end(), false);

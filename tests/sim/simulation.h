@@ -22,6 +22,7 @@ struct FaultProfile {
   uint64_t partition_ms = 300;     // longest partition
   double crash_rate = 0;           // per ms: chance to crash a running member
   uint64_t max_down_ms = 300;      // longest time a crashed member stays down
+  double crash_leader = 0;         // chance a crash picks the leader rather than any member
   uint64_t disk_max_latency_ms = 3;
   double fsync_failure = 0;        // chance one fsync fails (the member stops)
   double keep_unsynced = 0.5;      // at a crash, chance a prefix of unsynced bytes survives
@@ -65,7 +66,7 @@ struct SimResult {
   bool linearizability_inconclusive = false;
 };
 
-// The named profiles: calm, lossy, partition, crash, chaos.
+// The named profiles: calm, lossy, partition, crash, chaos, leader-crash.
 const std::vector<FaultProfile>& Profiles();
 // The profile by name; aborts on an unknown name.
 const FaultProfile& ProfileByName(const std::string& name);

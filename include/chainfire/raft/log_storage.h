@@ -21,7 +21,7 @@ absl::Status CompactedError(Index index);
 absl::Status UnavailableError(Index index);
 absl::Status SnapshotTemporarilyUnavailableError();
 bool IsCompacted(const absl::Status& status);
-bool IsUnavailable(const absl::Status& status);
+bool IsEntryUnavailable(const absl::Status& status);
 bool IsSnapshotTemporarilyUnavailable(const absl::Status& status);
 
 inline constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
