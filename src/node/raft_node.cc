@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
@@ -26,6 +27,7 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const raft::Config& c
   if (!raw.ok()) return raw.status();
   auto node = std::unique_ptr<RaftNode>(
       new RaftNode(std::move(*raw), options, storage, transport, app, cfg.applied));
+  node->read_nonce_ = cfg.seed;
   node->last_snapshot_ = snapshot->meta.index;
   return node;
 }
@@ -93,7 +95,7 @@ bool RaftNode::PumpOnce() {
   if (!unbatched_reads_.empty()) {
     worked = true;
     const uint64_t batch_id = next_batch_++;
-    absl::Status s = raw_->ReadIndex(absl::StrCat(batch_id));
+    absl::Status s = raw_->ReadIndex(absl::StrCat(read_nonce_, ":", batch_id));
     if (!s.ok()) {
       for (uint64_t id : unbatched_reads_) app_->OnReadFailed(id);
     } else {
@@ -142,8 +144,14 @@ void RaftNode::Finish(raft::Ready& rd) {
     applied_ = e.index;
   }
   for (const raft::ReadState& rs : rd.read_states) {
+    // Answers addressed to an earlier incarnation of this node carry another nonce: a stale
+    // index must never complete a new read.
+    const std::string prefix = absl::StrCat(read_nonce_, ":");
     uint64_t batch_id = 0;
-    if (!absl::SimpleAtoi(rs.context, &batch_id)) continue;
+    if (!absl::StartsWith(rs.context, prefix) ||
+        !absl::SimpleAtoi(rs.context.substr(prefix.size()), &batch_id)) {
+      continue;
+    }
     auto it = read_batches_.find(batch_id);
     if (it == read_batches_.end()) continue;  // already failed
     it->second.index = rs.index;

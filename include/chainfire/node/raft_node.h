@@ -151,6 +151,10 @@ class RaftNode {
 
   std::vector<uint64_t> unbatched_reads_;
   uint64_t next_batch_ = 1;
+  // Distinguishes this incarnation's read contexts from a previous one's (answers to reads of
+  // a crashed incarnation can arrive after a restart). Taken from raft::Config::seed, which
+  // must therefore differ per start.
+  uint64_t read_nonce_ = 0;
   std::map<uint64_t, ReadBatch> read_batches_;
 };
 
