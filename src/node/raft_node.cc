@@ -13,8 +13,7 @@ namespace chainfire::node {
 absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const raft::Config& config,
                                                            const NodeOptions& options,
                                                            NodeStorage* storage,
-                                                           Transport* transport,
-                                                           Application* app) {
+                                                           Transport* transport, Application* app) {
   raft::Config cfg = config;
   // An application without durable state restarts from the latest snapshot.
   auto snapshot = storage->GetSnapshot();
@@ -138,8 +137,7 @@ void RaftNode::Finish(raft::Ready& rd) {
   }
   for (const raft::Entry& e : rd.committed_entries) {
     if (e.index <= applied_) continue;  // already covered by a snapshot
-    CF_CHECK(e.index == applied_ + 1) << "apply gap: applied " << applied_ << ", next "
-                                      << e.index;
+    CF_CHECK(e.index == applied_ + 1) << "apply gap: applied " << applied_ << ", next " << e.index;
     app_->Apply(e);
     applied_ = e.index;
   }

@@ -61,8 +61,8 @@ std::string Describe(const HardState& hs) {
 }
 
 std::string Describe(const Message& m) {
-  std::string out = absl::StrCat(m.from, "->", m.to, " ", MessageTypeName(m.type),
-                                 " Term:", m.term, " Log:", m.log_term, "/", m.index);
+  std::string out = absl::StrCat(m.from, "->", m.to, " ", MessageTypeName(m.type), " Term:", m.term,
+                                 " Log:", m.log_term, "/", m.index);
   if (m.commit != 0) absl::StrAppend(&out, " Commit:", m.commit);
   if (m.reject && m.type == MessageType::kAppResp) {
     absl::StrAppend(&out, " Rejected (Hint: ", m.reject_hint, ")");

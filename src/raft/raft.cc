@@ -121,8 +121,8 @@ void Raft::BecomeLeader() {
   Progress& self = prs_.at(id_);
   self.BecomeReplicate();
   // Only durable entries count toward commit: the unstable tail is credited by OnPersisted.
-  self.match = config_.testing_count_unpersisted_own_entries ? log_.LastIndex()
-                                                             : log_.PersistedLastIndex();
+  self.match =
+      config_.testing_count_unpersisted_own_entries ? log_.LastIndex() : log_.PersistedLastIndex();
   self.next = self.match + 1;
   self.recent_active = true;
   // The no-op entry of this term, through which entries of earlier terms commit.
@@ -355,8 +355,8 @@ absl::Status Raft::Step(Message m) {
   } else if (m.term > term_) {
     if (m.type == MessageType::kVote || m.type == MessageType::kPreVote) {
       const bool force = m.context == kTransferContext;
-      const bool in_lease = config_.check_quorum && lead_ != kNoNode &&
-                            election_elapsed_ < config_.election_tick;
+      const bool in_lease =
+          config_.check_quorum && lead_ != kNoNode && election_elapsed_ < config_.election_tick;
       if (!force && in_lease) return absl::OkStatus();  // a live leader exists: ignore
     }
     if (m.type == MessageType::kPreVote) {
@@ -706,9 +706,8 @@ void Raft::ReleaseReadsWaitingForCommit() {
 }
 
 void Raft::AckReadRound(NodeId from, const std::string& context) {
-  auto it = std::find_if(read_rounds_.begin(), read_rounds_.end(), [&](const ReadRound& r) {
-    return absl::StrCat("r", r.id) == context;
-  });
+  auto it = std::find_if(read_rounds_.begin(), read_rounds_.end(),
+                         [&](const ReadRound& r) { return absl::StrCat("r", r.id) == context; });
   if (it == read_rounds_.end()) return;
   it->acks[from] = true;
   if (it->acks.size() < Quorum()) return;

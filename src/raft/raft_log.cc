@@ -83,8 +83,8 @@ std::optional<Index> RaftLog::MaybeAppend(Index index, Term log_term, Index comm
   const Index last_new = index + entries.size();
   const Index conflict = FindConflict(entries);
   if (conflict != 0) {
-    CF_CHECK(conflict > committed_) << "entry " << conflict << " conflicts with committed entry "
-                                    << committed_;
+    CF_CHECK(conflict > committed_)
+        << "entry " << conflict << " conflicts with committed entry " << committed_;
     entries.erase(entries.begin(), entries.begin() + (conflict - (index + 1)));
     Append(std::move(entries));
   }
@@ -130,8 +130,7 @@ bool RaftLog::MaybeCommit(Index max_index, Term term) {
 
 void RaftLog::CommitTo(Index index) {
   if (index <= committed_) return;
-  CF_CHECK(index <= LastIndex()) << "commit " << index << " is beyond last index "
-                                 << LastIndex();
+  CF_CHECK(index <= LastIndex()) << "commit " << index << " is beyond last index " << LastIndex();
   committed_ = index;
 }
 

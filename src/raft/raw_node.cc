@@ -11,13 +11,12 @@ absl::StatusOr<std::unique_ptr<RawNode>> RawNode::Create(const Config& config,
   if (absl::Status s = config.Validate(); !s.ok()) return s;
   const HardState hs = storage->InitialHardState();
   if (hs.commit > storage->LastIndex()) {
-    return absl::DataLossError(absl::StrCat("hard state commit ", hs.commit,
-                                            " is beyond the last log index ",
-                                            storage->LastIndex()));
+    return absl::DataLossError(absl::StrCat(
+        "hard state commit ", hs.commit, " is beyond the last log index ", storage->LastIndex()));
   }
   if (config.applied > hs.commit && config.applied > storage->FirstIndex() - 1) {
-    return absl::DataLossError(absl::StrCat("applied index ", config.applied,
-                                            " is beyond the commit index ", hs.commit));
+    return absl::DataLossError(
+        absl::StrCat("applied index ", config.applied, " is beyond the commit index ", hs.commit));
   }
   auto node = std::unique_ptr<RawNode>(new RawNode(std::make_unique<Raft>(config, storage)));
   return node;

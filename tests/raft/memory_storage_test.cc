@@ -1,5 +1,5 @@
-#include "gtest/gtest.h"
 #include "chainfire/raft/log_storage.h"
+#include "gtest/gtest.h"
 
 namespace chainfire::raft {
 namespace {

@@ -1,8 +1,8 @@
 // Focused tests of RawNode's contract; the protocol paths are covered by the golden tests.
 #include <memory>
 
-#include "gtest/gtest.h"
 #include "chainfire/raft/raw_node.h"
+#include "gtest/gtest.h"
 
 namespace chainfire::raft {
 namespace {

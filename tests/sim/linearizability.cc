@@ -164,8 +164,7 @@ std::string DescribeOperation(const Operation& op) {
   return out;
 }
 
-LinearizabilityReport CheckLinearizable(const std::vector<Operation>& history,
-                                        uint64_t max_steps) {
+LinearizabilityReport CheckLinearizable(const std::vector<Operation>& history, uint64_t max_steps) {
   std::map<std::string, std::vector<Operation>> by_key;
   for (const Operation& op : history) {
     if (op.unknown && op.kind == OpKind::kGet) continue;  // a read without a result: no effect
@@ -177,7 +176,8 @@ LinearizabilityReport CheckLinearizable(const std::vector<Operation>& history,
     if (r == LinearizabilityResult::kViolation) {
       report.result = r;
       report.key = key;
-      for (const Operation& op : ops) absl::StrAppend(&report.explanation, DescribeOperation(op), "\n");
+      for (const Operation& op : ops)
+        absl::StrAppend(&report.explanation, DescribeOperation(op), "\n");
       return report;
     }
     if (r == LinearizabilityResult::kInconclusive) {

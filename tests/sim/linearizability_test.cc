@@ -1,6 +1,7 @@
 // The linearizability checker on recorded histories with known answers.
-#include "gtest/gtest.h"
 #include "linearizability.h"
+
+#include "gtest/gtest.h"
 
 namespace chainfire::sim {
 namespace {
@@ -45,8 +46,8 @@ TEST(Linearizability, ConcurrentWritesEitherOrder) {
   // Two overlapping puts; reads after both may see either, but both reads must agree.
   EXPECT_EQ(CheckLinearizable({Put(1, "a", 1, 4), Put(2, "b", 2, 3), Get(3, "a", 5, 6)}).result,
             LinearizabilityResult::kOk);
-  EXPECT_EQ(CheckLinearizable({Put(1, "a", 1, 4), Put(2, "b", 2, 3), Get(3, "a", 5, 6),
-                               Get(4, "b", 7, 8)})
+  EXPECT_EQ(CheckLinearizable(
+                {Put(1, "a", 1, 4), Put(2, "b", 2, 3), Get(3, "a", 5, 6), Get(4, "b", 7, 8)})
                 .result,
             LinearizabilityResult::kViolation);
 }
@@ -65,9 +66,9 @@ TEST(Linearizability, UnknownWriteMayTakeEffectLateOrNever) {
                 .result,
             LinearizabilityResult::kOk);
   // ...or never.
-  EXPECT_EQ(CheckLinearizable({Put(1, "a", 1, 2), Unknown(Put(2, "b", 3, 0)), Get(3, "a", 9, 10)})
-                .result,
-            LinearizabilityResult::kOk);
+  EXPECT_EQ(
+      CheckLinearizable({Put(1, "a", 1, 2), Unknown(Put(2, "b", 3, 0)), Get(3, "a", 9, 10)}).result,
+      LinearizabilityResult::kOk);
   // But it cannot take effect before it was called.
   EXPECT_EQ(CheckLinearizable({Get(1, "b", 1, 2), Unknown(Put(2, "b", 3, 0))}).result,
             LinearizabilityResult::kViolation);

@@ -133,8 +133,8 @@ void SimDisk::Crash(Random& rng, double keep_unsynced) {
   unsynced.clear();
 }
 
-SimStorage::SimStorage(SimDisk* disk, const DiskFaults* faults, Random* rng,
-                       const uint64_t* now_ms, DurableHook on_durable)
+SimStorage::SimStorage(SimDisk* disk, const DiskFaults* faults, Random* rng, const uint64_t* now_ms,
+                       DurableHook on_durable)
     : disk_(disk), faults_(faults), rng_(rng), now_ms_(now_ms), on_durable_(std::move(on_durable)) {
   CF_CHECK(disk_->unsynced.empty()) << "storage opened on a disk with unsynced bytes";
   size_t valid = 0;

@@ -22,8 +22,8 @@ namespace chainfire::sim {
 struct DiskFaults {
   uint64_t min_latency_ms = 1;
   uint64_t max_latency_ms = 3;
-  double fsync_failure = 0;   // chance that one fsync fails
-  double keep_unsynced = 0.5; // at a crash, chance that some unsynced bytes survive
+  double fsync_failure = 0;    // chance that one fsync fails
+  double keep_unsynced = 0.5;  // at a crash, chance that some unsynced bytes survive
   // TEST ONLY bug switch: the vote is not written with the hard state.
   bool testing_drop_vote = false;
 };

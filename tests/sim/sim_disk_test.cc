@@ -1,13 +1,15 @@
 // The fake disk: record format, torn tails, and what survives a crash.
-#include "gtest/gtest.h"
 #include "sim_disk.h"
+
+#include "gtest/gtest.h"
 
 namespace chainfire::sim {
 namespace {
 
 node::PersistRequest Write(raft::Index first, raft::Index last, raft::Term term) {
   node::PersistRequest r;
-  for (raft::Index i = first; i <= last; ++i) r.entries.push_back({term, i, "v" + std::to_string(i)});
+  for (raft::Index i = first; i <= last; ++i)
+    r.entries.push_back({term, i, "v" + std::to_string(i)});
   r.hard_state = raft::HardState{term, 1, 0};
   return r;
 }

@@ -78,14 +78,13 @@ int main(int argc, char** argv) {
     o.bugs = bugs;
     o.trace = trace;
     const SimResult r = RunSimulation(o);
-    std::printf("seed=%llu profile=%s: %s (acked writes %llu, reads %llu, elections %llu, "
-                "crashes %llu, max commit %llu)\n",
-                static_cast<unsigned long long>(seed), o.profile.name.c_str(),
-                r.ok ? "ok" : r.failure.c_str(), static_cast<unsigned long long>(r.acked_writes),
-                static_cast<unsigned long long>(r.reads),
-                static_cast<unsigned long long>(r.elections),
-                static_cast<unsigned long long>(r.crashes),
-                static_cast<unsigned long long>(r.max_commit));
+    std::printf(
+        "seed=%llu profile=%s: %s (acked writes %llu, reads %llu, elections %llu, "
+        "crashes %llu, max commit %llu)\n",
+        static_cast<unsigned long long>(seed), o.profile.name.c_str(),
+        r.ok ? "ok" : r.failure.c_str(), static_cast<unsigned long long>(r.acked_writes),
+        static_cast<unsigned long long>(r.reads), static_cast<unsigned long long>(r.elections),
+        static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.max_commit));
     return r.ok ? 0 : 1;
   }
   if (seeds == 0) return Usage();

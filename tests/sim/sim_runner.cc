@@ -49,16 +49,16 @@ SweepResult Sweep(const SweepOptions& o) {
       std::printf("%s%s=%llu", first ? "" : " ", name.c_str(), static_cast<unsigned long long>(n));
       first = false;
     }
-    std::printf("): %zu failed; %llu acked writes, %llu linearizable reads, %llu elections, "
-                "%llu crashes, %llu torn tails cut, %llu fsync failures, %llu snapshots "
-                "installed, %llu histories too large to check\n",
-                r.failures.size(), static_cast<unsigned long long>(r.acked_writes),
-                static_cast<unsigned long long>(r.reads),
-                static_cast<unsigned long long>(r.elections),
-                static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.torn),
-                static_cast<unsigned long long>(r.fsync_failures),
-                static_cast<unsigned long long>(r.snapshots),
-                static_cast<unsigned long long>(r.inconclusive));
+    std::printf(
+        "): %zu failed; %llu acked writes, %llu linearizable reads, %llu elections, "
+        "%llu crashes, %llu torn tails cut, %llu fsync failures, %llu snapshots "
+        "installed, %llu histories too large to check\n",
+        r.failures.size(), static_cast<unsigned long long>(r.acked_writes),
+        static_cast<unsigned long long>(r.reads), static_cast<unsigned long long>(r.elections),
+        static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.torn),
+        static_cast<unsigned long long>(r.fsync_failures),
+        static_cast<unsigned long long>(r.snapshots),
+        static_cast<unsigned long long>(r.inconclusive));
   }
   return r;
 }

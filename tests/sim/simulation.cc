@@ -253,9 +253,9 @@ void World::Enqueue(raft::Message m) {
 
 void World::Start(Member& m) {
   ++m.incarnation;
-  m.storage = std::make_unique<SimStorage>(
-      &m.disk, &disk_faults_, &rng_, &now_,
-      [this, &m](const node::PersistRequest& r) { OnDurable(m, r); });
+  m.storage =
+      std::make_unique<SimStorage>(&m.disk, &disk_faults_, &rng_, &now_,
+                                   [this, &m](const node::PersistRequest& r) { OnDurable(m, r); });
   result_.torn_writes_cut += m.storage->torn_records_cut();
   AppHooks hooks;
   hooks.on_entry_applied = [this, &m](const raft::Entry& e) { OnEntryApplied(m, e); };
@@ -337,9 +337,8 @@ void World::OnEntryApplied(Member& m, const raft::Entry& e) {
   const uint64_t h = Hash(e.data);
   auto [it, inserted] = applied_.emplace(e.index, std::make_pair(e.term, h));
   if (!inserted && (it->second.first != e.term || it->second.second != h)) {
-    Fail(absl::StrCat("state machine safety: n", m.id, " applied ", raft::Describe(e),
-                      " at index ", e.index, " where another member applied term ",
-                      it->second.first));
+    Fail(absl::StrCat("state machine safety: n", m.id, " applied ", raft::Describe(e), " at index ",
+                      e.index, " where another member applied term ", it->second.first));
   }
   result_.max_commit = std::max<uint64_t>(result_.max_commit, e.index);
 }
@@ -358,8 +357,8 @@ void World::OnDurable(Member& m, const node::PersistRequest& r) {
         durable_.emplace(std::make_pair(e.index, e.term), std::make_pair(Hash(e.data), prev));
     if (inserted) continue;
     if (it->second.first != Hash(e.data)) {
-      Fail(absl::StrCat("log matching: two different entries at index ", e.index, " term ",
-                        e.term, " (n", m.id, ")"));
+      Fail(absl::StrCat("log matching: two different entries at index ", e.index, " term ", e.term,
+                        " (n", m.id, ")"));
     }
     if (prev != UINT64_MAX && it->second.second != UINT64_MAX && prev != it->second.second) {
       Fail(absl::StrCat("log matching: entry ", e.index, "/", e.term, " follows term ", prev,
@@ -597,8 +596,8 @@ bool World::Converged(std::string* why) {
     if (st.soft_state.lead != lead || m.node->applied() != ls.last_index ||
         m.node->writes_in_flight() != 0 || st.hard_state.commit != ls.last_index) {
       *why = absl::StrCat("n", m.id, " lead=", st.soft_state.lead, " applied=", m.node->applied(),
-                          " commit=", st.hard_state.commit, " leader n", lead, " last=",
-                          ls.last_index);
+                          " commit=", st.hard_state.commit, " leader n", lead,
+                          " last=", ls.last_index);
       return false;
     }
   }

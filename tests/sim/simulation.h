@@ -14,20 +14,20 @@ namespace chainfire::sim {
 // How hostile the environment is. See docs/testing.md for the profiles.
 struct FaultProfile {
   std::string name;
-  int nodes = 3;                   // 0: 3 or 5 chosen by the seed
-  uint64_t max_delay_ms = 5;       // network delay drawn from [1, max_delay_ms] (reorders)
-  double drop = 0;                 // chance a message is lost
-  double duplicate = 0;            // chance a message is delivered twice
-  double partition_rate = 0;       // per ms: chance to start a partition
-  uint64_t partition_ms = 300;     // longest partition
-  double crash_rate = 0;           // per ms: chance to crash a running member
-  uint64_t max_down_ms = 300;      // longest time a crashed member stays down
-  double crash_leader = 0;         // chance a crash picks the leader rather than any member
+  int nodes = 3;                // 0: 3 or 5 chosen by the seed
+  uint64_t max_delay_ms = 5;    // network delay drawn from [1, max_delay_ms] (reorders)
+  double drop = 0;              // chance a message is lost
+  double duplicate = 0;         // chance a message is delivered twice
+  double partition_rate = 0;    // per ms: chance to start a partition
+  uint64_t partition_ms = 300;  // longest partition
+  double crash_rate = 0;        // per ms: chance to crash a running member
+  uint64_t max_down_ms = 300;   // longest time a crashed member stays down
+  double crash_leader = 0;      // chance a crash picks the leader rather than any member
   uint64_t disk_max_latency_ms = 3;
-  double fsync_failure = 0;        // chance one fsync fails (the member stops)
-  double keep_unsynced = 0.5;      // at a crash, chance a prefix of unsynced bytes survives
-  double transfer_rate = 0;        // per ms: chance the leader is asked to transfer leadership
-  uint64_t snapshot_every = 40;    // applied entries between snapshots
+  double fsync_failure = 0;      // chance one fsync fails (the member stops)
+  double keep_unsynced = 0.5;    // at a crash, chance a prefix of unsynced bytes survives
+  double transfer_rate = 0;      // per ms: chance the leader is asked to transfer leadership
+  uint64_t snapshot_every = 40;  // applied entries between snapshots
 };
 
 // Test-only bugs, each of which a checker must catch.
@@ -41,11 +41,11 @@ struct SimOptions {
   uint64_t seed = 1;
   FaultProfile profile;
   BugSwitches bugs;
-  uint64_t duration_ms = 3000;     // time with faults and client load
-  uint64_t settle_ms = 6000;       // afterwards: no faults, until every member converges
+  uint64_t duration_ms = 3000;  // time with faults and client load
+  uint64_t settle_ms = 6000;    // afterwards: no faults, until every member converges
   int clients = 4;
   int registers = 3;
-  bool trace = false;              // print every event (for replaying one seed)
+  bool trace = false;  // print every event (for replaying one seed)
 };
 
 struct SimResult {

@@ -35,7 +35,7 @@ class CheckFailure {
 
 }  // namespace chainfire
 
-#define CF_CHECK(cond)                                                     \
-  if (__builtin_expect(static_cast<bool>(cond), 1)) {                      \
-  } else                                                                   \
+#define CF_CHECK(cond)                                \
+  if (__builtin_expect(static_cast<bool>(cond), 1)) { \
+  } else                                              \
     ::chainfire::internal::CheckFailure(__FILE__, __LINE__, #cond).stream()

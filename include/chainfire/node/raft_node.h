@@ -91,8 +91,7 @@ class RaftNode {
   static absl::StatusOr<std::unique_ptr<RaftNode>> Create(const raft::Config& config,
                                                           const NodeOptions& options,
                                                           NodeStorage* storage,
-                                                          Transport* transport,
-                                                          Application* app);
+                                                          Transport* transport, Application* app);
 
   void Tick();
   void Campaign() { raw_->Campaign(); }

@@ -55,8 +55,7 @@ class MemoryStorage : public LogStorage {
   MemoryStorage();
 
   HardState InitialHardState() const override { return hard_state_; }
-  absl::StatusOr<std::vector<Entry>> Entries(Index lo, Index hi,
-                                             uint64_t max_bytes) const override;
+  absl::StatusOr<std::vector<Entry>> Entries(Index lo, Index hi, uint64_t max_bytes) const override;
   absl::StatusOr<Term> TermAt(Index index) const override;
   Index FirstIndex() const override;
   Index LastIndex() const override;
