@@ -126,7 +126,12 @@ std::vector<node::PersistRequest> DecodeRecords(const std::string& bytes, size_t
   return out;
 }
 
-void SimDisk::Crash(Random& rng, double keep_unsynced) {
+void SimDisk::Crash(Random& rng, double keep_unsynced, bool fsync_lies) {
+  if (fsync_lies && before_last_sync < synced.size()) {
+    synced.resize(before_last_sync);
+    unsynced.clear();
+    return;
+  }
   if (!unsynced.empty() && rng.Chance(keep_unsynced)) {
     synced += unsynced.substr(0, rng.Range(1, unsynced.size()));
   }
@@ -179,6 +184,7 @@ absl::StatusOr<size_t> SimStorage::PollCompletedWrites() {
     }
     // fsync: every byte written so far up to this write's end becomes durable.
     const size_t end = w.end_offset;
+    disk_->before_last_sync = disk_->synced.size();
     disk_->synced += disk_->unsynced.substr(0, end);
     disk_->unsynced.erase(0, end);
     for (PendingWrite& later : pending_) later.end_offset -= end;
@@ -208,6 +214,7 @@ absl::Status SimStorage::SaveSnapshotAndCompact(raft::Index index, std::string d
     base.entries = *view_.Entries(view_.FirstIndex(), view_.LastIndex() + 1, raft::kNoLimit);
   }
   disk_->synced = EncodeRecord(base);
+  disk_->before_last_sync = disk_->synced.size();
   return absl::OkStatus();
 }
 

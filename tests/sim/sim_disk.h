@@ -26,6 +26,9 @@ struct DiskFaults {
   double keep_unsynced = 0.5;  // at a crash, chance that some unsynced bytes survive
   // TEST ONLY bug switch: the vote is not written with the hard state.
   bool testing_drop_vote = false;
+  // TEST ONLY bug switch: fsync returns before the data is durable; a crash loses the last
+  // synced write as well.
+  bool testing_fsync_lies = false;
 };
 
 class SimDisk {
@@ -35,8 +38,12 @@ class SimDisk {
   // Bytes written but not yet synced, in order.
   std::string unsynced;
 
+  // Where `synced` ended before the latest fsync (what a lying fsync really made durable).
+  size_t before_last_sync = 0;
+
   // Power loss: unsynced bytes are lost, except a random prefix (possibly tearing a record).
-  void Crash(Random& rng, double keep_unsynced);
+  // With `fsync_lies`, the bytes of the latest fsync are lost too.
+  void Crash(Random& rng, double keep_unsynced, bool fsync_lies = false);
 };
 
 // A NodeStorage over a SimDisk. The LogStorage view is exactly the durable state.

@@ -30,7 +30,7 @@ int Usage() {
   std::fprintf(stderr,
                "usage: chainfire-sim --seed=N [--profile=calm|lossy|partition|crash|chaos] "
                "[--trace] [--bug=vote-not-persisted|commit-before-leader-fsync|"
-               "read-without-read-index]\n"
+               "read-without-read-index|fsync-lies]\n"
                "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--bug=B]\n");
   return 2;
 }
@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
         bugs.commit_before_leader_fsync = true;
       } else if (v == "read-without-read-index") {
         bugs.read_without_read_index = true;
+      } else if (v == "fsync-lies") {
+        bugs.fsync_lies = true;
       } else {
         return Usage();
       }

@@ -11,6 +11,7 @@ std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSw
   if (bugs.vote_not_persisted) cmd += " --bug=vote-not-persisted";
   if (bugs.commit_before_leader_fsync) cmd += " --bug=commit-before-leader-fsync";
   if (bugs.read_without_read_index) cmd += " --bug=read-without-read-index";
+  if (bugs.fsync_lies) cmd += " --bug=fsync-lies";
   return cmd + " --trace";
 }
 

@@ -14,6 +14,7 @@
 #include "chainfire/node/raft_node.h"
 #include "linearizability.h"
 #include "register_app.h"
+#include "safety_checker.h"
 #include "sim_disk.h"
 
 namespace chainfire::sim {
@@ -111,12 +112,6 @@ struct SimViolation : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 [[noreturn]] void ThrowViolation(const std::string& what) { throw SimViolation(what); }
-
-uint64_t Hash(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
 
 constexpr uint64_t kTickMs = 10;
 constexpr uint64_t kClientTimeoutMs = 1000;
@@ -233,9 +228,7 @@ class World {
   std::map<std::string, std::string> last_written_;
   uint64_t next_op_ = 1;
 
-  std::map<raft::Term, raft::NodeId> leaders_;
-  std::map<raft::Index, std::pair<raft::Term, uint64_t>> applied_;  // index -> (term, hash)
-  std::map<std::pair<raft::Index, raft::Term>, std::pair<uint64_t, raft::Term>> durable_;
+  SafetyChecker checker_;
   SimResult result_;
 };
 
@@ -287,7 +280,7 @@ void World::Start(Member& m) {
 void World::Crash(Member& m, const char* why) {
   ++result_.crashes;
   Trace(absl::StrCat("crash n", m.id, " (", why, ")"));
-  m.disk.Crash(rng_, settling_ ? 0 : profile_.keep_unsynced);
+  m.disk.Crash(rng_, settling_ ? 0 : profile_.keep_unsynced, opt_.bugs.fsync_lies);
   m.node.reset();
   m.app.reset();
   m.storage.reset();
@@ -313,57 +306,35 @@ void World::Crash(Member& m, const char* why) {
 void World::ObserveRole(Member& m) {
   const raft::Status st = m.node->status();
   if (st.soft_state.role != raft::Role::kLeader) return;
-  auto [it, inserted] = leaders_.emplace(st.hard_state.term, m.id);
-  if (!inserted && it->second != m.id) {
-    Fail(absl::StrCat("election safety: n", it->second, " and n", m.id, " both lead term ",
-                      st.hard_state.term));
-  }
-  if (!inserted) return;
+  SafetyChecker::LogView log;
+  log.term_at = [&m](raft::Index i) { return m.node->TermAt(i); };
+  log.first_index = m.storage->FirstIndex();
+  bool new_leader = false;
+  const std::string v = checker_.OnLeader(st.hard_state.term, m.id, log, &new_leader);
+  if (!v.empty()) Fail(v);
+  if (!new_leader) return;
   ++result_.elections;
   Trace(absl::StrCat("n", m.id, " leads term ", st.hard_state.term));
-  // Leader completeness: the new leader holds every entry known committed.
-  for (const auto& [index, te] : applied_) {
-    auto term = m.node->TermAt(index);
-    if (!term.ok() || (*term == 0 && index < m.storage->FirstIndex())) continue;  // compacted
-    if (*term != te.first) {
-      Fail(absl::StrCat("leader completeness: n", m.id, " leads term ", st.hard_state.term,
-                        " but has term ", *term, " at committed index ", index, " (committed term ",
-                        te.first, ")"));
-    }
-  }
 }
 
 void World::OnEntryApplied(Member& m, const raft::Entry& e) {
-  const uint64_t h = Hash(e.data);
-  auto [it, inserted] = applied_.emplace(e.index, std::make_pair(e.term, h));
-  if (!inserted && (it->second.first != e.term || it->second.second != h)) {
-    Fail(absl::StrCat("state machine safety: n", m.id, " applied ", raft::Describe(e), " at index ",
-                      e.index, " where another member applied term ", it->second.first));
-  }
+  const std::string v = checker_.OnApplied(m.id, e);
+  if (!v.empty()) Fail(v);
   result_.max_commit = std::max<uint64_t>(result_.max_commit, e.index);
 }
 
 void World::OnDurable(Member& m, const node::PersistRequest& r) {
   if (r.snapshot) ++result_.snapshots_installed;
-  // Log matching, incrementally: (index, term) determines the entry and its predecessor's term.
   for (const raft::Entry& e : r.entries) {
     if (e.index < m.storage->FirstIndex()) continue;
-    raft::Term prev = UINT64_MAX;
-    if (e.index > 1) {
-      auto t = m.storage->TermAt(e.index - 1);
-      if (t.ok()) prev = *t;
+    std::optional<raft::Term> prev;
+    if (e.index == 1) {
+      prev = 0;
+    } else if (auto t = m.storage->TermAt(e.index - 1); t.ok()) {
+      prev = *t;
     }
-    auto [it, inserted] =
-        durable_.emplace(std::make_pair(e.index, e.term), std::make_pair(Hash(e.data), prev));
-    if (inserted) continue;
-    if (it->second.first != Hash(e.data)) {
-      Fail(absl::StrCat("log matching: two different entries at index ", e.index, " term ", e.term,
-                        " (n", m.id, ")"));
-    }
-    if (prev != UINT64_MAX && it->second.second != UINT64_MAX && prev != it->second.second) {
-      Fail(absl::StrCat("log matching: entry ", e.index, "/", e.term, " follows term ", prev,
-                        " on n", m.id, " but term ", it->second.second, " elsewhere"));
-    }
+    const std::string v = checker_.OnDurable(m.id, e, prev);
+    if (!v.empty()) Fail(v);
   }
 }
 
@@ -627,16 +598,14 @@ void World::FinalChecks() {
     }
   }
   // Durability: every acknowledged write is applied everywhere.
+  std::vector<uint64_t> acknowledged;
   for (size_t i = 0; i < history_.size(); ++i) {
     const Operation& op = history_[i];
-    if (discarded_[i] || op.unknown || op.kind == OpKind::kGet) continue;
-    for (Member& m : members_) {
-      if (!m.app->HasApplied(op.id)) {
-        Fail(absl::StrCat("durability: acknowledged ", DescribeOperation(op), " missing on n",
-                          m.id));
-      }
-    }
+    if (!discarded_[i] && !op.unknown && op.kind != OpKind::kGet) acknowledged.push_back(op.id);
   }
+  const std::string lost = CheckDurability(
+      acknowledged, n_, [this](int m, uint64_t op) { return members_[m - 1].app->HasApplied(op); });
+  if (!lost.empty()) Fail(lost);
   std::vector<Operation> kept;
   for (size_t i = 0; i < history_.size(); ++i) {
     if (!discarded_[i]) kept.push_back(history_[i]);

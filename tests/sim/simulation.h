@@ -35,6 +35,7 @@ struct BugSwitches {
   bool vote_not_persisted = false;          // the disk drops the vote from the hard state
   bool commit_before_leader_fsync = false;  // the leader counts unsynced own entries
   bool read_without_read_index = false;     // reads served from local state at once
+  bool fsync_lies = false;                  // a crash also loses the last "synced" write
 };
 
 struct SimOptions {
