@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j2 --timeout 900
+# ctest keeps passing tests' output to itself: show the simulation's seed count and profile mix.
+grep -hE "^(simulated|bug hunt)" build/Testing/Temporary/LastTest.log || true
