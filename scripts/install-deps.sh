@@ -5,7 +5,9 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkgconf ccache git
-  libabsl-dev libgtest-dev libgmock-dev
+  protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
+  librocksdb-dev libabsl-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev
+  etcd-client python3-etcd3 python3-pytest
 )
 
 missing=()

@@ -1,0 +1,63 @@
+// Engine: the one RocksDB instance of a member, with its column families.
+//
+// Column families (all share RocksDB's single WAL, which is never disabled):
+//   raft_log   index (8 bytes, big-endian) -> log entry record
+//   raft_state "hard_state", "snapshot", "identity" -> small records
+//   kv         MVCC versions of user keys (see mvcc/kv_store.h)
+//   kv_revs    revision -> user key, for watch catch-up and compaction
+//   meta       "format_version", "applied_index", "revision"
+// Recovery tolerates only a torn WAL tail (kTolerateCorruptedTailRecords) and verifies the WAL
+// files against the manifest; any other corruption makes Open fail.
+// Thread-safety: thread-safe (RocksDB is); the Engine must outlive its users.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "rocksdb/db.h"
+
+namespace chainfire::storage {
+
+enum class Column { kRaftLog = 0, kRaftState, kKv, kKvRevisions, kMeta };
+
+// The on-disk format this build reads and writes.
+inline constexpr int kFormatVersion = 1;
+
+class Engine {
+ public:
+  // Opens (creating if empty) the data dir `dir`. Refuses a data dir of another format version
+  // or with corruption beyond a torn WAL tail, with a message naming what is wrong.
+  static absl::StatusOr<std::unique_ptr<Engine>> Open(const std::string& dir);
+  ~Engine();
+
+  rocksdb::DB* db() const { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* cf(Column c) const { return handles_[static_cast<int>(c)]; }
+  const std::string& dir() const { return dir_; }
+  // True when Open created the data dir (first boot).
+  bool created() const { return created_; }
+
+  // Writes `batch`; with `sync`, returns only after the WAL is fsynced.
+  absl::Status Write(rocksdb::WriteBatch* batch, bool sync);
+  absl::StatusOr<std::string> Get(Column c, const std::string& key) const;  // NotFound if absent
+  // Bytes used on disk by the database files (SST and WAL).
+  int64_t DiskSize() const;
+
+ private:
+  Engine() = default;
+  std::string dir_;
+  bool created_ = false;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
+
+// Converts a RocksDB status to an absl::Status with the same meaning.
+absl::Status FromRocks(const rocksdb::Status& s, const std::string& context);
+
+// Big-endian fixed-width encodings: they sort bytewise in numeric order.
+void PutBigEndian64(std::string* out, uint64_t v);
+uint64_t GetBigEndian64(const char* p);
+std::string BigEndian64(uint64_t v);
+
+}  // namespace chainfire::storage

@@ -1,0 +1,76 @@
+// RaftLogStore: the durable Raft log and hard state of a member, on the Engine's raft_log and
+// raft_state column families. Implements node::NodeStorage.
+//
+// Writes are group-committed by one writer thread: every PersistRequest queued while the
+// previous fsync ran goes into the next single WriteBatch, written with sync. A write becomes
+// visible through LogStorage (LastIndex etc.) only after its fsync returned. A failed write is
+// reported by PollCompletedWrites and nothing later counts as durable.
+//
+// Record formats (documented in docs/architecture.md):
+//   raft_log:   key BE64(index); value: u8 version (1), BE64(term), data
+//   raft_state: "hard_state" -> BE64(term) BE64(vote) BE64(commit)
+//               "snapshot"   -> BE64(index) BE64(term) (the log's first index - 1)
+// Thread-safety: LogStorage methods and NodeStorage methods are called from the node's loop
+// thread; the writer thread is internal. `on_write_done` runs on the writer thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "chainfire/node/raft_node.h"
+#include "chainfire/storage/engine.h"
+
+namespace chainfire::storage {
+
+class RaftLogStore : public node::NodeStorage {
+ public:
+  // Loads the durable state and checks it (commit <= last index). `on_write_done` is called
+  // after each group of writes becomes durable (to wake the node's loop).
+  static absl::StatusOr<std::unique_ptr<RaftLogStore>> Open(Engine* engine,
+                                                            std::function<void()> on_write_done);
+  ~RaftLogStore() override;
+
+  raft::HardState InitialHardState() const override;
+  absl::StatusOr<std::vector<raft::Entry>> Entries(raft::Index lo, raft::Index hi,
+                                                   uint64_t max_bytes) const override;
+  absl::StatusOr<raft::Term> TermAt(raft::Index index) const override;
+  raft::Index FirstIndex() const override;
+  raft::Index LastIndex() const override;
+  absl::StatusOr<raft::Snapshot> GetSnapshot() const override;
+
+  void SubmitWrite(node::PersistRequest request) override;
+  absl::StatusOr<size_t> PollCompletedWrites() override;
+  absl::Status SaveSnapshotAndCompact(raft::Index index, std::string data,
+                                      raft::Index compact_to) override;
+
+  // Number of fsyncs performed and writes they covered (group-commit effectiveness).
+  uint64_t syncs() const;
+  uint64_t writes() const;
+
+ private:
+  explicit RaftLogStore(Engine* engine) : engine_(engine) {}
+  void WriterLoop();
+
+  Engine* engine_;
+  std::function<void()> on_write_done_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<node::PersistRequest> queue_;  // guarded by mu_
+  bool stopping_ = false;                   // guarded by mu_
+  size_t completed_ = 0;                    // guarded by mu_: writes durable, not yet polled
+  absl::Status failure_;                    // guarded by mu_
+  raft::HardState hard_state_;              // guarded by mu_: durable
+  raft::Index first_index_ = 1;             // guarded by mu_
+  raft::Index last_index_ = 0;              // guarded by mu_: durable
+  raft::SnapshotMeta snapshot_;             // guarded by mu_
+  uint64_t syncs_ = 0, writes_ = 0;         // guarded by mu_
+  raft::Index written_last_ = 0;            // writer thread only: last index written
+  std::thread writer_;
+};
+
+}  // namespace chainfire::storage

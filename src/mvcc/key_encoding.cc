@@ -1,0 +1,65 @@
+#include "chainfire/mvcc/key_encoding.h"
+
+#include "chainfire/storage/engine.h"
+
+namespace chainfire::mvcc {
+
+std::string KeyPrefix(std::string_view user_key) {
+  std::string out;
+  out.reserve(user_key.size() + 2);
+  for (char c : user_key) {
+    out.push_back(c);
+    if (c == '\0') out.push_back('\xff');
+  }
+  out.push_back('\0');
+  out.push_back('\x01');
+  return out;
+}
+
+std::string KeyPrefixEnd(std::string_view user_key) {
+  std::string out = KeyPrefix(user_key);
+  out.back() = '\x02';
+  return out;
+}
+
+std::string VersionKey(std::string_view user_key, Revision rev) {
+  std::string out = KeyPrefix(user_key);
+  storage::PutBigEndian64(&out, ~static_cast<uint64_t>(rev.main));
+  storage::PutBigEndian64(&out, ~static_cast<uint64_t>(rev.sub));
+  return out;
+}
+
+bool DecodeVersionKey(std::string_view encoded, std::string* user_key, Revision* rev) {
+  if (encoded.size() < 18) return false;
+  const std::string_view body = encoded.substr(0, encoded.size() - 16);
+  user_key->clear();
+  size_t i = 0;
+  for (; i < body.size(); ++i) {
+    if (body[i] != '\0') {
+      user_key->push_back(body[i]);
+      continue;
+    }
+    if (i + 1 >= body.size()) return false;
+    if (body[i + 1] == '\xff') {
+      user_key->push_back('\0');
+      ++i;
+    } else if (body[i + 1] == '\x01' && i + 2 == body.size()) {
+      break;
+    } else {
+      return false;
+    }
+  }
+  if (i + 2 != body.size()) return false;
+  rev->main = static_cast<int64_t>(~storage::GetBigEndian64(encoded.data() + body.size()));
+  rev->sub = static_cast<int64_t>(~storage::GetBigEndian64(encoded.data() + body.size() + 8));
+  return true;
+}
+
+std::string RevisionKey(Revision rev) {
+  std::string out;
+  storage::PutBigEndian64(&out, static_cast<uint64_t>(rev.main));
+  storage::PutBigEndian64(&out, static_cast<uint64_t>(rev.sub));
+  return out;
+}
+
+}  // namespace chainfire::mvcc
