@@ -9,24 +9,12 @@
 #include "chainfire/common/random.h"
 #include "chainfire/mvcc/key_encoding.h"
 #include "gtest/gtest.h"
+#include "temp_dir.h"
 
 namespace chainfire::mvcc {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("chainfire-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    std::filesystem::remove_all(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string path() const { return path_.string(); }
-
- private:
-  static inline int counter_ = 0;
-  std::filesystem::path path_;
-};
+using chainfire::testing::TempDir;
 
 TEST(KeyEncoding, RoundTripsAndSortsKeysWithAnyByte) {
   const std::vector<std::string> keys = {std::string(),
