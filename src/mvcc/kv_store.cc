@@ -133,6 +133,25 @@ void KvStore::Commit(rocksdb::WriteBatch* batch, uint64_t index, int64_t new_rev
   applied_.store(index, std::memory_order_release);
 }
 
+void KvStore::ApplyMemberAttributes(uint64_t index, uint64_t member_id,
+                                    const std::string& attributes) {
+  rocksdb::WriteBatch batch;
+  batch.Put(engine_->cf(Column::kMeta), "member/" + storage::BigEndian64(member_id), attributes);
+  Commit(&batch, index, revision());
+}
+
+std::map<uint64_t, std::string> KvStore::LoadMemberAttributes() const {
+  std::map<uint64_t, std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kMeta)));
+  const std::string prefix = "member/";
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != prefix.size() + 8) continue;
+    out[storage::GetBigEndian64(it->key().data() + prefix.size())] = it->value().ToString();
+  }
+  return out;
+}
+
 void KvStore::MarkApplied(uint64_t index) {
   rocksdb::WriteBatch batch;
   Commit(&batch, index, revision());

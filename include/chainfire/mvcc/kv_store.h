@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -43,6 +44,10 @@ class KvStore {
                                 etcdserverpb::DeleteRangeResponse* resp);
   // Records `index` as applied for an entry with no key-value effect.
   void MarkApplied(uint64_t index);
+  // Records a member's published attributes (opaque bytes) with entry `index` applied.
+  void ApplyMemberAttributes(uint64_t index, uint64_t member_id, const std::string& attributes);
+  // Every member's last published attributes.
+  std::map<uint64_t, std::string> LoadMemberAttributes() const;
 
   absl::Status Range(const etcdserverpb::RangeRequest& req,
                      etcdserverpb::RangeResponse* resp) const;

@@ -1,0 +1,160 @@
+// NodeHost: runs one member's RaftNode on its own thread against RocksDB (RaftLogStore,
+// KvStore) and the peer transport, and applies committed requests.
+//
+// Clients hand it proposals and linearizable reads from any thread; completions run on the
+// node thread and must not block (they finish a gRPC reactor). Requests carry an id unique
+// across restarts, so the member that proposed an entry completes its waiter when it applies
+// that entry, whichever member led.
+// Thread-safety: public methods are thread-safe unless noted.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "chainfire/internal.pb.h"
+#include "chainfire/mvcc/kv_store.h"
+#include "chainfire/node/raft_node.h"
+#include "chainfire/server/cluster_config.h"
+#include "chainfire/storage/raft_log_store.h"
+#include "chainfire/transport/peer_transport.h"
+
+namespace chainfire::server {
+
+// etcd's server errors (gRPC code and message, as clients match on them).
+absl::Status ErrNoLeader();
+absl::Status ErrLeaderChanged();
+absl::Status ErrTimeout();
+absl::Status ErrStopped();
+
+// The outcome of applying one write.
+struct WriteResult {
+  absl::Status status;
+  etcdserverpb::PutResponse put;
+  etcdserverpb::DeleteRangeResponse delete_range;
+};
+
+struct NodeHostOptions {
+  std::string name;
+  uint64_t member_id = 0;
+  ClusterSpec cluster;
+  std::vector<std::string> client_urls;  // advertised, published through the log
+  int heartbeat_ms = 100;
+  int election_ticks = 10;  // election timeout in heartbeats
+  int request_timeout_ms = 7000;
+};
+
+class NodeHost : private node::Application {
+ public:
+  using WriteDone = std::function<void(WriteResult)>;
+  using ReadDone = std::function<void(absl::Status)>;
+
+  // Opens the raft log and KV store on `engine` (which must outlive the host) and checks their
+  // consistency (applied <= commit).
+  static absl::StatusOr<std::unique_ptr<NodeHost>> Open(NodeHostOptions options,
+                                                        storage::Engine* engine);
+  ~NodeHost() override;
+
+  // Starts the node thread; `transport` must outlive the host.
+  void Start(transport::PeerTransport* transport);
+  // Fails pending requests, stops the thread. Idempotent.
+  void Stop();
+
+  // Messages from peers (the transport's delivery callback).
+  void Deliver(std::vector<raft::Message> messages);
+  // Proposes a write; `done` runs once, on the node thread (or at once on failure).
+  void Propose(internal::Request request, WriteDone done);
+  // Confirms leadership and waits until the local store has applied everything committed
+  // before the call; then `done(OK)` runs on the node thread and a local read is linearizable.
+  void LinearizableRead(ReadDone done);
+  // Asks the leader to hand leadership to `target`.
+  void TransferLeadership(uint64_t target);
+
+  mvcc::KvStore& kv() { return *kv_; }
+  uint64_t member_id() const { return options_.member_id; }
+  uint64_t cluster_id() const { return options_.cluster.cluster_id; }
+  uint64_t leader() const { return leader_.load(); }
+  uint64_t term() const { return term_.load(); }
+  uint64_t commit_index() const { return commit_.load(); }
+  uint64_t applied_index() const { return kv_->applied_index(); }
+  bool bootstrapped() const;
+  // The boot membership with each member's published client URLs.
+  std::vector<etcdserverpb::Member> Members() const;
+  void FillHeader(etcdserverpb::ResponseHeader* header) const;
+
+ private:
+  explicit NodeHost(NodeHostOptions options) : options_(std::move(options)) {}
+  void Loop();
+  void Wake();
+  void ExpireRequests();
+  void MaybePublish();
+
+  // node::Application (node thread).
+  void Apply(const raft::Entry& entry) override;
+  void RestoreSnapshot(const raft::Snapshot& snapshot) override;
+  std::string TakeSnapshot() override;
+  void OnReadReady(uint64_t read_id) override;
+  void OnReadFailed(uint64_t read_id) override;
+  void OnSoftStateChange(const raft::SoftState& state) override;
+
+  // The node is built before the transport exists; its messages go out through this shim,
+  // whose target is set by Start (before the node thread runs).
+  struct Outbound : node::Transport {
+    transport::PeerTransport* target = nullptr;
+    void Send(raft::Message m) override {
+      if (target) target->Send(std::move(m));
+    }
+  };
+
+  NodeHostOptions options_;
+  Outbound outbound_;
+  storage::Engine* engine_ = nullptr;
+  std::unique_ptr<storage::RaftLogStore> log_;
+  std::unique_ptr<mvcc::KvStore> kv_;
+  std::unique_ptr<node::RaftNode> node_;
+  transport::PeerTransport* transport_ = nullptr;
+  std::thread thread_;
+
+  struct PendingWrite {
+    uint64_t id;
+    std::string data;
+    WriteDone done;
+  };
+  struct Waiter {
+    WriteDone done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct ReadWaiter {
+    ReadDone done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;                             // guarded by mu_
+  bool wake_ = false;                                 // guarded by mu_
+  std::vector<raft::Message> inbox_;                  // guarded by mu_
+  std::vector<PendingWrite> proposals_;               // guarded by mu_
+  std::vector<std::pair<uint64_t, ReadDone>> reads_;  // guarded by mu_
+  std::vector<uint64_t> transfers_;                   // guarded by mu_
+  std::map<uint64_t, std::string> attributes_;        // guarded by mu_: member -> publish blob
+
+  // Node thread only.
+  std::map<uint64_t, Waiter> waiters_;
+  std::map<uint64_t, ReadWaiter> read_waiters_;
+  bool publish_pending_ = false;
+  bool published_ = false;
+  std::chrono::steady_clock::time_point next_publish_;
+
+  std::atomic<uint64_t> next_id_{0};
+  std::atomic<uint64_t> leader_{0};
+  std::atomic<uint64_t> term_{0};
+  std::atomic<uint64_t> commit_{0};
+};
+
+}  // namespace chainfire::server

@@ -1,0 +1,84 @@
+// The etcd v3 gRPC services ChainFire serves (callback API: no thread blocks per request).
+// KV: Range, Put, DeleteRange. Cluster: MemberList; member changes are refused (membership is
+// fixed at boot). Maintenance: Status. Every other RPC answers UNIMPLEMENTED until its issue.
+// Thread-safety: gRPC calls these from its threads; they only touch thread-safe state.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "chainfire/server/node_host.h"
+#include "etcd/rpc.grpc.pb.h"
+
+namespace chainfire::server {
+
+// The etcd API level reported by Status.version (clients parse it); ChainFire's own version
+// is printed by `chainfire --version`.
+inline constexpr char kEtcdApiVersion[] = "3.4.0";
+inline constexpr char kChainfireVersion[] = "0.1.0";
+
+// The error clients get for any membership change.
+absl::Status ErrMembershipFixed();
+
+// Converts our absl::Status (etcd's code and message) to a grpc::Status.
+grpc::Status ToGrpc(const absl::Status& s);
+
+class KvService : public etcdserverpb::KV::CallbackService {
+ public:
+  KvService(NodeHost* host, int64_t max_request_bytes)
+      : host_(host), max_request_bytes_(max_request_bytes) {}
+  grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx,
+                                  const etcdserverpb::RangeRequest* req,
+                                  etcdserverpb::RangeResponse* resp) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx,
+                                const etcdserverpb::PutRequest* req,
+                                etcdserverpb::PutResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* ctx,
+                                        const etcdserverpb::DeleteRangeRequest* req,
+                                        etcdserverpb::DeleteRangeResponse* resp) override;
+
+ private:
+  NodeHost* host_;
+  int64_t max_request_bytes_;
+};
+
+class ClusterService : public etcdserverpb::Cluster::CallbackService {
+ public:
+  explicit ClusterService(NodeHost* host) : host_(host) {}
+  grpc::ServerUnaryReactor* MemberList(grpc::CallbackServerContext* ctx,
+                                       const etcdserverpb::MemberListRequest* req,
+                                       etcdserverpb::MemberListResponse* resp) override;
+  grpc::ServerUnaryReactor* MemberAdd(grpc::CallbackServerContext* ctx,
+                                      const etcdserverpb::MemberAddRequest*,
+                                      etcdserverpb::MemberAddResponse*) override;
+  grpc::ServerUnaryReactor* MemberRemove(grpc::CallbackServerContext* ctx,
+                                         const etcdserverpb::MemberRemoveRequest*,
+                                         etcdserverpb::MemberRemoveResponse*) override;
+  grpc::ServerUnaryReactor* MemberUpdate(grpc::CallbackServerContext* ctx,
+                                         const etcdserverpb::MemberUpdateRequest*,
+                                         etcdserverpb::MemberUpdateResponse*) override;
+  grpc::ServerUnaryReactor* MemberPromote(grpc::CallbackServerContext* ctx,
+                                          const etcdserverpb::MemberPromoteRequest*,
+                                          etcdserverpb::MemberPromoteResponse*) override;
+
+ private:
+  NodeHost* host_;
+};
+
+class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
+ public:
+  MaintenanceService(NodeHost* host, storage::Engine* engine) : host_(host), engine_(engine) {}
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx,
+                                   const etcdserverpb::StatusRequest* req,
+                                   etcdserverpb::StatusResponse* resp) override;
+
+ private:
+  NodeHost* host_;
+  storage::Engine* engine_;
+};
+
+// Registered so that Watch and Lease answer UNIMPLEMENTED explicitly.
+class WatchService : public etcdserverpb::Watch::CallbackService {};
+class LeaseService : public etcdserverpb::Lease::CallbackService {};
+
+}  // namespace chainfire::server

@@ -1,0 +1,263 @@
+// chainfire: one member of a fixed-membership cluster serving the etcd v3 gRPC API.
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "chainfire/server/services.h"
+#include "grpcpp/grpcpp.h"
+#include "spdlog/spdlog.h"
+
+namespace cf = chainfire;
+using cf::server::ClusterSpec;
+
+namespace {
+
+struct Flags {
+  std::string name = "default";
+  std::string data_dir;
+  std::string listen_client_urls = "http://127.0.0.1:2379";
+  std::string advertise_client_urls;
+  std::string listen_peer_urls = "http://127.0.0.1:2380";
+  std::string initial_advertise_peer_urls = "http://127.0.0.1:2380";
+  std::string initial_cluster;
+  std::string initial_cluster_token = "etcd-cluster";
+  std::string initial_cluster_state = "new";
+  int heartbeat_interval = 100;
+  int election_timeout = 1000;
+  int64_t max_request_bytes = 1572864;
+  std::string log_level = "info";
+};
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "chainfire: %s\n", message.c_str());
+  std::exit(1);
+}
+
+template <typename T>
+T OrDie(absl::StatusOr<T> v) {
+  if (!v.ok()) Die(std::string(v.status().message()));
+  return std::move(*v);
+}
+
+void OrDie(const absl::Status& s) {
+  if (!s.ok()) Die(std::string(s.message()));
+}
+
+constexpr char kIdentityKey[] = "identity";
+
+// First boot records the membership; later boots must name the same one.
+void CheckIdentity(cf::storage::Engine* engine, const ClusterSpec& spec, uint64_t self) {
+  const std::string record =
+      absl::StrCat("member ", cf::server::HexId(self), " of ", spec.Describe());
+  auto stored = engine->Get(cf::storage::Column::kRaftState, kIdentityKey);
+  if (stored.ok()) {
+    if (*stored != record) {
+      Die(absl::StrCat(
+          "the data dir ", engine->dir(), " belongs to another membership.\n  data dir holds: ",
+          *stored, "\n  flags say:      ", record,
+          "\nMembership is fixed at boot. To change it, take a backup, start a new cluster with "
+          "the new --initial-cluster and an empty data dir, and restore the backup."));
+    }
+    return;
+  }
+  if (!absl::IsNotFound(stored.status())) Die(std::string(stored.status().message()));
+  rocksdb::WriteBatch batch;
+  batch.Put(engine->cf(cf::storage::Column::kRaftState), kIdentityKey, record);
+  OrDie(engine->Write(&batch, true));
+}
+
+sigset_t BlockShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block before any thread starts so every thread inherits the mask; main waits for them.
+  sigset_t signals = BlockShutdownSignals();
+
+  Flags f;
+  CLI::App app{"chainfire: a fixed-membership control-plane store serving the etcd v3 API"};
+  app.set_version_flag("--version", std::string("chainfire ") + cf::server::kChainfireVersion +
+                                        " (etcd API " + cf::server::kEtcdApiVersion + ")");
+  auto flag = [&](const std::string& name, auto& var, const std::string& help) {
+    std::string env = "CHAINFIRE_";
+    for (char c : name) env += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+    return app.add_option("--" + name, var, help)->envname(env)->capture_default_str();
+  };
+  flag("name", f.name, "Human-readable name of this member; must appear in --initial-cluster");
+  flag("data-dir", f.data_dir, "Path to the data directory (default: <name>.chainfire)");
+  flag("listen-client-urls", f.listen_client_urls, "URLs to listen on for client traffic");
+  flag("advertise-client-urls", f.advertise_client_urls,
+       "Client URLs to publish to the cluster (default: --listen-client-urls)");
+  flag("listen-peer-urls", f.listen_peer_urls, "URLs to listen on for peer traffic");
+  flag("initial-advertise-peer-urls", f.initial_advertise_peer_urls,
+       "This member's peer URLs as the others dial them; must match its --initial-cluster entry");
+  flag("initial-cluster", f.initial_cluster,
+       "The fixed membership: name=peer-url,... (default: <name>=<initial-advertise-peer-urls>)");
+  flag("initial-cluster-token", f.initial_cluster_token,
+       "Token that makes the cluster and member IDs unique");
+  flag("initial-cluster-state", f.initial_cluster_state,
+       "'new' to bootstrap; 'existing' to require an existing data dir")
+      ->check(CLI::IsMember({"new", "existing"}));
+  flag("heartbeat-interval", f.heartbeat_interval, "Time (in milliseconds) of a heartbeat")
+      ->check(CLI::Range(1, 60000));
+  flag("election-timeout", f.election_timeout, "Time (in milliseconds) for an election to time out")
+      ->check(CLI::Range(1, 600000));
+  flag("max-request-bytes", f.max_request_bytes, "Maximum client request size in bytes")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  flag("log-level", f.log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  spdlog::set_level(spdlog::level::from_str(f.log_level));
+
+  if (f.election_timeout < 5 * f.heartbeat_interval) {
+    Die(absl::StrCat("--election-timeout[", f.election_timeout,
+                     "ms] should be at least 5 times --heartbeat-interval[", f.heartbeat_interval,
+                     "ms]"));
+  }
+  if (f.data_dir.empty()) f.data_dir = f.name + ".chainfire";
+  if (f.advertise_client_urls.empty()) f.advertise_client_urls = f.listen_client_urls;
+  if (f.initial_cluster.empty()) f.initial_cluster = f.name + "=" + f.initial_advertise_peer_urls;
+  const auto listen_client =
+      OrDie(cf::server::ParseUrls(f.listen_client_urls, "--listen-client-urls"));
+  const auto advertise_client =
+      OrDie(cf::server::ParseUrls(f.advertise_client_urls, "--advertise-client-urls"));
+  const auto listen_peer = OrDie(cf::server::ParseUrls(f.listen_peer_urls, "--listen-peer-urls"));
+  const auto advertise_peer =
+      OrDie(cf::server::ParseUrls(f.initial_advertise_peer_urls, "--initial-advertise-peer-urls"));
+  const ClusterSpec spec =
+      OrDie(cf::server::ParseInitialCluster(f.initial_cluster, f.initial_cluster_token));
+  const cf::server::MemberSpec* self = spec.Find(f.name);
+  if (self == nullptr) {
+    Die(absl::StrCat("--name ", f.name, " does not appear in --initial-cluster ",
+                     f.initial_cluster));
+  }
+  for (const std::string& u : advertise_peer) {
+    if (std::find(self->peer_urls.begin(), self->peer_urls.end(), u) == self->peer_urls.end()) {
+      Die(absl::StrCat("--initial-advertise-peer-urls ", u, " is not listed for ", f.name,
+                       " in --initial-cluster"));
+    }
+  }
+
+  const bool fresh = !std::filesystem::exists(std::filesystem::path(f.data_dir) / "CURRENT");
+  if (fresh && f.initial_cluster_state == "existing") {
+    Die(absl::StrCat("--initial-cluster-state=existing but the data dir ", f.data_dir,
+                     " is empty; restore it from a backup (chainfire-backup, not available yet)"));
+  }
+  if (fresh) {
+    // A wiped member must not vote with a forgotten log: ask the others whether we joined.
+    for (const cf::server::MemberSpec& m : spec.members) {
+      if (m.id == self->id) continue;
+      auto probe = cf::transport::ProbePeer(cf::server::HostPort(m.peer_urls[0]), spec.cluster_id,
+                                            self->id, 1000);
+      if (probe.ok() && probe->bootstrapped()) {
+        Die(absl::StrCat("the data dir ", f.data_dir, " is empty, but member ", m.name,
+                         " reports that ", f.name, " already joined cluster ",
+                         cf::server::HexId(spec.cluster_id),
+                         ". A wiped member must not rejoin with --initial-cluster-state=new: its "
+                         "forgotten log and vote could lose committed writes. Restore its data "
+                         "dir from a backup instead."));
+      }
+    }
+  }
+
+  auto engine = OrDie(cf::storage::Engine::Open(f.data_dir));
+  CheckIdentity(engine.get(), spec, self->id);
+
+  cf::server::NodeHostOptions opts;
+  opts.name = f.name;
+  opts.member_id = self->id;
+  opts.cluster = spec;
+  opts.client_urls = advertise_client;
+  opts.heartbeat_ms = f.heartbeat_interval;
+  opts.election_ticks = std::max(2, f.election_timeout / f.heartbeat_interval);
+  auto host = OrDie(cf::server::NodeHost::Open(opts, engine.get()));
+
+  std::map<uint64_t, std::string> peers;
+  for (const cf::server::MemberSpec& m : spec.members)
+    peers[m.id] = cf::server::HostPort(m.peer_urls[0]);
+  cf::server::NodeHost* h = host.get();
+  cf::transport::PeerTransport transport(
+      spec.cluster_id, self->id, peers,
+      [h](std::vector<cf::raft::Message> m) { h->Deliver(std::move(m)); },
+      [h](const cf::peer::ProbeRequest& req) {
+        cf::peer::ProbeResponse resp;
+        resp.set_cluster_id(h->cluster_id());
+        resp.set_applied_index(h->applied_index());
+        if (req.cluster_id() == h->cluster_id()) {
+          for (const auto& m : h->Members()) {
+            if (m.id() == req.from() && !m.name().empty()) resp.set_bootstrapped(true);
+          }
+        }
+        return resp;
+      });
+
+  grpc::ServerBuilder peer_builder;
+  for (const std::string& u : listen_peer) {
+    peer_builder.AddListeningPort(cf::server::HostPort(u), grpc::InsecureServerCredentials());
+  }
+  peer_builder.SetMaxReceiveMessageSize(512 << 20);
+  peer_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  peer_builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  peer_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  peer_builder.RegisterService(transport.service());
+  std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
+  if (!peer_server) Die("cannot listen on --listen-peer-urls " + f.listen_peer_urls);
+
+  cf::server::KvService kv(host.get(), f.max_request_bytes);
+  cf::server::ClusterService cluster(host.get());
+  cf::server::MaintenanceService maintenance(host.get(), engine.get());
+  cf::server::WatchService watch;
+  cf::server::LeaseService lease;
+  grpc::ServerBuilder client_builder;
+  for (const std::string& u : listen_client) {
+    client_builder.AddListeningPort(cf::server::HostPort(u), grpc::InsecureServerCredentials());
+  }
+  // As etcd: the gRPC receive limit is the request limit plus 512 KiB of envelope.
+  client_builder.SetMaxReceiveMessageSize(static_cast<int>(f.max_request_bytes + 512 * 1024));
+  client_builder.SetMaxSendMessageSize(INT32_MAX);
+  // etcd clients ping idle connections (etcdctl every 10 s); gRPC's defaults would answer with
+  // GOAWAY too_many_pings.
+  client_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  client_builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  client_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  client_builder.RegisterService(&kv);
+  client_builder.RegisterService(&cluster);
+  client_builder.RegisterService(&maintenance);
+  client_builder.RegisterService(&watch);
+  client_builder.RegisterService(&lease);
+  std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
+  if (!client_server) Die("cannot listen on --listen-client-urls " + f.listen_client_urls);
+
+  host->Start(&transport);
+  spdlog::info("member {} ({}) of cluster {} serving clients on {} and peers on {}", f.name,
+               cf::server::HexId(self->id), cf::server::HexId(spec.cluster_id),
+               f.listen_client_urls, f.listen_peer_urls);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received signal {}, shutting down", sig);
+  // In-flight requests are answered (the node still runs) or cancelled at the deadline.
+  client_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  host->Stop();
+  transport.Stop();
+  peer_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  host.reset();
+  engine.reset();
+  spdlog::info("stopped");
+  return 0;
+}

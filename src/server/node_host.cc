@@ -1,0 +1,352 @@
+#include "chainfire/server/node_host.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "chainfire/common/check.h"
+#include "spdlog/spdlog.h"
+
+namespace chainfire::server {
+
+absl::Status ErrNoLeader() { return absl::UnavailableError("etcdserver: no leader"); }
+absl::Status ErrLeaderChanged() { return absl::UnavailableError("etcdserver: leader changed"); }
+absl::Status ErrTimeout() { return absl::UnavailableError("etcdserver: request timed out"); }
+absl::Status ErrStopped() { return absl::UnavailableError("etcdserver: server stopped"); }
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Open(NodeHostOptions options,
+                                                         storage::Engine* engine) {
+  auto host = std::unique_ptr<NodeHost>(new NodeHost(std::move(options)));
+  host->engine_ = engine;
+  NodeHost* h = host.get();
+  auto log = storage::RaftLogStore::Open(engine, [h] { h->Wake(); });
+  if (!log.ok()) return log.status();
+  host->log_ = std::move(*log);
+  auto kv = mvcc::KvStore::Open(engine);
+  if (!kv.ok()) return kv.status();
+  host->kv_ = std::move(*kv);
+  const raft::HardState hs = host->log_->InitialHardState();
+  if (host->kv_->applied_index() > hs.commit) {
+    return absl::DataLossError(absl::StrCat("applied index ", host->kv_->applied_index(),
+                                            " is beyond the commit index ", hs.commit,
+                                            "; refusing to start"));
+  }
+  for (auto& [id, blob] : host->kv_->LoadMemberAttributes()) host->attributes_[id] = blob;
+
+  raft::Config cfg;
+  cfg.id = host->options_.member_id;
+  for (const MemberSpec& m : host->options_.cluster.members) cfg.voters.push_back(m.id);
+  cfg.election_tick = host->options_.election_ticks;
+  cfg.heartbeat_tick = 1;
+  cfg.applied = host->kv_->applied_index();
+  cfg.max_size_per_msg = 4 << 20;
+  cfg.max_inflight_msgs = 256;
+  std::random_device rd;
+  cfg.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+             static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  host->next_id_ = cfg.seed << 20;  // request ids: unique across restarts
+  node::NodeOptions nopt;
+  nopt.snapshot_every = 0;  // raft snapshots arrive with issue 5
+  nopt.read_timeout_ticks = host->options_.election_ticks * 2;
+  auto node = node::RaftNode::Create(cfg, nopt, host->log_.get(), &host->outbound_, host.get());
+  if (!node.ok()) return node.status();
+  host->node_ = std::move(*node);
+  return host;
+}
+
+NodeHost::~NodeHost() { Stop(); }
+
+bool NodeHost::bootstrapped() const { return log_->LastIndex() > 0 || kv_->applied_index() > 0; }
+
+void NodeHost::Start(transport::PeerTransport* transport) {
+  transport_ = transport;
+  outbound_.target = transport;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void NodeHost::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void NodeHost::Wake() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    wake_ = true;
+  }
+  cv_.notify_one();
+}
+
+void NodeHost::Deliver(std::vector<raft::Message> messages) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    for (raft::Message& m : messages) inbox_.push_back(std::move(m));
+  }
+  cv_.notify_one();
+}
+
+void NodeHost::Propose(internal::Request request, WriteDone done) {
+  const uint64_t id = next_id_.fetch_add(1);
+  request.set_proposer(options_.member_id);
+  request.set_id(id);
+  std::string data = request.SerializeAsString();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) {
+      WriteResult r;
+      r.status = ErrStopped();
+      done(std::move(r));
+      return;
+    }
+    proposals_.push_back(PendingWrite{id, std::move(data), std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+void NodeHost::LinearizableRead(ReadDone done) {
+  const uint64_t id = next_id_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) {
+      done(ErrStopped());
+      return;
+    }
+    reads_.emplace_back(id, std::move(done));
+  }
+  cv_.notify_one();
+}
+
+void NodeHost::TransferLeadership(uint64_t target) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    transfers_.push_back(target);
+  }
+  cv_.notify_one();
+}
+
+void NodeHost::Loop() {
+  const auto tick = std::chrono::milliseconds(options_.heartbeat_ms);
+  auto next_tick = Clock::now() + tick;
+  for (;;) {
+    std::vector<raft::Message> inbox;
+    std::vector<PendingWrite> proposals;
+    std::vector<std::pair<uint64_t, ReadDone>> reads;
+    std::vector<uint64_t> transfers;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_until(l, next_tick, [&] {
+        return stopping_ || wake_ || !inbox_.empty() || !proposals_.empty() || !reads_.empty() ||
+               !transfers_.empty();
+      });
+      if (stopping_) break;
+      wake_ = false;
+      inbox.swap(inbox_);
+      proposals.swap(proposals_);
+      reads.swap(reads_);
+      transfers.swap(transfers_);
+    }
+    for (raft::Message& m : inbox) (void)node_->Step(std::move(m));
+    for (PendingWrite& p : proposals) {
+      absl::Status s = node_->Propose(std::move(p.data));
+      if (!s.ok()) {
+        WriteResult r;
+        r.status = ErrNoLeader();
+        p.done(std::move(r));
+        continue;
+      }
+      waiters_[p.id] = Waiter{
+          std::move(p.done), Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms)};
+    }
+    for (auto& [id, done] : reads) {
+      read_waiters_[id] = ReadWaiter{
+          std::move(done), Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms)};
+      node_->Read(id);
+    }
+    for (uint64_t target : transfers) node_->TransferLeader(target);
+    if (Clock::now() >= next_tick) {
+      node_->Tick();
+      next_tick += tick;
+      if (next_tick < Clock::now()) next_tick = Clock::now() + tick;
+      ExpireRequests();
+      MaybePublish();
+    }
+    for (int i = 0; i < 100000 && node_->PumpOnce(); ++i) {
+    }
+    if (node_->stopped()) {
+      // A failed fsync: never continue as if the write were durable.
+      Fatal(absl::StrCat("stopping: ", node_->stop_reason().ToString()));
+    }
+    const raft::Status st = node_->status();
+    term_ = st.hard_state.term;
+    commit_ = st.hard_state.commit;
+  }
+  // Fail whatever is still waiting.
+  for (auto& [id, w] : waiters_) {
+    WriteResult r;
+    r.status = ErrStopped();
+    w.done(std::move(r));
+  }
+  waiters_.clear();
+  for (auto& [id, w] : read_waiters_) w.done(ErrStopped());
+  read_waiters_.clear();
+  std::vector<PendingWrite> proposals;
+  std::vector<std::pair<uint64_t, ReadDone>> reads;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    proposals.swap(proposals_);
+    reads.swap(reads_);
+  }
+  for (PendingWrite& p : proposals) {
+    WriteResult r;
+    r.status = ErrStopped();
+    p.done(std::move(r));
+  }
+  for (auto& [id, done] : reads) done(ErrStopped());
+}
+
+void NodeHost::ExpireRequests() {
+  const auto now = Clock::now();
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->second.deadline <= now) {
+      WriteResult r;
+      r.status = ErrTimeout();
+      it->second.done(std::move(r));
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = read_waiters_.begin(); it != read_waiters_.end();) {
+    if (it->second.deadline <= now) {
+      it->second.done(ErrTimeout());
+      it = read_waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void NodeHost::MaybePublish() {
+  if (published_ || publish_pending_ || leader_ == 0 || Clock::now() < next_publish_) return;
+  internal::Request req;
+  internal::PublishMember* p = req.mutable_publish();
+  p->set_member_id(options_.member_id);
+  p->set_name(options_.name);
+  for (const std::string& u : options_.client_urls) p->add_client_urls(u);
+  const uint64_t id = next_id_.fetch_add(1);
+  req.set_proposer(options_.member_id);
+  req.set_id(id);
+  if (!node_->Propose(req.SerializeAsString()).ok()) return;
+  publish_pending_ = true;
+  waiters_[id] = Waiter{[this](WriteResult r) {
+                          publish_pending_ = false;
+                          if (r.status.ok()) {
+                            published_ = true;
+                          } else {
+                            next_publish_ = Clock::now() + std::chrono::seconds(1);
+                          }
+                        },
+                        Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms)};
+}
+
+void NodeHost::Apply(const raft::Entry& entry) {
+  if (entry.data.empty()) {
+    kv_->MarkApplied(entry.index);  // a leader's no-op
+    return;
+  }
+  internal::Request req;
+  CF_CHECK(req.ParseFromString(entry.data)) << "undecodable log entry " << entry.index;
+  WriteResult result;
+  switch (req.op_case()) {
+    case internal::Request::kPut:
+      result.status = kv_->ApplyPut(entry.index, req.put(), &result.put);
+      break;
+    case internal::Request::kDeleteRange:
+      result.status = kv_->ApplyDeleteRange(entry.index, req.delete_range(), &result.delete_range);
+      break;
+    case internal::Request::kPublish: {
+      const std::string blob = req.publish().SerializeAsString();
+      kv_->ApplyMemberAttributes(entry.index, req.publish().member_id(), blob);
+      std::lock_guard<std::mutex> l(mu_);
+      attributes_[req.publish().member_id()] = blob;
+      break;
+    }
+    default:
+      kv_->MarkApplied(entry.index);
+      break;
+  }
+  if (req.proposer() != options_.member_id) return;
+  auto it = waiters_.find(req.id());
+  if (it == waiters_.end()) return;
+  WriteDone done = std::move(it->second.done);
+  waiters_.erase(it);
+  done(std::move(result));
+}
+
+void NodeHost::RestoreSnapshot(const raft::Snapshot&) {
+  Fatal("snapshot install is not supported yet (issue 5)");
+}
+
+std::string NodeHost::TakeSnapshot() { return std::string(); }
+
+void NodeHost::OnReadReady(uint64_t read_id) {
+  auto it = read_waiters_.find(read_id);
+  if (it == read_waiters_.end()) return;
+  ReadDone done = std::move(it->second.done);
+  read_waiters_.erase(it);
+  done(absl::OkStatus());
+}
+
+void NodeHost::OnReadFailed(uint64_t read_id) {
+  auto it = read_waiters_.find(read_id);
+  if (it == read_waiters_.end()) return;
+  ReadDone done = std::move(it->second.done);
+  read_waiters_.erase(it);
+  done(leader_ == 0 ? ErrNoLeader() : ErrLeaderChanged());
+}
+
+void NodeHost::OnSoftStateChange(const raft::SoftState& state) {
+  if (state.lead != leader_) {
+    spdlog::info("member {:x}: leader is now {:x} ({})", options_.member_id, state.lead,
+                 raft::RoleName(state.role));
+  }
+  leader_ = state.lead;
+}
+
+std::vector<etcdserverpb::Member> NodeHost::Members() const {
+  std::vector<etcdserverpb::Member> out;
+  std::lock_guard<std::mutex> l(mu_);
+  for (const MemberSpec& m : options_.cluster.members) {
+    etcdserverpb::Member pm;
+    pm.set_id(m.id);
+    for (const std::string& u : m.peer_urls) pm.add_peerurls(u);
+    auto it = attributes_.find(m.id);
+    if (it != attributes_.end()) {
+      internal::PublishMember p;
+      if (p.ParseFromString(it->second)) {
+        pm.set_name(p.name());
+        for (const std::string& u : p.client_urls()) pm.add_clienturls(u);
+      }
+    }
+    out.push_back(std::move(pm));
+  }
+  return out;
+}
+
+void NodeHost::FillHeader(etcdserverpb::ResponseHeader* header) const {
+  header->set_cluster_id(options_.cluster.cluster_id);
+  header->set_member_id(options_.member_id);
+  header->set_raft_term(term_.load());
+  if (header->revision() == 0) header->set_revision(kv_->revision());
+}
+
+}  // namespace chainfire::server
