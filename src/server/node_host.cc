@@ -215,6 +215,18 @@ void NodeHost::Loop() {
 
 void NodeHost::ExpireRequests() {
   const auto now = Clock::now();
+  // Without a leader for a whole election timeout, pending writes fail now rather than at
+  // their deadline. Their outcome is unknown to the client (one may still commit later), as
+  // with any error after a proposal.
+  const auto election = std::chrono::milliseconds(options_.heartbeat_ms * options_.election_ticks);
+  if (leader_ == 0 && now - leaderless_since_ >= election) {
+    for (auto& [id, w] : waiters_) {
+      WriteResult r;
+      r.status = ErrNoLeader();
+      w.done(std::move(r));
+    }
+    waiters_.clear();
+  }
   for (auto it = waiters_.begin(); it != waiters_.end();) {
     if (it->second.deadline <= now) {
       WriteResult r;
@@ -315,6 +327,7 @@ void NodeHost::OnReadFailed(uint64_t read_id) {
 }
 
 void NodeHost::OnSoftStateChange(const raft::SoftState& state) {
+  if (state.lead == 0 && leader_ != 0) leaderless_since_ = Clock::now();
   if (state.lead != leader_) {
     spdlog::info("member {:x}: leader is now {:x} ({})", options_.member_id, state.lead,
                  raft::RoleName(state.role));

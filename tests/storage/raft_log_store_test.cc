@@ -1,12 +1,13 @@
 // The durable Raft log on a real RocksDB: reopen, truncation, torn tails, corruption, format
 // and consistency checks.
+#include "chainfire/storage/raft_log_store.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 
-#include "chainfire/storage/raft_log_store.h"
 #include "gtest/gtest.h"
 #include "rocksdb/write_batch.h"
 #include "temp_dir.h"

@@ -147,6 +147,7 @@ class NodeHost : private node::Application {
   // Node thread only.
   std::map<uint64_t, Waiter> waiters_;
   std::map<uint64_t, ReadWaiter> read_waiters_;
+  std::chrono::steady_clock::time_point leaderless_since_;
   bool publish_pending_ = false;
   bool published_ = false;
   std::chrono::steady_clock::time_point next_publish_;

@@ -1,0 +1,184 @@
+"""Starts and stops real chainfire members on loopback for the multi-process tests.
+
+Every member is a real `chainfire` process on ports chosen free at start; every wait is
+bounded; every process is stopped by the test (the `Cluster` context manager kills what is
+left). Clients are the real `etcdctl` (ETCDCTL_API=3) and python-etcd3.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+CHAINFIRE = os.environ.get(
+    "CHAINFIRE_BIN",
+    os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin", "chainfire"))
+
+
+def free_ports(n):
+    """Returns n distinct ports that were free when asked."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def parse_endpoint_status(text):
+    """Parses `etcdctl endpoint status -w json` into {endpoint: status dict}."""
+    out = {}
+    for item in json.loads(text or "[]"):
+        out[item["Endpoint"]] = item["Status"]
+    return out
+
+
+def parse_member_list(text):
+    """Parses `etcdctl member list -w json` into a list of (hex id, name, peer urls, client urls)."""
+    members = []
+    for m in json.loads(text)["members"]:
+        members.append(("%x" % m["ID"], m.get("name", ""), m.get("peerURLs", []),
+                        m.get("clientURLs", [])))
+    return members
+
+
+def leader_of(statuses):
+    """The leader ID all given statuses agree on, or None."""
+    leaders = {s.get("leader", 0) for s in statuses.values()}
+    if len(leaders) == 1:
+        leader = leaders.pop()
+        if leader:
+            return leader
+    return None
+
+
+class Member:
+    def __init__(self, cluster, name, client_port, peer_port):
+        self.cluster = cluster
+        self.name = name
+        self.client_port = client_port
+        self.peer_port = peer_port
+        self.data_dir = os.path.join(cluster.dir, name)
+        self.log_path = os.path.join(cluster.dir, name + ".log")
+        self.proc = None
+
+    @property
+    def endpoint(self):
+        return "127.0.0.1:%d" % self.client_port
+
+    @property
+    def peer_url(self):
+        return "http://127.0.0.1:%d" % self.peer_port
+
+    def args(self, initial_cluster=None, state="new", extra=()):
+        return [CHAINFIRE, "--name", self.name, "--data-dir", self.data_dir,
+                "--listen-client-urls", "http://" + self.endpoint,
+                "--listen-peer-urls", self.peer_url,
+                "--initial-advertise-peer-urls", self.peer_url,
+                "--initial-cluster", initial_cluster or self.cluster.initial_cluster,
+                "--initial-cluster-token", self.cluster.token,
+                "--initial-cluster-state", state,
+                "--heartbeat-interval", "50", "--election-timeout", "500"] + list(extra)
+
+    def start(self, **kw):
+        assert self.proc is None or self.proc.poll() is not None
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(self.args(**kw), stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def run_to_exit(self, timeout=20, **kw):
+        """Runs the member expecting it to refuse to start; returns (exit code, output)."""
+        r = subprocess.run(self.args(**kw), capture_output=True, text=True, timeout=timeout)
+        return r.returncode, r.stdout + r.stderr
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL, timeout=15):
+        if not self.alive():
+            return None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise AssertionError("%s did not exit within %ss of signal %s" % (self.name, timeout, sig))
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+
+class Cluster:
+    """A cluster of n members; use as a context manager so every process is stopped."""
+
+    def __init__(self, n=3, token=None):
+        self.dir = tempfile.mkdtemp(prefix="chainfire-cluster-")
+        self.token = token or "test-%d" % os.getpid()
+        ports = free_ports(2 * n)
+        self.members = [Member(self, "n%d" % (i + 1), ports[2 * i], ports[2 * i + 1])
+                        for i in range(n)]
+        self.initial_cluster = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
+
+    def __enter__(self):
+        for m in self.members:
+            m.start()
+        self.wait_for_leader()
+        return self
+
+    def __exit__(self, *exc):
+        for m in self.members:
+            try:
+                m.kill(signal.SIGKILL)
+            except AssertionError:
+                pass
+        subprocess.run(["rm", "-rf", self.dir])
+
+    @property
+    def endpoints(self):
+        return ",".join(m.endpoint for m in self.members if m.alive())
+
+    def member(self, name):
+        return next(m for m in self.members if m.name == name)
+
+    def etcdctl(self, *args, endpoints=None, timeout=20, check=True):
+        env = dict(os.environ, ETCDCTL_API="3")
+        cmd = ["etcdctl", "--endpoints=" + (endpoints or self.endpoints),
+               "--dial-timeout=2s", "--command-timeout=5s"] + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr))
+        return r
+
+    def statuses(self, members=None):
+        members = members or [m for m in self.members if m.alive()]
+        r = self.etcdctl("endpoint", "status", "-w", "json",
+                         endpoints=",".join(m.endpoint for m in members), check=False)
+        return parse_endpoint_status(r.stdout)
+
+    def wait_for_leader(self, members=None, timeout=20):
+        """Waits until every given (default: running) member reports the same leader."""
+        members = members or [m for m in self.members if m.alive()]
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = self.statuses(members)
+            if len(last) == len(members):
+                leader = leader_of(last)
+                if leader:
+                    return leader
+            time.sleep(0.1)
+        raise AssertionError("no agreed leader within %ss: %s" % (timeout, last))
+
+    def leader_member(self):
+        leader = self.wait_for_leader()
+        for endpoint, status in self.statuses().items():
+            if status["header"]["member_id"] == leader:
+                return next(m for m in self.members if m.endpoint == endpoint)
+        raise AssertionError("leader %x is not among the members" % leader)

@@ -1,0 +1,39 @@
+"""A client connection left idle for 60 s with keepalive pings (as etcdctl sends every 10 s)
+must stay up: gRPC's defaults would answer the pings with GOAWAY too_many_pings."""
+import threading
+import time
+
+import grpc
+from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
+
+import cluster as harness
+
+
+def test_idle_connection_with_keepalive_pings_stays_open():
+    with harness.Cluster(1) as c:
+        channel = grpc.insecure_channel(c.members[0].endpoint, options=[
+            ("grpc.keepalive_time_ms", 10000),
+            ("grpc.keepalive_timeout_ms", 5000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+        ])
+        states, lock = [], threading.Lock()
+
+        def record(state):
+            with lock:
+                states.append(state)
+
+        channel.subscribe(record, try_to_connect=True)
+        kv = rpc_pb2_grpc.KVStub(channel)
+        kv.Put(rpc_pb2.PutRequest(key=b"idle", value=b"1"), timeout=10)
+        with lock:
+            connected_at = len(states)
+        time.sleep(62)
+        with lock:
+            after = states[connected_at:]
+        assert all(s == grpc.ChannelConnectivity.READY for s in after), (
+            "the idle connection was dropped: %s" % after)
+        r = kv.Range(rpc_pb2.RangeRequest(key=b"idle"), timeout=10)
+        assert r.kvs[0].value == b"1"
+        channel.unsubscribe(record)
+        channel.close()

@@ -1,0 +1,126 @@
+"""Three real members; etcdctl 3.4 and python-etcd3 as clients."""
+import json
+
+import etcd3
+import pytest
+
+import cluster as harness
+
+
+@pytest.fixture(scope="module")
+def c():
+    with harness.Cluster(3) as c:
+        yield c
+
+
+def test_put_on_one_member_read_from_each(c):
+    a, b, d = c.members
+    c.etcdctl("put", "greeting", "hello", endpoints=a.endpoint)
+    for m in c.members:
+        r = c.etcdctl("get", "greeting", endpoints=m.endpoint)
+        assert r.stdout.splitlines() == ["greeting", "hello"]
+    # A follower takes writes too (it forwards them to the leader).
+    follower = next(m for m in c.members if m is not c.leader_member())
+    c.etcdctl("put", "via-follower", "1", endpoints=follower.endpoint)
+    assert c.etcdctl("get", "via-follower", "--print-value-only").stdout.strip() == "1"
+
+
+def test_range_options(c):
+    for k, v in [("r/a", "1"), ("r/b", "2"), ("r/c", "3"), ("s", "4")]:
+        c.etcdctl("put", k, v)
+    assert c.etcdctl("get", "r/", "--prefix", "--keys-only").stdout.split() == ["r/a", "r/b", "r/c"]
+    assert c.etcdctl("get", "r/b", "--from-key", "--keys-only").stdout.split()[:3] == [
+        "r/b", "r/c", "s"]
+    r = json.loads(c.etcdctl("get", "r/", "--prefix", "--limit=2", "-w", "json").stdout)
+    assert len(r["kvs"]) == 2 and r["more"] and r["count"] == 3
+    desc = c.etcdctl("get", "r/", "--prefix", "--keys-only", "--sort-by=KEY", "--order=DESCEND")
+    assert desc.stdout.split() == ["r/c", "r/b", "r/a"]
+    # Reads at a past revision, and the error for a future one.
+    rev = json.loads(c.etcdctl("put", "hist", "old", "-w", "json").stdout)["header"]["revision"]
+    c.etcdctl("put", "hist", "new")
+    assert c.etcdctl("get", "hist", "--rev=%d" % rev, "--print-value-only").stdout.strip() == "old"
+    future = c.etcdctl("get", "hist", "--rev=%d" % (rev + 1000), check=False)
+    assert future.returncode != 0
+    assert "required revision is a future revision" in future.stderr
+    # Serializable (local) reads.
+    assert c.etcdctl("get", "hist", "--consistency=s", "--print-value-only").stdout.strip() == "new"
+
+
+def test_versions_and_revisions_follow_etcd(c):
+    first = json.loads(c.etcdctl("put", "ver", "1", "-w", "json").stdout)["header"]["revision"]
+    c.etcdctl("put", "ver", "2")
+    kv = json.loads(c.etcdctl("get", "ver", "-w", "json").stdout)["kvs"][0]
+    assert kv["create_revision"] == first
+    assert kv["mod_revision"] == first + 1
+    assert kv["version"] == 2
+    c.etcdctl("del", "ver")
+    c.etcdctl("put", "ver", "3")
+    kv = json.loads(c.etcdctl("get", "ver", "-w", "json").stdout)["kvs"][0]
+    assert kv["version"] == 1 and kv["create_revision"] == first + 3
+
+
+def test_delete_ranges_and_prev_kv(c):
+    for k in ["d/1", "d/2", "d/3"]:
+        c.etcdctl("put", k, "x")
+    r = c.etcdctl("del", "d/", "--prefix", "--prev-kv")
+    assert r.stdout.splitlines()[0] == "3"
+    assert c.etcdctl("get", "d/", "--prefix").stdout == ""
+    assert c.etcdctl("del", "nothing-here").stdout.strip() == "0"
+
+
+def test_bad_input_is_refused_and_member_keeps_serving(c):
+    r = c.etcdctl("put", "", "x", check=False)
+    assert r.returncode != 0 and "etcdserver: key is not provided" in r.stderr
+    r = c.etcdctl("put", "missing-key", "--ignore-value", check=False)
+    assert r.returncode != 0 and "etcdserver: key not found" in r.stderr
+    big = "x" * (1572864 + 10)
+    client = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
+    with pytest.raises(Exception) as err:
+        client.put("big", big)
+    assert "request is too large" in str(err.value)
+    client.close()
+    c.etcdctl("put", "still-serving", "yes")
+    assert c.etcdctl("get", "still-serving", "--print-value-only").stdout.strip() == "yes"
+
+
+def test_member_list_status_health(c):
+    members = harness.parse_member_list(c.etcdctl("member", "list", "-w", "json").stdout)
+    assert [m[1] for m in members] == ["n1", "n2", "n3"]
+    for (hex_id, name, peers, clients), m in zip(members, c.members):
+        assert peers == [m.peer_url]
+        assert clients == ["http://" + m.endpoint], "every member reports every client URL"
+    statuses = c.statuses()
+    assert len(statuses) == 3
+    for s in statuses.values():
+        assert s["version"] == "3.4.0"
+        assert s["dbSize"] > 0
+        assert s["raftIndex"] >= s["raftAppliedIndex"] > 0
+    assert "is healthy" in c.etcdctl("endpoint", "health").stderr + c.etcdctl(
+        "endpoint", "health").stdout
+    # IDs are derived from the flags: the same on every member, stable across calls.
+    again = harness.parse_member_list(
+        c.etcdctl("member", "list", "-w", "json", endpoints=c.members[2].endpoint).stdout)
+    assert again == members
+
+
+def test_membership_changes_are_refused(c):
+    for args in (["member", "add", "n4", "--peer-urls=http://127.0.0.1:1"],
+                 ["member", "remove", "1234"],
+                 ["member", "update", "1234", "--peer-urls=http://127.0.0.1:1"]):
+        r = c.etcdctl(*args, check=False)
+        assert r.returncode != 0
+        assert "FailedPrecondition" in r.stderr and "membership is fixed at boot" in r.stderr
+
+
+def test_python_etcd3(c):
+    client = etcd3.client(host="127.0.0.1", port=c.members[1].client_port)
+    client.put("py/a", "1")
+    client.put("py/b", "2")
+    value, meta = client.get("py/a")
+    assert value == b"1" and meta.key == b"py/a"
+    assert sorted(m.key for _, m in client.get_prefix("py/")) == [b"py/a", b"py/b"]
+    assert b"py/b" in [m.key for _, m in client.get_all()]
+    assert client.delete("py/a")
+    assert client.get("py/a") == (None, None)
+    assert client.status().version == "3.4.0"
+    client.close()

@@ -1,0 +1,126 @@
+// Flags-level membership parsing and ID derivation; the peer transport over real gRPC.
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+#include "chainfire/server/cluster_config.h"
+#include "chainfire/transport/peer_transport.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+
+namespace chainfire {
+namespace {
+
+TEST(ClusterConfig, IdsAreDerivedDeterministically) {
+  const std::string ic = "a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://127.0.0.1:3";
+  auto x = server::ParseInitialCluster(ic, "tok");
+  auto y = server::ParseInitialCluster(ic, "tok");
+  ASSERT_TRUE(x.ok()) << x.status();
+  EXPECT_EQ(x->cluster_id, y->cluster_id);
+  EXPECT_EQ(x->members[1].id, y->members[1].id);
+  EXPECT_NE(x->members[0].id, x->members[1].id);
+  // Another token or another member set gives another cluster.
+  EXPECT_NE(server::ParseInitialCluster(ic, "other")->cluster_id, x->cluster_id);
+  EXPECT_NE(server::ParseInitialCluster(ic + ",d=http://127.0.0.1:4", "tok")->cluster_id,
+            x->cluster_id);
+  // Order of the flag does not matter.
+  auto z = server::ParseInitialCluster(
+      "c=http://127.0.0.1:3,a=http://127.0.0.1:1,b=http://127.0.0.1:2", "tok");
+  EXPECT_EQ(z->cluster_id, x->cluster_id);
+  EXPECT_EQ(z->Find("a")->id, x->Find("a")->id);
+  EXPECT_EQ(server::HexId(0x1234abcd), "1234abcd");
+}
+
+TEST(ClusterConfig, BadFlagsAreNamed) {
+  auto s = server::ParseInitialCluster("a=https://127.0.0.1:1", "t");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("https is not supported"), std::string::npos);
+  s = server::ParseInitialCluster("a", "t");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("--initial-cluster"), std::string::npos);
+  s = server::ParseInitialCluster("a=http://127.0.0.1:1,b=http://127.0.0.1:1", "t");
+  EXPECT_FALSE(s.ok()) << "a peer URL listed twice";
+  auto urls = server::ParseUrls("http://127.0.0.1:99999", "--listen-client-urls");
+  ASSERT_FALSE(urls.ok());
+  EXPECT_NE(urls.status().message().find("--listen-client-urls"), std::string::npos);
+  EXPECT_EQ(server::HostPort("http://10.0.0.1:2379/"), "10.0.0.1:2379");
+}
+
+TEST(PeerTransport, MessageRoundTrip) {
+  raft::Message m;
+  m.type = raft::MessageType::kApp;
+  m.from = 1;
+  m.to = 2;
+  m.term = 3;
+  m.log_term = 2;
+  m.index = 9;
+  m.commit = 8;
+  m.entries = {{3, 10, std::string("a\0b", 3)}};
+  m.snapshot = raft::Snapshot{{7, 2}, "snap"};
+  m.context = "ctx";
+  const raft::Message back = transport::FromProto(transport::ToProto(m));
+  EXPECT_EQ(back.type, m.type);
+  EXPECT_EQ(back.entries, m.entries);
+  EXPECT_EQ(back.snapshot, m.snapshot);
+  EXPECT_EQ(back.context, m.context);
+  EXPECT_EQ(back.commit, 8u);
+}
+
+// Two transports on loopback: messages of our cluster arrive; another cluster's are dropped.
+TEST(PeerTransport, DeliversOwnClusterAndDropsForeignBatches) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<raft::Message> received;
+  auto probe = [](const peer::ProbeRequest&) { return peer::ProbeResponse(); };
+  int port = 0;
+  transport::PeerTransport receiver(
+      /*cluster_id=*/77, /*self_id=*/2, {},
+      [&](std::vector<raft::Message> msgs) {
+        std::lock_guard<std::mutex> l(mu);
+        for (auto& m : msgs) received.push_back(std::move(m));
+        cv.notify_all();
+      },
+      probe);
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(receiver.service());
+  auto server = b.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+
+  transport::PeerTransport foreign(/*cluster_id=*/99, /*self_id=*/1, {{2, address}},
+                                   [](std::vector<raft::Message>) {}, probe);
+  transport::PeerTransport ours(/*cluster_id=*/77, /*self_id=*/1, {{2, address}},
+                                [](std::vector<raft::Message>) {}, probe);
+  raft::Message m;
+  m.type = raft::MessageType::kHeartbeat;
+  m.from = 1;
+  m.to = 2;
+  m.term = 5;
+  foreign.Send(m);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  {
+    std::unique_lock<std::mutex> l(mu);
+    while (receiver.dropped_foreign_batches() == 0 && std::chrono::steady_clock::now() < deadline) {
+      cv.wait_for(l, std::chrono::milliseconds(20));
+    }
+  }
+  EXPECT_EQ(receiver.dropped_foreign_batches(), 1u);
+  m.term = 6;
+  ours.Send(m);
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_until(l, deadline, [&] { return !received.empty(); }));
+  }
+  ASSERT_EQ(received.size(), 1u) << "only our cluster's message was delivered";
+  EXPECT_EQ(received[0].term, 6u);
+  auto resp = transport::ProbePeer(address, 77, 1, 2000);
+  EXPECT_TRUE(resp.ok());
+  foreign.Stop();
+  ours.Stop();
+  receiver.Stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+}
+
+}  // namespace
+}  // namespace chainfire
