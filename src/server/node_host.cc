@@ -228,7 +228,12 @@ void NodeHost::ExpireRequests() {
     waiters_.clear();
   }
   for (auto it = waiters_.begin(); it != waiters_.end();) {
-    if (it->second.deadline <= now) {
+    if (it->second.leader_change_deadline && *it->second.leader_change_deadline <= now) {
+      WriteResult r;
+      r.status = ErrLeaderChanged();
+      it->second.done(std::move(r));
+      it = waiters_.erase(it);
+    } else if (it->second.deadline <= now) {
       WriteResult r;
       r.status = ErrTimeout();
       it->second.done(std::move(r));
@@ -328,6 +333,15 @@ void NodeHost::OnReadFailed(uint64_t read_id) {
 
 void NodeHost::OnSoftStateChange(const raft::SoftState& state) {
   if (state.lead == 0 && leader_ != 0) leaderless_since_ = Clock::now();
+  if (leader_ != 0 && state.lead != leader_) {
+    // A new leader commits what the old one replicated within about an election timeout;
+    // writes still waiting after that fail with "leader changed" (their outcome is unknown).
+    const auto grace =
+        Clock::now() + std::chrono::milliseconds(options_.heartbeat_ms * options_.election_ticks);
+    for (auto& [id, w] : waiters_) {
+      if (!w.leader_change_deadline) w.leader_change_deadline = grace;
+    }
+  }
   if (state.lead != leader_) {
     spdlog::info("member {:x}: leader is now {:x} ({})", options_.member_id, state.lead,
                  raft::RoleName(state.role));

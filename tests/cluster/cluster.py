@@ -130,7 +130,23 @@ class Cluster:
         for m in self.members:
             m.start()
         self.wait_for_leader()
+        self.wait_for_published()
         return self
+
+    def wait_for_published(self, timeout=20):
+        """Waits until every running member has published its name through the log."""
+        names = {m.name for m in self.members if m.alive()}
+        deadline = time.time() + timeout
+        seen = set()
+        while time.time() < deadline:
+            r = self.etcdctl("member", "list", "-w", "json", check=False)
+            if r.returncode == 0:
+                seen = {x[1] for x in parse_member_list(r.stdout)}
+                if names <= seen:
+                    return
+            time.sleep(0.1)
+        raise AssertionError("members %s not published within %ss (seen %s)" %
+                             (names - seen, timeout, seen))
 
     def __exit__(self, *exc):
         for m in self.members:

@@ -124,3 +124,15 @@ def test_python_etcd3(c):
     assert client.get("py/a") == (None, None)
     assert client.status().version == "3.4.0"
     client.close()
+
+
+def test_five_members_and_one_member():
+    with harness.Cluster(5) as c:
+        c.etcdctl("put", "five", "5", endpoints=c.members[4].endpoint)
+        for m in c.members:
+            assert c.etcdctl("get", "five", "--print-value-only",
+                             endpoints=m.endpoint).stdout.strip() == "5"
+        assert len(harness.parse_member_list(c.etcdctl("member", "list", "-w", "json").stdout)) == 5
+    with harness.Cluster(1) as c:
+        c.etcdctl("put", "one", "1")
+        assert c.etcdctl("get", "one", "--print-value-only").stdout.strip() == "1"

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -128,6 +129,9 @@ class NodeHost : private node::Application {
   struct Waiter {
     WriteDone done;
     std::chrono::steady_clock::time_point deadline;
+    // Set when the leader changed while the write waited: if the new leader has not applied
+    // it by then, it was most likely lost with the old leader's uncommitted tail.
+    std::optional<std::chrono::steady_clock::time_point> leader_change_deadline;
   };
   struct ReadWaiter {
     ReadDone done;

@@ -1,0 +1,67 @@
+"""The daemon's flags: environment variables, bad flags, advertised URLs that differ from the
+listen URLs."""
+import os
+import subprocess
+
+import cluster as harness
+
+
+def run(args, env=None, timeout=20):
+    return subprocess.run([harness.CHAINFIRE] + args, capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_help_documents_every_flag_and_version_is_separate():
+    r = run(["--help"])
+    assert r.returncode == 0
+    for flag in ["--name", "--data-dir", "--listen-client-urls", "--advertise-client-urls",
+                 "--listen-peer-urls", "--initial-advertise-peer-urls", "--initial-cluster",
+                 "--initial-cluster-token", "--initial-cluster-state", "--heartbeat-interval",
+                 "--election-timeout", "--max-request-bytes", "--log-level"]:
+        assert flag in r.stdout, flag
+    v = run(["--version"])
+    assert v.returncode == 0 and "chainfire" in v.stdout
+
+
+def test_bad_flags_fail_at_start_naming_the_flag():
+    r = run(["--heartbeat-interval", "abc"])
+    assert r.returncode != 0 and "--heartbeat-interval" in r.stdout + r.stderr
+    r = run(["--no-such-flag"])
+    assert r.returncode != 0 and "--no-such-flag" in r.stdout + r.stderr
+    r = run(["--listen-client-urls", "https://127.0.0.1:1"])
+    assert r.returncode != 0 and "https is not supported" in r.stderr
+    r = run(["--initial-cluster-state", "sideways"])
+    assert r.returncode != 0 and "--initial-cluster-state" in r.stdout + r.stderr
+    r = run(["--election-timeout", "100", "--heartbeat-interval", "100"])
+    assert r.returncode != 0 and "--election-timeout" in r.stderr
+    r = run(["--name", "x", "--initial-cluster", "y=http://127.0.0.1:1"])
+    assert r.returncode != 0 and "does not appear in --initial-cluster" in r.stderr
+
+
+def test_flags_from_environment_and_advertised_urls():
+    c = harness.Cluster(1)
+    m = c.members[0]
+    try:
+        # Listen on 127.0.0.1, advertise "localhost": peers dial the advertised peer URL.
+        peer_adv = "http://localhost:%d" % m.peer_port
+        env = dict(os.environ,
+                   CHAINFIRE_NAME="solo",
+                   CHAINFIRE_DATA_DIR=m.data_dir,
+                   CHAINFIRE_LISTEN_CLIENT_URLS="http://127.0.0.1:%d" % m.client_port,
+                   CHAINFIRE_ADVERTISE_CLIENT_URLS="http://localhost:%d" % m.client_port,
+                   CHAINFIRE_LISTEN_PEER_URLS="http://127.0.0.1:%d" % m.peer_port,
+                   CHAINFIRE_INITIAL_ADVERTISE_PEER_URLS=peer_adv,
+                   CHAINFIRE_INITIAL_CLUSTER="solo=" + peer_adv)
+        log = open(m.log_path, "a")
+        m.proc = subprocess.Popen([harness.CHAINFIRE], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+        log.close()
+        c.wait_for_leader()
+        m.name = "solo"
+        c.wait_for_published()
+        members = harness.parse_member_list(c.etcdctl("member", "list", "-w", "json").stdout)
+        assert members[0][1] == "solo"
+        assert members[0][2] == [peer_adv]
+        assert members[0][3] == ["http://localhost:%d" % m.client_port]
+    finally:
+        c.__exit__(None, None, None)
