@@ -42,12 +42,18 @@ std::string BigEndian64(uint64_t v) {
   return s;
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir) {
-  std::error_code ec;
-  const bool existed = std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
-  std::filesystem::create_directories(dir, ec);
-  if (ec)
-    return absl::InternalError(absl::StrCat("cannot create data dir ", dir, ": ", ec.message()));
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, rocksdb::Env* env) {
+  bool existed = false;
+  if (env == nullptr) {
+    std::error_code ec;
+    existed = std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      return absl::InternalError(absl::StrCat("cannot create data dir ", dir, ": ", ec.message()));
+    }
+  } else {
+    existed = env->FileExists(dir + "/CURRENT").ok();
+  }
 
   rocksdb::DBOptions options;
   options.create_if_missing = true;
@@ -60,6 +66,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir) {
   options.max_background_jobs = 2;
   options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   options.keep_log_file_num = 3;
+  if (env != nullptr) options.env = env;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> columns;
   columns.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());

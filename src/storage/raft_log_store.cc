@@ -8,6 +8,14 @@ namespace chainfire::storage {
 namespace {
 constexpr char kHardStateKey[] = "hard_state";
 constexpr char kSnapshotKey[] = "snapshot";
+constexpr char kCompactedKey[] = "compacted";
+
+std::string EncodeMeta(raft::SnapshotMeta m) {
+  std::string v;
+  PutBigEndian64(&v, m.index);
+  PutBigEndian64(&v, m.term);
+  return v;
+}
 constexpr char kEntryVersion = 1;
 
 std::string EncodeEntry(const raft::Entry& e) {
@@ -32,7 +40,7 @@ absl::StatusOr<raft::Entry> DecodeEntry(raft::Index index, const rocksdb::Slice&
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
-    Engine* engine, std::function<void()> on_write_done) {
+    Engine* engine, std::function<void()> on_write_done, bool manual) {
   auto store = std::unique_ptr<RaftLogStore>(new RaftLogStore(engine));
   store->on_write_done_ = std::move(on_write_done);
   if (auto hs = engine->Get(Column::kRaftState, kHardStateKey); hs.ok()) {
@@ -43,14 +51,19 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
     return hs.status();
   }
   if (auto snap = engine->Get(Column::kRaftState, kSnapshotKey); snap.ok()) {
-    if (snap->size() != 16) return absl::DataLossError("snapshot record has a bad size");
-    store->snapshot_ = {GetBigEndian64(snap->data()), GetBigEndian64(snap->data() + 8)};
+    if (snap->size() < 16) return absl::DataLossError("snapshot record has a bad size");
+    store->snapshot_.meta = {GetBigEndian64(snap->data()), GetBigEndian64(snap->data() + 8)};
+    store->snapshot_.data = snap->substr(16);
   }
-  store->first_index_ = store->snapshot_.index + 1;
+  if (auto c = engine->Get(Column::kRaftState, kCompactedKey); c.ok()) {
+    if (c->size() != 16) return absl::DataLossError("compaction record has a bad size");
+    store->compacted_ = {GetBigEndian64(c->data()), GetBigEndian64(c->data() + 8)};
+  }
+  store->first_index_ = store->compacted_.index + 1;
   std::unique_ptr<rocksdb::Iterator> it(
       engine->db()->NewIterator(rocksdb::ReadOptions(), engine->cf(Column::kRaftLog)));
   it->SeekToLast();
-  store->last_index_ = it->Valid() ? GetBigEndian64(it->key().data()) : store->snapshot_.index;
+  store->last_index_ = it->Valid() ? GetBigEndian64(it->key().data()) : store->compacted_.index;
   if (!it->status().ok()) return FromRocks(it->status(), "scan raft log");
   it->SeekToFirst();
   if (it->Valid() && GetBigEndian64(it->key().data()) != store->first_index_) {
@@ -64,7 +77,7 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
                                             ": the log lost synced entries; refusing to start"));
   }
   store->written_last_ = store->last_index_;
-  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  if (!manual) store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return store;
 }
 
@@ -94,21 +107,19 @@ raft::Index RaftLogStore::LastIndex() const {
 
 absl::StatusOr<raft::Snapshot> RaftLogStore::GetSnapshot() const {
   std::lock_guard<std::mutex> l(mu_);
-  raft::Snapshot s;
-  s.meta = snapshot_;
-  return s;
+  return snapshot_;
 }
 
 absl::StatusOr<raft::Term> RaftLogStore::TermAt(raft::Index index) const {
   raft::Index first, last;
-  raft::SnapshotMeta snap;
+  raft::SnapshotMeta compacted;
   {
     std::lock_guard<std::mutex> l(mu_);
     first = first_index_;
     last = last_index_;
-    snap = snapshot_;
+    compacted = compacted_;
   }
-  if (index == snap.index) return snap.term;
+  if (index == compacted.index) return compacted.term;
   if (index < first) return raft::CompactedError(index);
   if (index > last) return raft::UnavailableError(index);
   auto v = engine_->Get(Column::kRaftLog, BigEndian64(index));
@@ -165,8 +176,63 @@ absl::StatusOr<size_t> RaftLogStore::PollCompletedWrites() {
   return n;
 }
 
-absl::Status RaftLogStore::SaveSnapshotAndCompact(raft::Index, std::string, raft::Index) {
-  return absl::UnimplementedError("raft snapshots arrive with backup/restore (issue 5)");
+absl::Status RaftLogStore::SaveSnapshotAndCompact(raft::Index index, std::string data,
+                                                  raft::Index compact_to) {
+  raft::Index first, last;
+  raft::Index snap_index;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    first = first_index_;
+    last = last_index_;
+    snap_index = snapshot_.meta.index;
+  }
+  if (index <= snap_index) return raft::CompactedError(index);
+  if (index > last) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("snapshot index ", index, " is beyond the last log index ", last));
+  }
+  auto term = TermAt(index);
+  if (!term.ok()) return term.status();
+  compact_to = std::min(compact_to, index);
+  raft::SnapshotMeta compacted;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    compacted = compacted_;
+  }
+  rocksdb::WriteBatch wb;
+  std::string record = EncodeMeta({index, *term});
+  record += data;
+  wb.Put(engine_->cf(Column::kRaftState), kSnapshotKey, record);
+  if (compact_to >= first) {
+    auto cterm = TermAt(compact_to);
+    if (!cterm.ok()) return cterm.status();
+    compacted = {compact_to, *cterm};
+    wb.Put(engine_->cf(Column::kRaftState), kCompactedKey, EncodeMeta(compacted));
+    wb.DeleteRange(engine_->cf(Column::kRaftLog), BigEndian64(first), BigEndian64(compact_to + 1));
+  }
+  if (absl::Status s = engine_->Write(&wb, /*sync=*/true); !s.ok()) return s;
+  std::lock_guard<std::mutex> l(mu_);
+  snapshot_ = raft::Snapshot{{index, *term}, std::move(data)};
+  compacted_ = compacted;
+  first_index_ = compacted.index + 1;
+  return absl::OkStatus();
+}
+
+void RaftLogStore::FlushQueued(size_t max_writes) {
+  std::deque<node::PersistRequest> batch;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    while (!queue_.empty() && batch.size() < max_writes) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
+  if (!batch.empty()) WriteGroup(std::move(batch));
+}
+
+size_t RaftLogStore::queued() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return queue_.size();
 }
 
 uint64_t RaftLogStore::syncs() const {
@@ -188,51 +254,71 @@ void RaftLogStore::WriterLoop() {
       if (queue_.empty()) return;  // stopping with nothing left to write
       batch.swap(queue_);
     }
-    // One WriteBatch, one fsync, for everything queued meanwhile (group commit).
-    rocksdb::WriteBatch wb;
-    std::optional<raft::HardState> hs;
-    raft::Index last = written_last_;
-    for (node::PersistRequest& r : batch) {
-      if (!r.entries.empty()) {
-        const raft::Index from = r.entries.front().index;
-        const raft::Index to = r.entries.back().index;
-        if (from <= last && to < last) {
-          // A follower's conflicting suffix: entries past the new tail must go.
-          wb.DeleteRange(engine_->cf(Column::kRaftLog), BigEndian64(to + 1), BigEndian64(last + 1));
-        }
-        for (const raft::Entry& e : r.entries) {
-          wb.Put(engine_->cf(Column::kRaftLog), BigEndian64(e.index), EncodeEntry(e));
-        }
-        last = to;
-      }
-      if (r.hard_state) hs = r.hard_state;
-    }
-    if (hs) {
-      std::string v;
-      PutBigEndian64(&v, hs->term);
-      PutBigEndian64(&v, hs->vote);
-      PutBigEndian64(&v, hs->commit);
-      wb.Put(engine_->cf(Column::kRaftState), kHardStateKey, v);
-    }
-    absl::Status s = engine_->Write(&wb, /*sync=*/true);
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (!s.ok()) {
-        // Never carry on after a failed sync: report it; nothing later counts as durable.
-        failure_ = absl::DataLossError(absl::StrCat("raft log write failed: ", s.message()));
-        stopping_ = true;
-      } else {
-        written_last_ = last;
-        last_index_ = last;
-        if (hs) hard_state_ = *hs;
-        completed_ += batch.size();
-        ++syncs_;
-        writes_ += batch.size();
-      }
-    }
-    if (on_write_done_) on_write_done_();
-    if (!s.ok()) return;
+    if (!WriteGroup(std::move(batch))) return;
   }
+}
+
+bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
+  // One WriteBatch, one fsync, for everything queued meanwhile (group commit).
+  rocksdb::WriteBatch wb;
+  std::optional<raft::HardState> hs;
+  std::optional<raft::Snapshot> snapshot;
+  raft::Index last = written_last_;
+  for (node::PersistRequest& r : batch) {
+    if (r.snapshot) {
+      // A follower installs the leader's snapshot: it replaces the whole log.
+      std::string record = EncodeMeta(r.snapshot->meta);
+      record += r.snapshot->data;
+      wb.Put(engine_->cf(Column::kRaftState), kSnapshotKey, record);
+      wb.Put(engine_->cf(Column::kRaftState), kCompactedKey, EncodeMeta(r.snapshot->meta));
+      wb.DeleteRange(engine_->cf(Column::kRaftLog), BigEndian64(0), BigEndian64(UINT64_MAX));
+      last = r.snapshot->meta.index;
+      snapshot = std::move(r.snapshot);
+    }
+    if (!r.entries.empty()) {
+      const raft::Index from = r.entries.front().index;
+      const raft::Index to = r.entries.back().index;
+      if (from <= last && to < last) {
+        // A follower's conflicting suffix: entries past the new tail must go.
+        wb.DeleteRange(engine_->cf(Column::kRaftLog), BigEndian64(to + 1), BigEndian64(last + 1));
+      }
+      for (const raft::Entry& e : r.entries) {
+        wb.Put(engine_->cf(Column::kRaftLog), BigEndian64(e.index), EncodeEntry(e));
+      }
+      last = to;
+    }
+    if (r.hard_state) hs = r.hard_state;
+  }
+  if (hs) {
+    std::string v;
+    PutBigEndian64(&v, hs->term);
+    PutBigEndian64(&v, hs->vote);
+    PutBigEndian64(&v, hs->commit);
+    wb.Put(engine_->cf(Column::kRaftState), kHardStateKey, v);
+  }
+  absl::Status s = engine_->Write(&wb, /*sync=*/true);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!s.ok()) {
+      // Never carry on after a failed sync: report it; nothing later counts as durable.
+      failure_ = absl::DataLossError(absl::StrCat("raft log write failed: ", s.message()));
+      stopping_ = true;
+    } else {
+      written_last_ = last;
+      last_index_ = last;
+      if (snapshot) {
+        compacted_ = snapshot->meta;
+        first_index_ = snapshot->meta.index + 1;
+        snapshot_ = std::move(*snapshot);
+      }
+      if (hs) hard_state_ = *hs;
+      completed_ += batch.size();
+      ++syncs_;
+      writes_ += batch.size();
+    }
+  }
+  if (on_write_done_) on_write_done_();
+  return s.ok();
 }
 
 }  // namespace chainfire::storage

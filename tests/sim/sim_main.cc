@@ -27,11 +27,12 @@ bool Flag(const char* arg, const char* name, std::string* value) {
 }
 
 int Usage() {
-  std::fprintf(stderr,
-               "usage: chainfire-sim --seed=N [--profile=calm|lossy|partition|crash|chaos] "
-               "[--trace] [--bug=vote-not-persisted|commit-before-leader-fsync|"
-               "read-without-read-index|fsync-lies]\n"
-               "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--bug=B]\n");
+  std::fprintf(
+      stderr,
+      "usage: chainfire-sim --seed=N [--profile=calm|lossy|partition|crash|chaos] "
+      "[--trace] [--storage=sim|rocksdb] [--bug=vote-not-persisted|commit-before-leader-fsync|"
+      "read-without-read-index|fsync-lies]\n"
+      "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--bug=B]\n");
   return 2;
 }
 }  // namespace
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   uint64_t seed = 0, seeds = 0, first = 1;
   bool trace = false;
   BugSwitches bugs;
+  StorageKind storage = StorageKind::kAuto;
   for (int i = 1; i < argc; ++i) {
     if (Flag(argv[i], "--seed", &v)) {
       seed = std::strtoull(v.c_str(), nullptr, 10);
@@ -50,6 +52,14 @@ int main(int argc, char** argv) {
       first = std::strtoull(v.c_str(), nullptr, 10);
     } else if (Flag(argv[i], "--profile", &v)) {
       profile = v;
+    } else if (Flag(argv[i], "--storage", &v)) {
+      if (v == "sim") {
+        storage = StorageKind::kSimDisk;
+      } else if (v == "rocksdb") {
+        storage = StorageKind::kRocksDbInMemory;
+      } else {
+        return Usage();
+      }
     } else if (Flag(argv[i], "--trace", &v)) {
       trace = true;
     } else if (Flag(argv[i], "--bug", &v)) {
@@ -79,6 +89,7 @@ int main(int argc, char** argv) {
     o.profile = profile.empty() ? ProfileForSeed(seed) : ProfileByName(profile);
     o.bugs = bugs;
     o.trace = trace;
+    o.storage = storage;
     const SimResult r = RunSimulation(o);
     std::printf(
         "seed=%llu profile=%s: %s (acked writes %llu, reads %llu, elections %llu, "
@@ -95,6 +106,7 @@ int main(int argc, char** argv) {
   so.seeds = seeds;
   so.profile = profile;
   so.bugs = bugs;
+  so.storage = storage;
   const SweepResult r = Sweep(so);
   return r.failures.empty() ? 0 : 1;
 }

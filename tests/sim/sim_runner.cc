@@ -22,6 +22,7 @@ SweepResult Sweep(const SweepOptions& o) {
     so.seed = seed;
     so.profile = o.profile.empty() ? ProfileForSeed(seed) : ProfileByName(o.profile);
     so.bugs = o.bugs;
+    so.storage = o.storage;
     const SimResult res = RunSimulation(so);
     ++r.runs;
     ++r.per_profile[so.profile.name];
@@ -33,6 +34,7 @@ SweepResult Sweep(const SweepOptions& o) {
     r.fsync_failures += res.fsync_failures;
     r.snapshots += res.snapshots_installed;
     r.inconclusive += res.linearizability_inconclusive ? 1 : 0;
+    r.on_rocksdb += res.real_storage ? 1 : 0;
     if (!res.ok) {
       r.failures.emplace_back(seed, res.failure);
       if (!o.quiet) {
@@ -51,13 +53,14 @@ SweepResult Sweep(const SweepOptions& o) {
       first = false;
     }
     std::printf(
-        "): %zu failed; %llu acked writes, %llu linearizable reads, %llu elections, "
+        "; %llu on RocksDB): %zu failed; %llu acked writes, %llu linearizable reads, %llu "
+        "elections, "
         "%llu crashes, %llu torn tails cut, %llu fsync failures, %llu snapshots "
         "installed, %llu histories too large to check\n",
-        r.failures.size(), static_cast<unsigned long long>(r.acked_writes),
-        static_cast<unsigned long long>(r.reads), static_cast<unsigned long long>(r.elections),
-        static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.torn),
-        static_cast<unsigned long long>(r.fsync_failures),
+        static_cast<unsigned long long>(r.on_rocksdb), r.failures.size(),
+        static_cast<unsigned long long>(r.acked_writes), static_cast<unsigned long long>(r.reads),
+        static_cast<unsigned long long>(r.elections), static_cast<unsigned long long>(r.crashes),
+        static_cast<unsigned long long>(r.torn), static_cast<unsigned long long>(r.fsync_failures),
         static_cast<unsigned long long>(r.snapshots),
         static_cast<unsigned long long>(r.inconclusive));
   }

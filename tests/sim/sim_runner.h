@@ -15,6 +15,7 @@ struct SweepOptions {
   uint64_t seeds = 300;
   std::string profile;  // empty: each seed's own profile (ProfileForSeed)
   BugSwitches bugs;
+  StorageKind storage = StorageKind::kAuto;
   bool stop_at_first_failure = false;
   bool quiet = false;
 };
@@ -24,7 +25,7 @@ struct SweepResult {
   std::map<std::string, uint64_t> per_profile;
   std::vector<std::pair<uint64_t, std::string>> failures;  // seed, message
   uint64_t acked_writes = 0, reads = 0, elections = 0, crashes = 0, torn = 0;
-  uint64_t fsync_failures = 0, snapshots = 0, inconclusive = 0;
+  uint64_t fsync_failures = 0, snapshots = 0, inconclusive = 0, on_rocksdb = 0;
 };
 
 // The command that replays exactly one seed.

@@ -54,6 +54,7 @@ std::vector<std::pair<uint64_t, std::string>> Hunt(const std::string& profile, B
   o.bugs = bugs;
   o.seeds = seeds;
   o.quiet = true;
+  o.storage = StorageKind::kSimDisk;  // the stated bounds were measured on SimDisk
   const SweepResult r = Sweep(o);
   std::printf("bug hunt on %s: %zu of %llu seeds caught it%s%s\n", profile.c_str(),
               r.failures.size(), static_cast<unsigned long long>(r.runs),

@@ -14,6 +14,8 @@
 #include "chainfire/node/raft_node.h"
 #include "linearizability.h"
 #include "register_app.h"
+#include "rocks_sim_storage.h"
+#include "rocksdb/env.h"
 #include "safety_checker.h"
 #include "sim_disk.h"
 
@@ -130,7 +132,9 @@ class NetTransport : public node::Transport {
 struct Member {
   raft::NodeId id = 0;
   SimDisk disk;
-  std::unique_ptr<SimStorage> storage;
+  std::unique_ptr<rocksdb::Env> env;  // RocksDB's in-memory Env (declared first: dies last)
+  std::unique_ptr<node::NodeStorage> storage;
+  SimStorage* sim_storage = nullptr;  // set when the member runs on SimDisk
   std::unique_ptr<RegisterApp> app;
   std::unique_ptr<node::RaftNode> node;
   std::unique_ptr<NetTransport> transport;
@@ -160,6 +164,9 @@ struct Client {
 class World {
  public:
   explicit World(const SimOptions& o) : opt_(o), profile_(o.profile), rng_(o.seed) {
+    real_storage_ = o.storage == StorageKind::kRocksDbInMemory ||
+                    (o.storage == StorageKind::kAuto && (o.seed / 7) % 4 == 0);
+    result_.real_storage = real_storage_;
     n_ = profile_.nodes != 0 ? profile_.nodes : (rng_.Chance(0.5) ? 3 : 5);
     disk_faults_.max_latency_ms = profile_.disk_max_latency_ms;
     disk_faults_.fsync_failure = profile_.fsync_failure;
@@ -219,6 +226,7 @@ class World {
   std::vector<std::vector<bool>> blocked_;
   uint64_t partition_until_ = 0;
   bool settling_ = false;
+  bool real_storage_ = false;
 
   std::vector<Client> clients_;
   std::vector<Operation> history_;
@@ -246,10 +254,21 @@ void World::Enqueue(raft::Message m) {
 
 void World::Start(Member& m) {
   ++m.incarnation;
-  m.storage =
-      std::make_unique<SimStorage>(&m.disk, &disk_faults_, &rng_, &now_,
-                                   [this, &m](const node::PersistRequest& r) { OnDurable(m, r); });
-  result_.torn_writes_cut += m.storage->torn_records_cut();
+  auto on_durable = [this, &m](const node::PersistRequest& r) { OnDurable(m, r); };
+  if (real_storage_) {
+    if (!m.env) m.env.reset(rocksdb::NewMemEnv(rocksdb::Env::Default()));
+    auto st = RocksSimStorage::Open(m.env.get(), absl::StrCat("/sim/n", m.id), &disk_faults_, &rng_,
+                                    &now_, on_durable);
+    CF_CHECK(st.ok()) << "opening n" << m.id << "'s RocksDB: " << st.status().ToString();
+    m.storage = std::move(*st);
+    m.sim_storage = nullptr;
+  } else {
+    auto st = std::make_unique<SimStorage>(&m.disk, &disk_faults_, &rng_, &now_, on_durable);
+    m.sim_storage = st.get();
+    result_.torn_writes_cut += st->torn_records_cut();
+    m.storage = std::move(st);
+  }
+
   AppHooks hooks;
   hooks.on_entry_applied = [this, &m](const raft::Entry& e) { OnEntryApplied(m, e); };
   hooks.on_command_applied = [this, &m](uint64_t id, bool ok) { OnCommandApplied(m, id, ok); };
@@ -284,6 +303,7 @@ void World::Crash(Member& m, const char* why) {
   m.node.reset();
   m.app.reset();
   m.storage.reset();
+  m.sim_storage = nullptr;
   m.up = false;
   m.restart_at = now_ + (settling_ ? 1 : rng_.Range(1, profile_.max_down_ms));
   // Requests in flight at this member: writes may or may not have committed; reads are void.
@@ -579,8 +599,8 @@ void World::FinalChecks() {
   // Log matching over whole logs: after convergence every pair agrees on their overlap.
   for (int a = 0; a < n_; ++a) {
     for (int b = a + 1; b < n_; ++b) {
-      SimStorage& x = *members_[a].storage;
-      SimStorage& y = *members_[b].storage;
+      node::NodeStorage& x = *members_[a].storage;
+      node::NodeStorage& y = *members_[b].storage;
       const raft::Index lo = std::max(x.FirstIndex(), y.FirstIndex());
       const raft::Index hi = std::min(x.LastIndex(), y.LastIndex());
       if (lo > hi) continue;

@@ -38,6 +38,10 @@ struct BugSwitches {
   bool fsync_lies = false;                  // a crash also loses the last "synced" write
 };
 
+// Which storage the members run on. kAuto: a quarter of the seeds (every profile) run the
+// production RaftLogStore on RocksDB's in-memory Env; the rest run on SimDisk (torn writes).
+enum class StorageKind { kAuto, kSimDisk, kRocksDbInMemory };
+
 struct SimOptions {
   uint64_t seed = 1;
   FaultProfile profile;
@@ -47,6 +51,7 @@ struct SimOptions {
   int clients = 4;
   int registers = 3;
   bool trace = false;  // print every event (for replaying one seed)
+  StorageKind storage = StorageKind::kAuto;
 };
 
 struct SimResult {
@@ -65,6 +70,7 @@ struct SimResult {
   uint64_t messages = 0;
   uint64_t max_commit = 0;
   bool linearizability_inconclusive = false;
+  bool real_storage = false;  // ran on RocksDB (in-memory Env)
 };
 
 // The named profiles: calm, lossy, partition, crash, chaos, leader-crash.

@@ -192,3 +192,51 @@ TEST(RaftLogStore, GroupCommitBatchesQueuedWrites) {
 
 }  // namespace
 }  // namespace chainfire::storage
+
+namespace chainfire::storage {
+namespace {
+
+TEST(RaftLogStore, SnapshotAndCompactionSurviveReopen) {
+  TempDir dir;
+  {
+    Store s(dir.path());
+    s.WriteAndWait(Entries(1, 10, 1, 10));
+    ASSERT_TRUE(s.log().SaveSnapshotAndCompact(8, "state@8", 6).ok());
+    EXPECT_EQ(s.log().FirstIndex(), 7u);
+    EXPECT_TRUE(raft::IsCompacted(s.log().TermAt(5).status()));
+    EXPECT_EQ(*s.log().TermAt(6), 1u) << "the compaction point keeps its term";
+    EXPECT_FALSE(s.log().SaveSnapshotAndCompact(11, "beyond", 11).ok());
+  }
+  Store s(dir.path());
+  EXPECT_EQ(s.log().FirstIndex(), 7u);
+  EXPECT_EQ(s.log().LastIndex(), 10u);
+  auto snap = s.log().GetSnapshot();
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->meta, (raft::SnapshotMeta{8, 1}));
+  EXPECT_EQ(snap->data, "state@8");
+  EXPECT_EQ(s.log().Entries(7, 11, raft::kNoLimit)->size(), 4u);
+}
+
+TEST(RaftLogStore, InstallingASnapshotReplacesTheLog) {
+  TempDir dir;
+  {
+    Store s(dir.path());
+    s.WriteAndWait(Entries(1, 5, 1));
+    node::PersistRequest r;
+    r.snapshot = raft::Snapshot{{20, 3}, "leader-state"};
+    r.hard_state = raft::HardState{3, 0, 20};
+    s.WriteAndWait(std::move(r));
+    s.WriteAndWait(Entries(21, 22, 3, 20));
+    EXPECT_EQ(s.log().FirstIndex(), 21u);
+    EXPECT_EQ(s.log().LastIndex(), 22u);
+  }
+  Store s(dir.path());
+  EXPECT_EQ(s.log().FirstIndex(), 21u);
+  EXPECT_EQ(s.log().LastIndex(), 22u);
+  EXPECT_EQ(*s.log().TermAt(20), 3u);
+  EXPECT_TRUE(raft::IsCompacted(s.log().TermAt(5).status()));
+  EXPECT_EQ(s.log().GetSnapshot()->data, "leader-state");
+}
+
+}  // namespace
+}  // namespace chainfire::storage

@@ -29,7 +29,9 @@ class Engine {
  public:
   // Opens (creating if empty) the data dir `dir`. Refuses a data dir of another format version
   // or with corruption beyond a torn WAL tail, with a message naming what is wrong.
-  static absl::StatusOr<std::unique_ptr<Engine>> Open(const std::string& dir);
+  // `env` (optional, e.g. RocksDB's in-memory Env for the simulation) must outlive the Engine.
+  static absl::StatusOr<std::unique_ptr<Engine>> Open(const std::string& dir,
+                                                      rocksdb::Env* env = nullptr);
   ~Engine();
 
   rocksdb::DB* db() const { return db_.get(); }

@@ -9,9 +9,12 @@
 // Record formats (documented in docs/architecture.md):
 //   raft_log:   key BE64(index); value: u8 version (1), BE64(term), data
 //   raft_state: "hard_state" -> BE64(term) BE64(vote) BE64(commit)
-//               "snapshot"   -> BE64(index) BE64(term) (the log's first index - 1)
+//               "compacted"  -> BE64(index) BE64(term): the entry before the first kept one
+//               "snapshot"   -> BE64(index) BE64(term) data: the latest snapshot
 // Thread-safety: LogStorage methods and NodeStorage methods are called from the node's loop
-// thread; the writer thread is internal. `on_write_done` runs on the writer thread.
+// thread; the writer thread is internal. `on_write_done` runs on the writer thread. In manual
+// mode (the simulation) there is no writer thread: FlushQueued performs queued writes on the
+// caller's thread, deterministically.
 #pragma once
 
 #include <condition_variable>
@@ -31,7 +34,8 @@ class RaftLogStore : public node::NodeStorage {
   // Loads the durable state and checks it (commit <= last index). `on_write_done` is called
   // after each group of writes becomes durable (to wake the node's loop).
   static absl::StatusOr<std::unique_ptr<RaftLogStore>> Open(Engine* engine,
-                                                            std::function<void()> on_write_done);
+                                                            std::function<void()> on_write_done,
+                                                            bool manual = false);
   ~RaftLogStore() override;
 
   raft::HardState InitialHardState() const override;
@@ -47,6 +51,10 @@ class RaftLogStore : public node::NodeStorage {
   absl::Status SaveSnapshotAndCompact(raft::Index index, std::string data,
                                       raft::Index compact_to) override;
 
+  // Manual mode only: performs up to `max_writes` queued writes as one synced batch.
+  void FlushQueued(size_t max_writes);
+  size_t queued() const;
+
   // Number of fsyncs performed and writes they covered (group-commit effectiveness).
   uint64_t syncs() const;
   uint64_t writes() const;
@@ -54,6 +62,8 @@ class RaftLogStore : public node::NodeStorage {
  private:
   explicit RaftLogStore(Engine* engine) : engine_(engine) {}
   void WriterLoop();
+  // Writes `batch` as one synced WriteBatch and publishes the result; false after a failure.
+  bool WriteGroup(std::deque<node::PersistRequest> batch);
 
   Engine* engine_;
   std::function<void()> on_write_done_;
@@ -67,7 +77,8 @@ class RaftLogStore : public node::NodeStorage {
   raft::HardState hard_state_;              // guarded by mu_: durable
   raft::Index first_index_ = 1;             // guarded by mu_
   raft::Index last_index_ = 0;              // guarded by mu_: durable
-  raft::SnapshotMeta snapshot_;             // guarded by mu_
+  raft::SnapshotMeta compacted_;            // guarded by mu_
+  raft::Snapshot snapshot_;                 // guarded by mu_
   uint64_t syncs_ = 0, writes_ = 0;         // guarded by mu_
   raft::Index written_last_ = 0;            // writer thread only: last index written
   std::thread writer_;
