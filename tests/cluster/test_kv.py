@@ -136,3 +136,23 @@ def test_five_members_and_one_member():
     with harness.Cluster(1) as c:
         c.etcdctl("put", "one", "1")
         assert c.etcdctl("get", "one", "--print-value-only").stdout.strip() == "1"
+
+
+def test_rpcs_of_later_issues_answer_unimplemented(c):
+    import grpc
+    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
+    channel = grpc.insecure_channel(c.members[0].endpoint)
+    calls = [
+        lambda: rpc_pb2_grpc.KVStub(channel).Txn(rpc_pb2.TxnRequest(), timeout=10),
+        lambda: rpc_pb2_grpc.KVStub(channel).Compact(rpc_pb2.CompactionRequest(), timeout=10),
+        lambda: rpc_pb2_grpc.LeaseStub(channel).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=5),
+                                                          timeout=10),
+        lambda: rpc_pb2_grpc.MaintenanceStub(channel).Alarm(rpc_pb2.AlarmRequest(), timeout=10),
+    ]
+    for call in calls:
+        try:
+            call()
+            raise AssertionError("expected UNIMPLEMENTED")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNIMPLEMENTED
+    channel.close()
