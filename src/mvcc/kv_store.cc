@@ -1,6 +1,8 @@
 #include "chainfire/mvcc/kv_store.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
@@ -47,6 +49,13 @@ bool DecodeRecord(const rocksdb::Slice& v, mvccpb::KeyValue* kv) {
   return true;
 }
 
+}  // namespace
+
+// Filters, sorts and limits the live keys of a range into `resp` (etcd's rules).
+void FinishRange(const etcdserverpb::RangeRequest& req, std::vector<mvccpb::KeyValue> all,
+                 etcdserverpb::RangeResponse* resp);
+
+namespace {
 // etcd's range_end conventions: "" = the key alone; "\0" = every key >= key.
 bool InRange(const std::string& k, const std::string& key, const std::string& range_end) {
   if (range_end.empty()) return k == key;
@@ -157,55 +166,231 @@ void KvStore::MarkApplied(uint64_t index) {
   Commit(&batch, index, revision());
 }
 
+// Applies the writes of one log entry: every change lands in one WriteBatch at revision
+// base+1 (sub-revisions 0, 1, ... in order), and later operations of a txn see earlier ones.
+class KvStore::WriteTxn {
+ public:
+  explicit WriteTxn(KvStore* store) : store_(store), base_(store->revision()) {}
+
+  int64_t revision() const { return wrote_ ? base_ + 1 : base_; }
+  rocksdb::WriteBatch* batch() { return &batch_; }
+
+  absl::Status Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp) {
+    mvccpb::KeyValue prev;
+    const bool exists = Latest(req.key(), &prev);
+    if ((req.ignore_value() || req.ignore_lease()) && !exists) return ErrKeyNotFound();
+    if (req.lease() != 0 && !req.ignore_lease()) {
+      return ErrLeaseNotFound();  // leases arrive with issue 4: none exists yet
+    }
+    const Revision rev = NextRevision();
+    mvccpb::KeyValue kv;
+    kv.set_key(req.key());
+    kv.set_value(req.ignore_value() ? prev.value() : req.value());
+    kv.set_lease(req.ignore_lease() ? prev.lease() : req.lease());
+    kv.set_create_revision(exists ? prev.create_revision() : rev.main);
+    kv.set_mod_revision(rev.main);
+    kv.set_version(exists ? prev.version() + 1 : 1);
+    batch_.Put(store_->engine_->cf(Column::kKv), VersionKey(req.key(), rev),
+               EncodeRecord(false, kv.create_revision(), kv.version(), kv.lease(), kv.value()));
+    batch_.Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), req.key());
+    overlay_[req.key()] = std::move(kv);
+    resp->mutable_header()->set_revision(rev.main);
+    if (req.prev_kv() && exists) *resp->mutable_prev_kv() = std::move(prev);
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
+                           etcdserverpb::DeleteRangeResponse* resp) {
+    std::vector<mvccpb::KeyValue> doomed = Scan(req.key(), req.range_end());
+    for (mvccpb::KeyValue& kv : doomed) {
+      const Revision rev = NextRevision();
+      batch_.Put(store_->engine_->cf(Column::kKv), VersionKey(kv.key(), rev),
+                 EncodeRecord(true, 0, 0, 0, ""));
+      batch_.Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), kv.key());
+      overlay_[kv.key()] = std::nullopt;
+    }
+    resp->mutable_header()->set_revision(revision());
+    resp->set_deleted(static_cast<int64_t>(doomed.size()));
+    if (req.prev_kv()) {
+      for (mvccpb::KeyValue& kv : doomed) *resp->add_prev_kvs() = std::move(kv);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Range(const etcdserverpb::RangeRequest& req, etcdserverpb::RangeResponse* resp) {
+    if (req.revision() > 0) {
+      if (req.revision() > base_) return ErrFutureRevision();
+      return store_->Range(req, resp);  // history is not changed by this txn
+    }
+    std::vector<mvccpb::KeyValue> kvs = Scan(req.key(), req.range_end());
+    FinishRange(req, std::move(kvs), resp);
+    resp->mutable_header()->set_revision(revision());
+    return absl::OkStatus();
+  }
+
+  absl::Status Txn(const etcdserverpb::TxnRequest& req, etcdserverpb::TxnResponse* resp) {
+    bool ok = true;
+    for (const etcdserverpb::Compare& c : req.compare()) ok = ok && Compare(c);
+    const auto& ops = ok ? req.success() : req.failure();
+    // A read at a future revision fails the whole txn before anything is written.
+    for (const etcdserverpb::RequestOp& op : ops) {
+      if (op.has_request_range() && op.request_range().revision() > base_) {
+        return ErrFutureRevision();
+      }
+    }
+    resp->set_succeeded(ok);
+    for (const etcdserverpb::RequestOp& op : ops) {
+      etcdserverpb::ResponseOp* r = resp->add_responses();
+      absl::Status s;
+      switch (op.request_case()) {
+        case etcdserverpb::RequestOp::kRequestRange:
+          s = Range(op.request_range(), r->mutable_response_range());
+          break;
+        case etcdserverpb::RequestOp::kRequestPut:
+          s = Put(op.request_put(), r->mutable_response_put());
+          break;
+        case etcdserverpb::RequestOp::kRequestDeleteRange:
+          s = DeleteRange(op.request_delete_range(), r->mutable_response_delete_range());
+          break;
+        case etcdserverpb::RequestOp::kRequestTxn:
+          s = Txn(op.request_txn(), r->mutable_response_txn());
+          break;
+        default:
+          break;
+      }
+      if (!s.ok()) return s;
+    }
+    resp->mutable_header()->set_revision(revision());
+    return absl::OkStatus();
+  }
+
+ private:
+  Revision NextRevision() {
+    wrote_ = true;
+    return Revision{base_ + 1, sub_++};
+  }
+
+  bool Latest(const std::string& key, mvccpb::KeyValue* kv) {
+    auto it = overlay_.find(key);
+    if (it != overlay_.end()) {
+      if (!it->second) return false;
+      *kv = *it->second;
+      return true;
+    }
+    return store_->Latest(key, base_, kv);
+  }
+
+  // Live keys in the range as this txn sees them (its own writes included), in key order.
+  std::vector<mvccpb::KeyValue> Scan(const std::string& key, const std::string& range_end) {
+    std::map<std::string, mvccpb::KeyValue> merged;
+    store_->Scan(key, range_end, base_,
+                 [&](mvccpb::KeyValue kv) { merged.emplace(kv.key(), std::move(kv)); });
+    for (const auto& [k, v] : overlay_) {
+      if (!InRange(k, key, range_end)) continue;
+      if (v) {
+        merged[k] = *v;
+      } else {
+        merged.erase(k);
+      }
+    }
+    std::vector<mvccpb::KeyValue> out;
+    out.reserve(merged.size());
+    for (auto& [k, v] : merged) out.push_back(std::move(v));
+    return out;
+  }
+
+  bool Compare(const etcdserverpb::Compare& c) {
+    std::vector<mvccpb::KeyValue> kvs = Scan(c.key(), c.range_end());
+    if (kvs.empty()) {
+      // As etcd: comparing the value of a missing key always fails; other targets compare
+      // against zero.
+      if (c.target() == etcdserverpb::Compare::VALUE) return false;
+      return CompareKv(c, mvccpb::KeyValue());
+    }
+    for (const mvccpb::KeyValue& kv : kvs) {
+      if (!CompareKv(c, kv)) return false;
+    }
+    return true;
+  }
+
+  static bool CompareKv(const etcdserverpb::Compare& c, const mvccpb::KeyValue& kv) {
+    int result = 0;
+    auto cmp = [](int64_t a, int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); };
+    switch (c.target()) {
+      case etcdserverpb::Compare::VALUE: {
+        const int r = kv.value().compare(c.value());
+        result = r < 0 ? -1 : (r > 0 ? 1 : 0);
+        break;
+      }
+      case etcdserverpb::Compare::CREATE:
+        result = cmp(kv.create_revision(), c.create_revision());
+        break;
+      case etcdserverpb::Compare::MOD:
+        result = cmp(kv.mod_revision(), c.mod_revision());
+        break;
+      case etcdserverpb::Compare::VERSION:
+        result = cmp(kv.version(), c.version());
+        break;
+      case etcdserverpb::Compare::LEASE:
+        result = cmp(kv.lease(), c.lease());
+        break;
+      default:
+        return false;
+    }
+    switch (c.result()) {
+      case etcdserverpb::Compare::EQUAL:
+        return result == 0;
+      case etcdserverpb::Compare::NOT_EQUAL:
+        return result != 0;
+      case etcdserverpb::Compare::GREATER:
+        return result > 0;
+      case etcdserverpb::Compare::LESS:
+        return result < 0;
+      default:
+        return false;
+    }
+  }
+
+  KvStore* store_;
+  const int64_t base_;
+  int64_t sub_ = 0;
+  bool wrote_ = false;
+  rocksdb::WriteBatch batch_;
+  std::map<std::string, std::optional<mvccpb::KeyValue>> overlay_;
+};
+
 absl::Status KvStore::ApplyPut(uint64_t index, const etcdserverpb::PutRequest& req,
                                etcdserverpb::PutResponse* resp) {
-  const int64_t rev = revision() + 1;
-  mvccpb::KeyValue prev;
-  const bool exists = Latest(req.key(), revision(), &prev);
-  absl::Status error;
-  if ((req.ignore_value() || req.ignore_lease()) && !exists) {
-    error = ErrKeyNotFound();
-  } else if (req.lease() != 0 && !req.ignore_lease()) {
-    error = ErrLeaseNotFound();  // leases arrive with issue 4: none exists yet
-  }
-  if (!error.ok()) {
-    MarkApplied(index);
-    resp->mutable_header()->set_revision(revision());
-    return error;
-  }
-  const std::string& value = req.ignore_value() ? prev.value() : req.value();
-  const int64_t lease = req.ignore_lease() ? prev.lease() : req.lease();
-  const int64_t create = exists ? prev.create_revision() : rev;
-  const int64_t version = exists ? prev.version() + 1 : 1;
-  rocksdb::WriteBatch batch;
-  batch.Put(engine_->cf(Column::kKv), VersionKey(req.key(), {rev, 0}),
-            EncodeRecord(false, create, version, lease, value));
-  batch.Put(engine_->cf(Column::kKvRevisions), RevisionKey({rev, 0}), req.key());
-  Commit(&batch, index, rev);
-  resp->mutable_header()->set_revision(rev);
-  if (req.prev_kv() && exists) *resp->mutable_prev_kv() = std::move(prev);
-  return absl::OkStatus();
+  WriteTxn txn(this);
+  absl::Status s = txn.Put(req, resp);
+  return Finish(index, &txn, s, resp->mutable_header());
 }
 
 absl::Status KvStore::ApplyDeleteRange(uint64_t index, const etcdserverpb::DeleteRangeRequest& req,
                                        etcdserverpb::DeleteRangeResponse* resp) {
-  std::vector<mvccpb::KeyValue> doomed;
-  Scan(req.key(), req.range_end(), revision(),
-       [&](mvccpb::KeyValue kv) { doomed.push_back(std::move(kv)); });
-  rocksdb::WriteBatch batch;
-  const int64_t rev = doomed.empty() ? revision() : revision() + 1;
-  for (size_t i = 0; i < doomed.size(); ++i) {
-    const Revision r{rev, static_cast<int64_t>(i)};
-    batch.Put(engine_->cf(Column::kKv), VersionKey(doomed[i].key(), r),
-              EncodeRecord(true, 0, 0, 0, ""));
-    batch.Put(engine_->cf(Column::kKvRevisions), RevisionKey(r), doomed[i].key());
+  WriteTxn txn(this);
+  absl::Status s = txn.DeleteRange(req, resp);
+  return Finish(index, &txn, s, resp->mutable_header());
+}
+
+absl::Status KvStore::ApplyTxn(uint64_t index, const etcdserverpb::TxnRequest& req,
+                               etcdserverpb::TxnResponse* resp) {
+  WriteTxn txn(this);
+  absl::Status s = txn.Txn(req, resp);
+  return Finish(index, &txn, s, resp->mutable_header());
+}
+
+absl::Status KvStore::Finish(uint64_t index, WriteTxn* txn, const absl::Status& status,
+                             etcdserverpb::ResponseHeader* header) {
+  if (!status.ok()) {
+    // A request error changes nothing, but the entry counts as applied.
+    MarkApplied(index);
+    header->set_revision(revision());
+    return status;
   }
-  Commit(&batch, index, rev);
-  resp->mutable_header()->set_revision(rev);
-  resp->set_deleted(static_cast<int64_t>(doomed.size()));
-  if (req.prev_kv()) {
-    for (mvccpb::KeyValue& kv : doomed) *resp->add_prev_kvs() = std::move(kv);
-  }
+  const int64_t rev = txn->revision();
+  Commit(txn->batch(), index, rev);
+  header->set_revision(rev);
   return absl::OkStatus();
 }
 
@@ -216,17 +401,24 @@ absl::Status KvStore::Range(const etcdserverpb::RangeRequest& req,
   if (rev > current) return ErrFutureRevision();
   resp->mutable_header()->set_revision(current);
   std::vector<mvccpb::KeyValue> kvs;
-  int64_t count = 0;
-  Scan(req.key(), req.range_end(), rev, [&](mvccpb::KeyValue kv) {
-    ++count;  // etcd's count ignores the filters and the limit
-    if (req.min_mod_revision() > 0 && kv.mod_revision() < req.min_mod_revision()) return;
-    if (req.max_mod_revision() > 0 && kv.mod_revision() > req.max_mod_revision()) return;
-    if (req.min_create_revision() > 0 && kv.create_revision() < req.min_create_revision()) return;
-    if (req.max_create_revision() > 0 && kv.create_revision() > req.max_create_revision()) return;
-    if (!req.count_only()) kvs.push_back(std::move(kv));
-  });
-  resp->set_count(count);
-  if (req.count_only()) return absl::OkStatus();
+  Scan(req.key(), req.range_end(), rev, [&](mvccpb::KeyValue kv) { kvs.push_back(std::move(kv)); });
+  FinishRange(req, std::move(kvs), resp);
+  return absl::OkStatus();
+}
+
+void FinishRange(const etcdserverpb::RangeRequest& req, std::vector<mvccpb::KeyValue> all,
+                 etcdserverpb::RangeResponse* resp) {
+  resp->set_count(static_cast<int64_t>(all.size()));  // etcd's count ignores filters and limit
+  if (req.count_only()) return;
+  std::vector<mvccpb::KeyValue> kvs;
+  kvs.reserve(all.size());
+  for (mvccpb::KeyValue& kv : all) {
+    if (req.min_mod_revision() > 0 && kv.mod_revision() < req.min_mod_revision()) continue;
+    if (req.max_mod_revision() > 0 && kv.mod_revision() > req.max_mod_revision()) continue;
+    if (req.min_create_revision() > 0 && kv.create_revision() < req.min_create_revision()) continue;
+    if (req.max_create_revision() > 0 && kv.create_revision() > req.max_create_revision()) continue;
+    kvs.push_back(std::move(kv));
+  }
   using RR = etcdserverpb::RangeRequest;
   RR::SortOrder order = req.sort_order();
   if (order == RR::NONE && req.sort_target() != RR::KEY) order = RR::ASCEND;  // as etcd
@@ -267,7 +459,6 @@ absl::Status KvStore::Range(const etcdserverpb::RangeRequest& req,
     if (req.keys_only()) kv.clear_value();
     *resp->add_kvs() = std::move(kv);
   }
-  return absl::OkStatus();
 }
 
 }  // namespace chainfire::mvcc

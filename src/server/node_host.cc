@@ -290,6 +290,9 @@ void NodeHost::Apply(const raft::Entry& entry) {
     case internal::Request::kDeleteRange:
       result.status = kv_->ApplyDeleteRange(entry.index, req.delete_range(), &result.delete_range);
       break;
+    case internal::Request::kTxn:
+      result.status = kv_->ApplyTxn(entry.index, req.txn(), &result.txn);
+      break;
     case internal::Request::kPublish: {
       const std::string blob = req.publish().SerializeAsString();
       kv_->ApplyMemberAttributes(entry.index, req.publish().member_id(), blob);

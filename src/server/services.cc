@@ -1,6 +1,7 @@
 #include "chainfire/server/services.h"
 
 #include "absl/strings/str_cat.h"
+#include "chainfire/mvcc/txn_validation.h"
 
 namespace chainfire::server {
 
@@ -86,6 +87,27 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ct
   host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
     if (result.status.ok()) {
       *resp = std::move(result.delete_range);
+      host->FillHeader(resp->mutable_header());
+    }
+    reactor->Finish(ToGrpc(result.status));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
+                                         const etcdserverpb::TxnRequest* req,
+                                         etcdserverpb::TxnResponse* resp) {
+  if (static_cast<int64_t>(req->ByteSizeLong()) > max_request_bytes_) {
+    return FinishNow(ctx, ErrTooLarge());
+  }
+  if (absl::Status s = mvcc::ValidateTxn(*req); !s.ok()) return FinishNow(ctx, s);
+  auto* reactor = ctx->DefaultReactor();
+  internal::Request r;
+  *r.mutable_txn() = *req;
+  NodeHost* host = host_;
+  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
+    if (result.status.ok()) {
+      *resp = std::move(result.txn);
       host->FillHeader(resp->mutable_header());
     }
     reactor->Finish(ToGrpc(result.status));

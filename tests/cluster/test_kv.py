@@ -143,7 +143,6 @@ def test_rpcs_of_later_issues_answer_unimplemented(c):
     from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
     channel = grpc.insecure_channel(c.members[0].endpoint)
     calls = [
-        lambda: rpc_pb2_grpc.KVStub(channel).Txn(rpc_pb2.TxnRequest(), timeout=10),
         lambda: rpc_pb2_grpc.KVStub(channel).Compact(rpc_pb2.CompactionRequest(), timeout=10),
         lambda: rpc_pb2_grpc.LeaseStub(channel).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=5),
                                                           timeout=10),
@@ -156,3 +155,43 @@ def test_rpcs_of_later_issues_answer_unimplemented(c):
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.UNIMPLEMENTED
     channel.close()
+
+
+def test_etcdctl_txn_from_a_file_and_interactive(c):
+    c.etcdctl("put", "tx", "v1")
+    script = 'value("tx") = "v1"\n\nput tx v2\nput tx-side yes\n\nput tx failed\n\n'
+    env = dict(harness.os.environ, ETCDCTL_API="3")
+    for extra in ([], ["-i"]):
+        r = harness.subprocess.run(["etcdctl", "--endpoints=" + c.endpoints, "txn"] + extra,
+                                   input=script, capture_output=True, text=True, env=env,
+                                   timeout=20)
+        assert r.returncode == 0, r.stderr
+        if not extra:
+            assert r.stdout.splitlines()[0] == "SUCCESS"
+            assert c.etcdctl("get", "tx", "--print-value-only").stdout.strip() == "v2"
+        else:
+            assert "FAILURE" in r.stdout, r.stdout  # tx is v2 now
+            assert c.etcdctl("get", "tx", "--print-value-only").stdout.strip() == "failed"
+    # etcd's limits and duplicate rules.
+    r = harness.subprocess.run(["etcdctl", "--endpoints=" + c.endpoints, "txn"],
+                               input="\nput d 1\nput d 2\n\n\n", capture_output=True,
+                               text=True, env=env, timeout=20)
+    assert r.returncode != 0 and "duplicate key given in txn request" in r.stderr
+
+
+def test_python_etcd3_transaction(c):
+    client = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
+    client.put("ptx", "a")
+    ok, responses = client.transaction(
+        compare=[client.transactions.value("ptx") == "a"],
+        success=[client.transactions.put("ptx", "b"), client.transactions.get("ptx")],
+        failure=[])
+    assert ok
+    assert responses[1][0][0] == b"b"
+    ok, _ = client.transaction(compare=[client.transactions.value("ptx") == "a"],
+                               success=[client.transactions.put("ptx", "c")],
+                               failure=[client.transactions.put("ptx-failed", "1")])
+    assert not ok
+    assert client.get("ptx")[0] == b"b"
+    assert client.get("ptx-failed")[0] == b"1"
+    client.close()

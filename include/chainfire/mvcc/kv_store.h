@@ -42,6 +42,10 @@ class KvStore {
                         etcdserverpb::PutResponse* resp);
   absl::Status ApplyDeleteRange(uint64_t index, const etcdserverpb::DeleteRangeRequest& req,
                                 etcdserverpb::DeleteRangeResponse* resp);
+  // Applies a transaction: compares, then one branch, all at one revision; later operations
+  // see earlier ones. Validation (limits, duplicate keys) happens before proposing.
+  absl::Status ApplyTxn(uint64_t index, const etcdserverpb::TxnRequest& req,
+                        etcdserverpb::TxnResponse* resp);
   // Records `index` as applied for an entry with no key-value effect.
   void MarkApplied(uint64_t index);
   // Records a member's published attributes (opaque bytes) with entry `index` applied.
@@ -54,7 +58,9 @@ class KvStore {
 
  private:
   explicit KvStore(storage::Engine* engine) : engine_(engine) {}
-  struct Version;
+  class WriteTxn;
+  absl::Status Finish(uint64_t index, WriteTxn* txn, const absl::Status& status,
+                      etcdserverpb::ResponseHeader* header);
   // Calls fn for each live key in [key, range_end) (etcd's range conventions) at `rev`.
   template <typename Fn>
   void Scan(const std::string& key, const std::string& range_end, int64_t rev, Fn&& fn) const;

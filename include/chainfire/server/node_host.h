@@ -38,6 +38,7 @@ struct WriteResult {
   absl::Status status;
   etcdserverpb::PutResponse put;
   etcdserverpb::DeleteRangeResponse delete_range;
+  etcdserverpb::TxnResponse txn;
 };
 
 struct NodeHostOptions {

@@ -36,6 +36,9 @@ class KvService : public etcdserverpb::KV::CallbackService {
   grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* ctx,
                                         const etcdserverpb::DeleteRangeRequest* req,
                                         etcdserverpb::DeleteRangeResponse* resp) override;
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx,
+                                const etcdserverpb::TxnRequest* req,
+                                etcdserverpb::TxnResponse* resp) override;
 
  private:
   NodeHost* host_;

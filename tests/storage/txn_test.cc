@@ -1,0 +1,180 @@
+// Transactions on the MVCC store, and etcd's validation rules for them.
+#include "chainfire/mvcc/kv_store.h"
+#include "chainfire/mvcc/txn_validation.h"
+#include "gtest/gtest.h"
+#include "temp_dir.h"
+
+namespace chainfire::mvcc {
+namespace {
+
+using chainfire::testing::TempDir;
+using etcdserverpb::Compare;
+using etcdserverpb::RequestOp;
+using etcdserverpb::TxnRequest;
+
+RequestOp PutOp(const std::string& k, const std::string& v) {
+  RequestOp op;
+  op.mutable_request_put()->set_key(k);
+  op.mutable_request_put()->set_value(v);
+  return op;
+}
+RequestOp GetOp(const std::string& k, const std::string& end = "") {
+  RequestOp op;
+  op.mutable_request_range()->set_key(k);
+  op.mutable_request_range()->set_range_end(end);
+  return op;
+}
+RequestOp DelOp(const std::string& k, const std::string& end = "") {
+  RequestOp op;
+  op.mutable_request_delete_range()->set_key(k);
+  op.mutable_request_delete_range()->set_range_end(end);
+  return op;
+}
+Compare ValueIs(const std::string& k, const std::string& v,
+                Compare::CompareResult r = Compare::EQUAL) {
+  Compare c;
+  c.set_key(k);
+  c.set_target(Compare::VALUE);
+  c.set_result(r);
+  c.set_value(v);
+  return c;
+}
+
+class TxnTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine_ = std::move(*storage::Engine::Open(dir_.path()));
+    kv_ = std::move(*KvStore::Open(engine_.get()));
+  }
+  absl::Status Apply(const TxnRequest& req, etcdserverpb::TxnResponse* resp) {
+    return kv_->ApplyTxn(++index_, req, resp);
+  }
+  TempDir dir_;
+  std::unique_ptr<storage::Engine> engine_;
+  std::unique_ptr<KvStore> kv_;
+  uint64_t index_ = 0;
+};
+
+TEST_F(TxnTest, CompareChoosesTheBranchAndAllWritesShareOneRevision) {
+  TxnRequest init;
+  *init.add_success() = PutOp("a", "1");
+  etcdserverpb::TxnResponse resp;
+  ASSERT_TRUE(Apply(init, &resp).ok());
+  EXPECT_EQ(resp.header().revision(), 2);
+
+  TxnRequest cas;
+  *cas.add_compare() = ValueIs("a", "1");
+  *cas.add_success() = PutOp("a", "2");
+  *cas.add_success() = PutOp("b", "x");
+  *cas.add_success() = GetOp("a");  // sees the write just made
+  *cas.add_failure() = GetOp("a");
+  resp.Clear();
+  ASSERT_TRUE(Apply(cas, &resp).ok());
+  EXPECT_TRUE(resp.succeeded());
+  EXPECT_EQ(resp.header().revision(), 3);
+  ASSERT_EQ(resp.responses_size(), 3);
+  EXPECT_EQ(resp.responses(2).response_range().kvs(0).value(), "2");
+  EXPECT_EQ(resp.responses(2).response_range().kvs(0).mod_revision(), 3);
+
+  resp.Clear();
+  ASSERT_TRUE(Apply(cas, &resp).ok()) << "the same compare now fails";
+  EXPECT_FALSE(resp.succeeded());
+  EXPECT_EQ(resp.header().revision(), 3) << "a read-only branch moves no revision";
+  EXPECT_EQ(resp.responses(0).response_range().kvs(0).value(), "2");
+}
+
+TEST_F(TxnTest, DeleteThenRangeAndNestedTxn) {
+  TxnRequest setup;
+  *setup.add_success() = PutOp("p/1", "a");
+  *setup.add_success() = PutOp("p/2", "b");
+  etcdserverpb::TxnResponse resp;
+  ASSERT_TRUE(Apply(setup, &resp).ok());
+  TxnRequest t;
+  *t.add_success() = DelOp("p/", "p0");
+  TxnRequest* nested = t.add_success()->mutable_request_txn();
+  *nested->add_compare() = ValueIs("p/1", "a");  // deleted just before: compare fails
+  *nested->add_success() = PutOp("n", "yes");
+  *nested->add_failure() = PutOp("n", "no");
+  *t.add_success() = GetOp("p/", "p0");
+  resp.Clear();
+  ASSERT_TRUE(Apply(t, &resp).ok());
+  EXPECT_EQ(resp.responses(0).response_delete_range().deleted(), 2);
+  EXPECT_FALSE(resp.responses(1).response_txn().succeeded());
+  EXPECT_EQ(resp.responses(2).response_range().count(), 0);
+  etcdserverpb::RangeRequest get;
+  get.set_key("n");
+  etcdserverpb::RangeResponse r;
+  ASSERT_TRUE(kv_->Range(get, &r).ok());
+  EXPECT_EQ(r.kvs(0).value(), "no");
+}
+
+TEST_F(TxnTest, ComparingTheValueOfAMissingKeyFails) {
+  TxnRequest t;
+  *t.add_compare() = ValueIs("missing", "", Compare::EQUAL);
+  etcdserverpb::TxnResponse resp;
+  ASSERT_TRUE(Apply(t, &resp).ok());
+  EXPECT_FALSE(resp.succeeded());
+  Compare version;
+  version.set_key("missing");
+  version.set_target(Compare::VERSION);
+  version.set_result(Compare::EQUAL);
+  version.set_version(0);
+  TxnRequest t2;
+  *t2.add_compare() = version;
+  resp.Clear();
+  ASSERT_TRUE(Apply(t2, &resp).ok());
+  EXPECT_TRUE(resp.succeeded()) << "a missing key has version 0";
+}
+
+TEST_F(TxnTest, FutureRevisionFailsTheWholeTxn) {
+  TxnRequest t;
+  *t.add_success() = PutOp("k", "v");
+  RequestOp future = GetOp("k");
+  future.mutable_request_range()->set_revision(1000);
+  *t.add_success() = future;
+  etcdserverpb::TxnResponse resp;
+  absl::Status s = Apply(t, &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(kv_->revision(), 1) << "nothing was written";
+}
+
+TEST(TxnValidation, LimitsAndDuplicateRules) {
+  TxnRequest ok;
+  *ok.add_success() = PutOp("a", "1");
+  *ok.add_failure() = PutOp("a", "2");  // same key in both branches is allowed
+  *ok.add_success() = DelOp("b");
+  EXPECT_TRUE(ValidateTxn(ok).ok());
+
+  TxnRequest dup;
+  *dup.add_success() = PutOp("a", "1");
+  *dup.add_success() = PutOp("a", "2");
+  EXPECT_EQ(ValidateTxn(dup).message(), "etcdserver: duplicate key given in txn request");
+
+  TxnRequest put_in_delete;
+  *put_in_delete.add_success() = DelOp("p/", "p0");
+  *put_in_delete.add_success() = PutOp("p/x", "1");
+  EXPECT_EQ(ValidateTxn(put_in_delete).code(), absl::StatusCode::kInvalidArgument);
+
+  TxnRequest nested;
+  *nested.add_success() = PutOp("a", "1");
+  *nested.add_success()->mutable_request_txn()->add_failure() = PutOp("a", "2");
+  EXPECT_EQ(ValidateTxn(nested).message(), "etcdserver: duplicate key given in txn request");
+
+  TxnRequest deletes_overlap;
+  *deletes_overlap.add_success() = DelOp("a", "z");
+  *deletes_overlap.add_success() = DelOp("b");
+  EXPECT_TRUE(ValidateTxn(deletes_overlap).ok()) << "overlapping deletes are fine";
+
+  TxnRequest many;
+  for (int i = 0; i < 129; ++i) *many.add_success() = GetOp("k" + std::to_string(i));
+  EXPECT_EQ(ValidateTxn(many).message(), "etcdserver: too many operations in txn request");
+  many.mutable_success()->RemoveLast();
+  EXPECT_TRUE(ValidateTxn(many).ok()) << "128 is the limit, as etcd's default";
+
+  TxnRequest nokey;
+  *nokey.add_success() = PutOp("", "v");
+  EXPECT_EQ(ValidateTxn(nokey).message(), "etcdserver: key is not provided");
+}
+
+}  // namespace
+}  // namespace chainfire::mvcc
