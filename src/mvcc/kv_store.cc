@@ -17,6 +17,9 @@ absl::Status ErrFutureRevision() {
   return absl::OutOfRangeError("etcdserver: mvcc: required revision is a future revision");
 }
 absl::Status ErrKeyNotFound() { return absl::InvalidArgumentError("etcdserver: key not found"); }
+absl::Status ErrCompacted() {
+  return absl::OutOfRangeError("etcdserver: mvcc: required revision has been compacted");
+}
 absl::Status ErrLeaseNotFound() {
   return absl::NotFoundError("etcdserver: requested lease not found");
 }
@@ -24,6 +27,18 @@ absl::Status ErrLeaseNotFound() {
 namespace {
 constexpr char kRevisionKey[] = "revision";
 constexpr char kAppliedKey[] = "applied_index";
+constexpr char kCompactKey[] = "compact_revision";
+constexpr char kCompactDoneKey[] = "compacted_through";
+constexpr int64_t kCompactSlice = 1000;  // revisions per compaction WriteBatch
+
+uint32_t Crc32(uint32_t crc, const std::string& data) {
+  crc = ~crc;
+  for (unsigned char c : data) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
 constexpr char kTombstone = 1;
 
 std::string EncodeRecord(bool tombstone, int64_t create, int64_t version, int64_t lease,
@@ -76,6 +91,15 @@ absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine) 
   } else if (!absl::IsNotFound(a.status())) {
     return a.status();
   }
+  if (auto c = engine->Get(Column::kMeta, kCompactKey); c.ok()) {
+    store->compact_revision_ = static_cast<int64_t>(storage::GetBigEndian64(c->data()));
+  }
+  if (auto d = engine->Get(Column::kMeta, kCompactDoneKey); d.ok()) {
+    store->compacted_through_ = static_cast<int64_t>(storage::GetBigEndian64(d->data()));
+  }
+  // A compaction interrupted by a crash resumes here.
+  store->compact_target_ = store->compact_revision_;
+  store->compactor_ = std::thread([s = store.get()] { s->CompactorLoop(); });
   return store;
 }
 
@@ -220,6 +244,7 @@ class KvStore::WriteTxn {
   absl::Status Range(const etcdserverpb::RangeRequest& req, etcdserverpb::RangeResponse* resp) {
     if (req.revision() > 0) {
       if (req.revision() > base_) return ErrFutureRevision();
+      if (req.revision() < store_->compact_revision()) return ErrCompacted();
       return store_->Range(req, resp);  // history is not changed by this txn
     }
     std::vector<mvccpb::KeyValue> kvs = Scan(req.key(), req.range_end());
@@ -236,6 +261,10 @@ class KvStore::WriteTxn {
     for (const etcdserverpb::RequestOp& op : ops) {
       if (op.has_request_range() && op.request_range().revision() > base_) {
         return ErrFutureRevision();
+      }
+      if (op.has_request_range() && op.request_range().revision() > 0 &&
+          op.request_range().revision() < store_->compact_revision()) {
+        return ErrCompacted();
       }
     }
     resp->set_succeeded(ok);
@@ -380,6 +409,159 @@ absl::Status KvStore::ApplyTxn(uint64_t index, const etcdserverpb::TxnRequest& r
   return Finish(index, &txn, s, resp->mutable_header());
 }
 
+KvStore::~KvStore() {
+  {
+    std::lock_guard<std::mutex> l(compact_mu_);
+    stopping_ = true;
+  }
+  compact_cv_.notify_all();
+  if (compactor_.joinable()) compactor_.join();
+}
+
+absl::Status KvStore::ApplyCompact(uint64_t index, int64_t rev,
+                                   etcdserverpb::CompactionResponse* resp) {
+  absl::Status error;
+  if (rev > revision()) {
+    error = ErrFutureRevision();
+  } else if (rev <= compact_revision()) {
+    error = ErrCompacted();
+  }
+  if (!error.ok()) {
+    MarkApplied(index);
+    resp->mutable_header()->set_revision(revision());
+    return error;
+  }
+  rocksdb::WriteBatch batch;
+  batch.Put(engine_->cf(Column::kMeta), kCompactKey, storage::BigEndian64(rev));
+  compact_revision_.store(rev, std::memory_order_release);  // reads below fail from now on
+  Commit(&batch, index, revision());
+  resp->mutable_header()->set_revision(revision());
+  {
+    std::lock_guard<std::mutex> l(compact_mu_);
+    compact_target_ = std::max(compact_target_, rev);
+  }
+  compact_cv_.notify_all();
+  return absl::OkStatus();
+}
+
+void KvStore::WhenPhysicallyCompacted(int64_t rev, std::function<void()> done) {
+  {
+    std::lock_guard<std::mutex> l(compact_mu_);
+    if (compacted_through_ < rev) {
+      compact_waiters_.emplace_back(rev, std::move(done));
+      return;
+    }
+  }
+  done();
+}
+
+void KvStore::CompactorLoop() {
+  for (;;) {
+    int64_t from, to;
+    {
+      std::unique_lock<std::mutex> l(compact_mu_);
+      compact_cv_.wait(l, [&] { return stopping_ || compacted_through_ < compact_target_; });
+      if (stopping_) return;
+      from = compacted_through_;
+      to = compact_target_;
+    }
+    const int64_t done = CompactSlice(from, to, kCompactSlice);
+    std::vector<std::function<void()>> ready;
+    {
+      std::lock_guard<std::mutex> l(compact_mu_);
+      compacted_through_ = done;
+      for (auto it = compact_waiters_.begin(); it != compact_waiters_.end();) {
+        if (it->first <= done) {
+          ready.push_back(std::move(it->second));
+          it = compact_waiters_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& f : ready) f();
+  }
+}
+
+int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
+  // Walk the revision index over (from, to]: a version is removed when a newer version of its
+  // key exists at or below `to`, or when it is a tombstone at or below `to` (the key is gone).
+  std::unique_ptr<rocksdb::Iterator> revs(
+      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKvRevisions)));
+  std::unique_ptr<rocksdb::Iterator> versions(
+      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKv)));
+  rocksdb::WriteBatch batch;
+  int64_t last = from;
+  int64_t n = 0;
+  bool hit_limit = false;
+  for (revs->Seek(RevisionKey({from + 1, 0})); revs->Valid(); revs->Next()) {
+    const int64_t main = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data()));
+    const int64_t sub = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data() + 8));
+    if (main > to) break;
+    if (n >= limit && main != last) {  // slices end on a revision boundary
+      hit_limit = true;
+      break;
+    }
+    const std::string key = revs->value().ToString();
+    versions->Seek(VersionKey(key, {to, INT64_MAX}));
+    CF_CHECK(versions->Valid()) << "revision index points at a missing version";
+    std::string k;
+    Revision newest;
+    CF_CHECK(DecodeVersionKey(versions->key().ToStringView(), &k, &newest) && k == key)
+        << "corrupt mvcc version";
+    const bool superseded = newest.main != main || newest.sub != sub;
+    const bool tombstone =
+        versions->value().size() > 0 && versions->value().data()[0] == kTombstone;
+    if (superseded || tombstone) {
+      batch.Delete(engine_->cf(Column::kKv), VersionKey(key, {main, sub}));
+      batch.Delete(engine_->cf(Column::kKvRevisions), revs->key());
+    }
+    last = main;
+    ++n;
+  }
+  CF_CHECK(revs->status().ok()) << "compaction scan failed: " << revs->status().ToString();
+  if (!hit_limit) last = to;
+  batch.Put(engine_->cf(Column::kMeta), kCompactDoneKey, storage::BigEndian64(last));
+  absl::Status s = engine_->Write(&batch, /*sync=*/false);
+  CF_CHECK(s.ok()) << "compaction write failed: " << s.ToString();
+  return last;
+}
+
+absl::Status KvStore::HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revision) const {
+  const int64_t current = revision();
+  const int64_t at = rev > 0 ? rev : current;
+  if (at > current) return ErrFutureRevision();
+  const int64_t compacted = compact_revision();
+  if (rev > 0 && at < compacted) return ErrCompacted();
+  uint32_t crc = 0;
+  std::unique_ptr<rocksdb::Iterator> it(
+      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKv)));
+  std::string k, last_key;
+  bool have_last = false, kept_base = false;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Revision r;
+    CF_CHECK(DecodeVersionKey(it->key().ToStringView(), &k, &r)) << "corrupt mvcc key";
+    if (!have_last || k != last_key) {
+      last_key = k;
+      have_last = true;
+      kept_base = false;
+    }
+    if (r.main > at) continue;
+    if (r.main <= compacted) {
+      // Below the compaction point only the key's newest live version is logical state.
+      if (kept_base) continue;
+      kept_base = true;
+      if (it->value().size() > 0 && it->value().data()[0] == kTombstone) continue;
+    }
+    crc = Crc32(crc, it->key().ToString());
+    crc = Crc32(crc, it->value().ToString());
+  }
+  CF_CHECK(it->status().ok()) << "hash scan failed";
+  *hash = crc;
+  *hashed_revision = at;
+  return absl::OkStatus();
+}
+
 absl::Status KvStore::Finish(uint64_t index, WriteTxn* txn, const absl::Status& status,
                              etcdserverpb::ResponseHeader* header) {
   if (!status.ok()) {
@@ -399,6 +581,7 @@ absl::Status KvStore::Range(const etcdserverpb::RangeRequest& req,
   const int64_t current = revision();
   const int64_t rev = req.revision() > 0 ? req.revision() : current;
   if (rev > current) return ErrFutureRevision();
+  if (req.revision() > 0 && rev < compact_revision()) return ErrCompacted();
   resp->mutable_header()->set_revision(current);
   std::vector<mvccpb::KeyValue> kvs;
   Scan(req.key(), req.range_end(), rev, [&](mvccpb::KeyValue kv) { kvs.push_back(std::move(kv)); });

@@ -253,6 +253,7 @@ int main(int argc, char** argv) {
   spdlog::info("received signal {}, shutting down", sig);
   // In-flight requests are answered (the node still runs) or cancelled at the deadline.
   client_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  maintenance.Stop();
   host->Stop();
   transport.Stop();
   peer_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

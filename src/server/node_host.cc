@@ -290,6 +290,10 @@ void NodeHost::Apply(const raft::Entry& entry) {
     case internal::Request::kDeleteRange:
       result.status = kv_->ApplyDeleteRange(entry.index, req.delete_range(), &result.delete_range);
       break;
+    case internal::Request::kCompaction:
+      result.status =
+          kv_->ApplyCompact(entry.index, req.compaction().revision(), &result.compaction);
+      break;
     case internal::Request::kTxn:
       result.status = kv_->ApplyTxn(entry.index, req.txn(), &result.txn);
       break;

@@ -1,5 +1,7 @@
 #include "chainfire/server/services.h"
 
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "chainfire/mvcc/txn_validation.h"
 
@@ -115,6 +117,32 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
+grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* ctx,
+                                             const etcdserverpb::CompactionRequest* req,
+                                             etcdserverpb::CompactionResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  internal::Request r;
+  *r.mutable_compaction() = *req;
+  NodeHost* host = host_;
+  const bool physical = req->physical();
+  const int64_t rev = req->revision();
+  host_->Propose(std::move(r), [host, resp, reactor, physical, rev](WriteResult result) {
+    if (!result.status.ok()) {
+      reactor->Finish(ToGrpc(result.status));
+      return;
+    }
+    *resp = std::move(result.compaction);
+    host->FillHeader(resp->mutable_header());
+    if (physical) {
+      // Answer once the superseded versions are gone from this member.
+      host->kv().WhenPhysicallyCompacted(rev, [reactor] { reactor->Finish(grpc::Status::OK); });
+    } else {
+      reactor->Finish(grpc::Status::OK);
+    }
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* ClusterService::MemberList(grpc::CallbackServerContext* ctx,
                                                      const etcdserverpb::MemberListRequest*,
                                                      etcdserverpb::MemberListResponse* resp) {
@@ -157,6 +185,102 @@ grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext
   resp->set_raftappliedindex(host_->applied_index());
   host_->FillHeader(resp->mutable_header());
   return FinishNow(ctx, absl::OkStatus());
+}
+
+}  // namespace chainfire::server
+
+namespace chainfire::server {
+
+void MaintenanceService::RunHelper(std::function<void()> work) {
+  std::lock_guard<std::mutex> l(mu_);
+  helpers_.emplace_back(std::move(work));
+}
+
+void MaintenanceService::Stop() {
+  std::vector<std::thread> helpers;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    helpers.swap(helpers_);
+  }
+  for (std::thread& t : helpers) t.join();
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::HashKV(grpc::CallbackServerContext* ctx,
+                                                     const etcdserverpb::HashKVRequest* req,
+                                                     etcdserverpb::HashKVResponse* resp) {
+  uint32_t hash = 0;
+  int64_t at = 0;
+  absl::Status s = host_->kv().HashKV(req->revision(), &hash, &at);
+  if (s.ok()) {
+    resp->set_hash(hash);
+    resp->set_compact_revision(host_->kv().compact_revision());
+    host_->FillHeader(resp->mutable_header());
+    resp->mutable_header()->set_revision(at);
+  }
+  return FinishNow(ctx, s);
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::Hash(grpc::CallbackServerContext* ctx,
+                                                   const etcdserverpb::HashRequest*,
+                                                   etcdserverpb::HashResponse* resp) {
+  // etcd's Hash covers the whole backend and is meant for testing; ours is the logical hash of
+  // the key-value state at the current revision.
+  uint32_t hash = 0;
+  int64_t at = 0;
+  absl::Status s = host_->kv().HashKV(0, &hash, &at);
+  if (s.ok()) {
+    resp->set_hash(hash);
+    host_->FillHeader(resp->mutable_header());
+  }
+  return FinishNow(ctx, s);
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::Defragment(grpc::CallbackServerContext* ctx,
+                                                         const etcdserverpb::DefragmentRequest*,
+                                                         etcdserverpb::DefragmentResponse* resp) {
+  // RocksDB's equivalent of bbolt's defragmentation: a full compaction of every column, which
+  // drops deleted and compacted-away versions from the files. Runs on its own thread.
+  auto* reactor = ctx->DefaultReactor();
+  storage::Engine* engine = engine_;
+  NodeHost* host = host_;
+  RunHelper([engine, host, resp, reactor] {
+    absl::Status s = engine->CompactAll();
+    if (s.ok()) host->FillHeader(resp->mutable_header());
+    reactor->Finish(ToGrpc(s));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(grpc::CallbackServerContext* ctx,
+                                                         const etcdserverpb::MoveLeaderRequest* req,
+                                                         etcdserverpb::MoveLeaderResponse* resp) {
+  if (host_->leader() != host_->member_id()) {
+    return FinishNow(ctx, absl::FailedPreconditionError("etcdserver: not leader"));
+  }
+  bool known = false;
+  for (const etcdserverpb::Member& m : host_->Members()) known |= m.id() == req->targetid();
+  if (!known) {
+    return FinishNow(ctx, absl::NotFoundError("etcdserver: bad leader transferee"));
+  }
+  host_->TransferLeadership(req->targetid());
+  // Wait (bounded) on a helper thread for the transfer to show, then answer.
+  auto* reactor = ctx->DefaultReactor();
+  NodeHost* host = host_;
+  const uint64_t target = req->targetid();
+  RunHelper([host, resp, reactor, target] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline && host->leader() != target) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (host->leader() == target) {
+      host->FillHeader(resp->mutable_header());
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      reactor->Finish(ToGrpc(
+          absl::UnavailableError("etcdserver: request timed out, leader transfer took too long")));
+    }
+  });
+  return reactor;
 }
 
 }  // namespace chainfire::server

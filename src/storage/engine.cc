@@ -129,6 +129,16 @@ absl::StatusOr<std::string> Engine::Get(Column c, const std::string& key) const 
   return value;
 }
 
+absl::Status Engine::CompactAll() {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (auto* h : handles_) {
+    absl::Status s = FromRocks(db_->CompactRange(options, h, nullptr, nullptr), "compact");
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 int64_t Engine::DiskSize() const {
   int64_t total = 0;
   std::error_code ec;

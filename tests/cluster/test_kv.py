@@ -143,7 +143,6 @@ def test_rpcs_of_later_issues_answer_unimplemented(c):
     from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
     channel = grpc.insecure_channel(c.members[0].endpoint)
     calls = [
-        lambda: rpc_pb2_grpc.KVStub(channel).Compact(rpc_pb2.CompactionRequest(), timeout=10),
         lambda: rpc_pb2_grpc.LeaseStub(channel).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=5),
                                                           timeout=10),
         lambda: rpc_pb2_grpc.MaintenanceStub(channel).Alarm(rpc_pb2.AlarmRequest(), timeout=10),
@@ -195,3 +194,29 @@ def test_python_etcd3_transaction(c):
     assert client.get("ptx")[0] == b"b"
     assert client.get("ptx-failed")[0] == b"1"
     client.close()
+
+
+def test_compaction_hashkv_defrag_move_leader(c):
+    for i in range(20):
+        c.etcdctl("put", "cmp", str(i))
+    rev = json.loads(c.etcdctl("get", "cmp", "-w", "json").stdout)["header"]["revision"]
+    c.etcdctl("compaction", str(rev), "--physical")
+    r = c.etcdctl("get", "cmp", "--rev=%d" % (rev - 5), check=False)
+    assert r.returncode != 0 and "required revision has been compacted" in r.stderr
+    assert c.etcdctl("get", "cmp", "--rev=%d" % rev, "--print-value-only").stdout.strip() == "19"
+    # Every member reports the same hash at the same revision.
+    hashes = set()
+    for m in c.members:
+        out = json.loads(c.etcdctl("endpoint", "hashkv", "--rev=%d" % rev, "-w", "json",
+                                   endpoints=m.endpoint).stdout)
+        assert out[0]["HashKV"]["compact_revision"] == rev
+        hashes.add(out[0]["HashKV"]["hash"])
+    assert len(hashes) == 1, hashes
+    assert "Finished defragmenting" in c.etcdctl("defrag").stdout
+    # move-leader hands leadership to a follower.
+    leader = c.leader_member()
+    target = next(m for m in c.members if m is not leader)
+    members = harness.parse_member_list(c.etcdctl("member", "list", "-w", "json").stdout)
+    target_id = next(x[0] for x in members if x[1] == target.name)
+    c.etcdctl("move-leader", target_id, endpoints=c.endpoints)
+    assert c.leader_member() is target

@@ -14,8 +14,13 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -28,12 +33,17 @@ namespace chainfire::mvcc {
 absl::Status ErrFutureRevision();
 absl::Status ErrKeyNotFound();
 absl::Status ErrLeaseNotFound();
+absl::Status ErrCompacted();
 
 class KvStore {
  public:
   static absl::StatusOr<std::unique_ptr<KvStore>> Open(storage::Engine* engine);
 
+  ~KvStore();
+
   int64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  // Reads below this revision fail with ErrCompacted; 0 when never compacted.
+  int64_t compact_revision() const { return compact_revision_.load(std::memory_order_acquire); }
   uint64_t applied_index() const { return applied_.load(std::memory_order_acquire); }
 
   // Applies a put from log entry `index`. A request error (etcd's) is returned and the entry
@@ -46,6 +56,15 @@ class KvStore {
   // see earlier ones. Validation (limits, duplicate keys) happens before proposing.
   absl::Status ApplyTxn(uint64_t index, const etcdserverpb::TxnRequest& req,
                         etcdserverpb::TxnResponse* resp);
+  // Applies a compaction to `rev` from log entry `index`: reads below `rev` fail from now on,
+  // and a background thread removes the superseded versions in bounded slices (writes are
+  // never blocked behind it). ErrFutureRevision / ErrCompacted for a bad revision.
+  absl::Status ApplyCompact(uint64_t index, int64_t rev, etcdserverpb::CompactionResponse* resp);
+  // Calls `done` (on the compactor thread, or at once) when versions below `rev` are gone.
+  void WhenPhysicallyCompacted(int64_t rev, std::function<void()> done);
+  // etcd's HashKV: a CRC-32 of the logical MVCC state up to `rev` (0: the current revision),
+  // the same on every member at the same revision whatever its physical compaction progress.
+  absl::Status HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revision) const;
   // Records `index` as applied for an entry with no key-value effect.
   void MarkApplied(uint64_t index);
   // Records a member's published attributes (opaque bytes) with entry `index` applied.
@@ -68,7 +87,19 @@ class KvStore {
   void Commit(rocksdb::WriteBatch* batch, uint64_t index, int64_t new_revision);
 
   storage::Engine* engine_;
+  void CompactorLoop();
+  // Deletes superseded versions with revisions in (from, to]; returns the last revision done.
+  int64_t CompactSlice(int64_t from, int64_t to, int64_t limit);
+
   std::atomic<int64_t> revision_{1};
+  std::atomic<int64_t> compact_revision_{0};
+  std::mutex compact_mu_;
+  std::condition_variable compact_cv_;
+  int64_t compact_target_ = 0;     // guarded by compact_mu_
+  int64_t compacted_through_ = 0;  // guarded by compact_mu_: physically done
+  bool stopping_ = false;          // guarded by compact_mu_
+  std::vector<std::pair<int64_t, std::function<void()>>> compact_waiters_;  // compact_mu_
+  std::thread compactor_;
   std::atomic<uint64_t> applied_{0};
 };
 

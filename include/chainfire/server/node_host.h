@@ -39,6 +39,7 @@ struct WriteResult {
   etcdserverpb::PutResponse put;
   etcdserverpb::DeleteRangeResponse delete_range;
   etcdserverpb::TxnResponse txn;
+  etcdserverpb::CompactionResponse compaction;
 };
 
 struct NodeHostOptions {

@@ -4,8 +4,12 @@
 // Thread-safety: gRPC calls these from its threads; they only touch thread-safe state.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "chainfire/server/node_host.h"
 #include "etcd/rpc.grpc.pb.h"
@@ -39,6 +43,9 @@ class KvService : public etcdserverpb::KV::CallbackService {
   grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx,
                                 const etcdserverpb::TxnRequest* req,
                                 etcdserverpb::TxnResponse* resp) override;
+  grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* ctx,
+                                    const etcdserverpb::CompactionRequest* req,
+                                    etcdserverpb::CompactionResponse* resp) override;
 
  private:
   NodeHost* host_;
@@ -68,16 +75,37 @@ class ClusterService : public etcdserverpb::Cluster::CallbackService {
   NodeHost* host_;
 };
 
+// Defragment and MoveLeader wait on a helper thread (never on a gRPC callback thread).
 class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
  public:
   MaintenanceService(NodeHost* host, storage::Engine* engine) : host_(host), engine_(engine) {}
+  ~MaintenanceService() override { Stop(); }
+  // Waits for the helper threads of Defragment and MoveLeader; call after the gRPC server has
+  // shut down and before the host and engine go away.
+  void Stop();
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx,
                                    const etcdserverpb::StatusRequest* req,
                                    etcdserverpb::StatusResponse* resp) override;
+  grpc::ServerUnaryReactor* HashKV(grpc::CallbackServerContext* ctx,
+                                   const etcdserverpb::HashKVRequest* req,
+                                   etcdserverpb::HashKVResponse* resp) override;
+  grpc::ServerUnaryReactor* Hash(grpc::CallbackServerContext* ctx,
+                                 const etcdserverpb::HashRequest* req,
+                                 etcdserverpb::HashResponse* resp) override;
+  grpc::ServerUnaryReactor* Defragment(grpc::CallbackServerContext* ctx,
+                                       const etcdserverpb::DefragmentRequest* req,
+                                       etcdserverpb::DefragmentResponse* resp) override;
+  grpc::ServerUnaryReactor* MoveLeader(grpc::CallbackServerContext* ctx,
+                                       const etcdserverpb::MoveLeaderRequest* req,
+                                       etcdserverpb::MoveLeaderResponse* resp) override;
 
  private:
+  void RunHelper(std::function<void()> work);
+
   NodeHost* host_;
   storage::Engine* engine_;
+  std::mutex mu_;
+  std::vector<std::thread> helpers_;  // guarded by mu_
 };
 
 // Registered so that Watch and Lease answer UNIMPLEMENTED explicitly.

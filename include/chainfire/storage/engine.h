@@ -43,6 +43,8 @@ class Engine {
   // Writes `batch`; with `sync`, returns only after the WAL is fsynced.
   absl::Status Write(rocksdb::WriteBatch* batch, bool sync);
   absl::StatusOr<std::string> Get(Column c, const std::string& key) const;  // NotFound if absent
+  // Compacts every column family fully (drops deleted data from the files). Blocking.
+  absl::Status CompactAll();
   // Bytes used on disk by the database files (SST and WAL).
   int64_t DiskSize() const;
 
