@@ -198,6 +198,7 @@ class KvStore::WriteTxn {
 
   int64_t revision() const { return wrote_ ? base_ + 1 : base_; }
   rocksdb::WriteBatch* batch() { return &batch_; }
+  std::vector<std::unique_ptr<mvccpb::Event>>& events() { return events_; }
 
   absl::Status Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp) {
     mvccpb::KeyValue prev;
@@ -217,6 +218,10 @@ class KvStore::WriteTxn {
     batch_.Put(store_->engine_->cf(Column::kKv), VersionKey(req.key(), rev),
                EncodeRecord(false, kv.create_revision(), kv.version(), kv.lease(), kv.value()));
     batch_.Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), req.key());
+    mvccpb::Event* ev = events_.emplace_back(std::make_unique<mvccpb::Event>()).get();
+    ev->set_type(mvccpb::Event::PUT);
+    *ev->mutable_kv() = kv;
+    if (exists) *ev->mutable_prev_kv() = prev;
     overlay_[req.key()] = std::move(kv);
     resp->mutable_header()->set_revision(rev.main);
     if (req.prev_kv() && exists) *resp->mutable_prev_kv() = std::move(prev);
@@ -232,6 +237,11 @@ class KvStore::WriteTxn {
                  EncodeRecord(true, 0, 0, 0, ""));
       batch_.Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), kv.key());
       overlay_[kv.key()] = std::nullopt;
+      mvccpb::Event* ev = events_.emplace_back(std::make_unique<mvccpb::Event>()).get();
+      ev->set_type(mvccpb::Event::DELETE);
+      ev->mutable_kv()->set_key(kv.key());
+      ev->mutable_kv()->set_mod_revision(rev.main);
+      *ev->mutable_prev_kv() = kv;
     }
     resp->mutable_header()->set_revision(revision());
     resp->set_deleted(static_cast<int64_t>(doomed.size()));
@@ -386,6 +396,7 @@ class KvStore::WriteTxn {
   bool wrote_ = false;
   rocksdb::WriteBatch batch_;
   std::map<std::string, std::optional<mvccpb::KeyValue>> overlay_;
+  std::vector<std::unique_ptr<mvccpb::Event>> events_;  // in revision order
 };
 
 absl::Status KvStore::ApplyPut(uint64_t index, const etcdserverpb::PutRequest& req,
@@ -527,6 +538,62 @@ int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
   return last;
 }
 
+int64_t KvStore::ReadEvents(int64_t from, int64_t to, const std::string& key,
+                            const std::string& range_end, bool prev_kv, size_t max_events,
+                            std::vector<mvccpb::Event>* out) const {
+  std::unique_ptr<rocksdb::Iterator> revs(
+      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKvRevisions)));
+  std::unique_ptr<rocksdb::Iterator> versions(
+      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKv)));
+  int64_t last = from - 1;
+  size_t scanned = 0;
+  for (revs->Seek(RevisionKey({from, 0})); revs->Valid(); revs->Next()) {
+    const int64_t main = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data()));
+    const int64_t sub = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data() + 8));
+    if (main > to) break;
+    // Stop between revisions once enough was read (never split one revision).
+    if (main != last && (out->size() >= max_events || scanned >= 4 * max_events)) return last;
+    last = main;
+    ++scanned;
+    const std::string k = revs->value().ToString();
+    if (!InRange(k, key, range_end)) continue;
+    versions->Seek(VersionKey(k, {main, sub}));
+    std::string vk;
+    Revision vr;
+    if (!versions->Valid() || !DecodeVersionKey(versions->key().ToStringView(), &vk, &vr) ||
+        vk != k || vr.main != main || vr.sub != sub) {
+      continue;  // removed by compaction meanwhile
+    }
+    mvccpb::Event ev;
+    mvccpb::KeyValue kv;
+    if (DecodeRecord(versions->value(), &kv)) {
+      ev.set_type(mvccpb::Event::PUT);
+      kv.set_key(k);
+      kv.set_mod_revision(main);
+      *ev.mutable_kv() = std::move(kv);
+    } else {
+      ev.set_type(mvccpb::Event::DELETE);
+      ev.mutable_kv()->set_key(k);
+      ev.mutable_kv()->set_mod_revision(main);
+    }
+    if (prev_kv) {
+      versions->Next();  // the next older version of the same key, if any
+      std::string pk;
+      Revision pr;
+      mvccpb::KeyValue prev;
+      if (versions->Valid() && DecodeVersionKey(versions->key().ToStringView(), &pk, &pr) &&
+          pk == k && DecodeRecord(versions->value(), &prev)) {
+        prev.set_key(k);
+        prev.set_mod_revision(pr.main);
+        *ev.mutable_prev_kv() = std::move(prev);
+      }
+    }
+    out->push_back(std::move(ev));
+  }
+  CF_CHECK(revs->status().ok()) << "event scan failed";
+  return to;
+}
+
 absl::Status KvStore::HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revision) const {
   const int64_t current = revision();
   const int64_t at = rev > 0 ? rev : current;
@@ -573,6 +640,12 @@ absl::Status KvStore::Finish(uint64_t index, WriteTxn* txn, const absl::Status& 
   const int64_t rev = txn->revision();
   Commit(txn->batch(), index, rev);
   header->set_revision(rev);
+  if (observer_ && !txn->events().empty()) {
+    std::vector<mvccpb::Event> events;
+    events.reserve(txn->events().size());
+    for (auto& e : txn->events()) events.push_back(std::move(*e));
+    observer_(rev, std::move(events));
+  }
   return absl::OkStatus();
 }
 

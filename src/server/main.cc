@@ -221,7 +221,7 @@ int main(int argc, char** argv) {
   cf::server::KvService kv(host.get(), f.max_request_bytes);
   cf::server::ClusterService cluster(host.get());
   cf::server::MaintenanceService maintenance(host.get(), engine.get());
-  cf::server::WatchService watch;
+  cf::server::WatchService watch(host.get());
   cf::server::LeaseService lease;
   grpc::ServerBuilder client_builder;
   for (const std::string& u : listen_client) {

@@ -65,6 +65,16 @@ class KvStore {
   // etcd's HashKV: a CRC-32 of the logical MVCC state up to `rev` (0: the current revision),
   // the same on every member at the same revision whatever its physical compaction progress.
   absl::Status HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revision) const;
+  // Reads the events of revisions [from, to] for keys in [key, range_end) from storage, in
+  // revision order, stopping between two revisions once about `max_events` were read. Returns
+  // the last revision fully covered (to when done). Any thread.
+  int64_t ReadEvents(int64_t from, int64_t to, const std::string& key, const std::string& range_end,
+                     bool prev_kv, size_t max_events, std::vector<mvccpb::Event>* out) const;
+  // Called on the apply thread after each committed write with its revision and events (the
+  // watch hub). Set once, before applying starts.
+  void SetObserver(std::function<void(int64_t, std::vector<mvccpb::Event>)> observer) {
+    observer_ = std::move(observer);
+  }
   // Records `index` as applied for an entry with no key-value effect.
   void MarkApplied(uint64_t index);
   // Records a member's published attributes (opaque bytes) with entry `index` applied.
@@ -91,6 +101,7 @@ class KvStore {
   // Deletes superseded versions with revisions in (from, to]; returns the last revision done.
   int64_t CompactSlice(int64_t from, int64_t to, int64_t limit);
 
+  std::function<void(int64_t, std::vector<mvccpb::Event>)> observer_;
   std::atomic<int64_t> revision_{1};
   std::atomic<int64_t> compact_revision_{0};
   std::mutex compact_mu_;

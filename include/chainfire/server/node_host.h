@@ -20,6 +20,7 @@
 
 #include "chainfire/internal.pb.h"
 #include "chainfire/mvcc/kv_store.h"
+#include "chainfire/mvcc/watch_hub.h"
 #include "chainfire/node/raft_node.h"
 #include "chainfire/server/cluster_config.h"
 #include "chainfire/storage/raft_log_store.h"
@@ -79,6 +80,7 @@ class NodeHost : private node::Application {
   void TransferLeadership(uint64_t target);
 
   mvcc::KvStore& kv() { return *kv_; }
+  mvcc::WatchHub& watch_hub() { return *hub_; }
   uint64_t member_id() const { return options_.member_id; }
   uint64_t cluster_id() const { return options_.cluster.cluster_id; }
   uint64_t leader() const { return leader_.load(); }
@@ -119,6 +121,7 @@ class NodeHost : private node::Application {
   storage::Engine* engine_ = nullptr;
   std::unique_ptr<storage::RaftLogStore> log_;
   std::unique_ptr<mvcc::KvStore> kv_;
+  std::unique_ptr<mvcc::WatchHub> hub_;
   std::unique_ptr<node::RaftNode> node_;
   transport::PeerTransport* transport_ = nullptr;
   std::thread thread_;

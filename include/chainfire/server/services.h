@@ -108,8 +108,20 @@ class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
   std::vector<std::thread> helpers_;  // guarded by mu_
 };
 
-// Registered so that Watch and Lease answer UNIMPLEMENTED explicitly.
-class WatchService : public etcdserverpb::Watch::CallbackService {};
+// Watch: one bidirectional stream reactor per client stream, many watches per stream, fed by
+// the member's WatchHub. Each stream has its own bounded queue of responses with one write
+// outstanding; `created` is queued before the watch is registered, so it precedes its events.
+class WatchService : public etcdserverpb::Watch::CallbackService {
+ public:
+  explicit WatchService(NodeHost* host) : host_(host) {}
+  grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>* Watch(
+      grpc::CallbackServerContext* ctx) override;
+
+ private:
+  NodeHost* host_;
+};
+
+// Registered so that Lease answers UNIMPLEMENTED explicitly.
 class LeaseService : public etcdserverpb::Lease::CallbackService {};
 
 }  // namespace chainfire::server

@@ -1,0 +1,83 @@
+// WatchHub: delivers the key-value store's events to watchers, exactly once, in revision order,
+// with no gaps.
+//
+// A watcher is either synced (it receives events live, as each write commits) or unsynced (it
+// is behind: it starts in the past, or its stream was too slow to take live events). A catch-up
+// thread reads unsynced watchers' events from storage; a watcher becomes synced under the hub's
+// lock when it has everything up to the last revision the hub was told about, so no event is
+// sent twice or skipped at the switch. A slow stream never blocks writes: when it has no room,
+// its watchers fall back to catch-up from storage.
+// Thread-safety: thread-safe. Sinks are called with the hub's lock held and must not call back
+// into the hub from Deliver/Cancel.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chainfire/mvcc/kv_store.h"
+
+namespace chainfire::mvcc {
+
+struct WatchSpec {
+  std::string key;
+  std::string range_end;       // etcd's conventions ("" = key alone, "\0" = from key)
+  int64_t start_revision = 0;  // 0 = from the next revision
+  bool prev_kv = false;
+  bool no_put = false;
+  bool no_delete = false;
+};
+
+// One watch stream's outgoing side.
+class WatchSink {
+ public:
+  virtual ~WatchSink() = default;
+  // Queues events of watch `id` (all of one or more whole revisions, in order; possibly
+  // empty to report progress). Returns false, queueing nothing, when the stream is full.
+  virtual bool Deliver(int64_t id, std::vector<mvccpb::Event> events, int64_t revision) = 0;
+  // The watch starts below the compaction point: cancel it with `compact_revision`.
+  virtual void Compacted(int64_t id, int64_t compact_revision) = 0;
+  // Whether the stream could take a batch of catch-up events now.
+  virtual bool HasRoom() = 0;
+};
+
+class WatchHub {
+ public:
+  // Attaches to `kv` as its observer; `kv` must outlive the hub.
+  explicit WatchHub(KvStore* kv);
+  ~WatchHub();
+
+  // Starts watching; the caller has already queued the `created` response on `sink`.
+  void Add(WatchSink* sink, int64_t id, const WatchSpec& spec);
+  // Stops one watch (false if unknown) / every watch of a sink (before the sink goes away).
+  bool Remove(WatchSink* sink, int64_t id);
+  void RemoveAll(WatchSink* sink);
+  // True when every watch of `sink` is synced; *revision is then the last notified revision.
+  bool Synced(WatchSink* sink, int64_t* revision);
+
+ private:
+  struct Watcher {
+    WatchSpec spec;
+    int64_t next_rev = 0;  // first revision not yet delivered
+    bool synced = false;
+  };
+  using Key = std::pair<WatchSink*, int64_t>;
+
+  void OnCommitted(int64_t revision, std::vector<mvccpb::Event> events);
+  void CatchUpLoop();
+  static std::vector<mvccpb::Event> Filter(const WatchSpec& spec,
+                                           const std::vector<mvccpb::Event>& events);
+
+  KvStore* kv_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<Key, Watcher> watchers_;  // guarded by mu_
+  int64_t notified_ = 0;             // guarded by mu_: last revision passed to OnCommitted
+  bool stopping_ = false;            // guarded by mu_
+  std::thread catch_up_;
+};
+
+}  // namespace chainfire::mvcc
