@@ -7,6 +7,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "chainfire/server/auto_compactor.h"
 #include "chainfire/server/services.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
@@ -29,6 +30,8 @@ struct Flags {
   int heartbeat_interval = 100;
   int election_timeout = 1000;
   int64_t max_request_bytes = 1572864;
+  std::string auto_compaction_mode = "periodic";
+  std::string auto_compaction_retention = "0";
   std::string log_level = "info";
 };
 
@@ -115,6 +118,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 600000));
   flag("max-request-bytes", f.max_request_bytes, "Maximum client request size in bytes")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  flag("auto-compaction-mode", f.auto_compaction_mode,
+       "periodic (retention is a duration) or revision (retention is a revision count)")
+      ->check(CLI::IsMember({"periodic", "revision"}));
+  flag("auto-compaction-retention", f.auto_compaction_retention,
+       "How much history auto-compaction keeps: e.g. 1h, 30m, 90s, a number of hours "
+       "(periodic), or a revision count (revision); 0 disables it");
   flag("log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   try {
@@ -129,6 +138,8 @@ int main(int argc, char** argv) {
                      "ms] should be at least 5 times --heartbeat-interval[", f.heartbeat_interval,
                      "ms]"));
   }
+  const cf::server::AutoCompactionPolicy compaction =
+      OrDie(cf::server::ParseAutoCompaction(f.auto_compaction_mode, f.auto_compaction_retention));
   if (f.data_dir.empty()) f.data_dir = f.name + ".chainfire";
   if (f.advertise_client_urls.empty()) f.advertise_client_urls = f.listen_client_urls;
   if (f.initial_cluster.empty()) f.initial_cluster = f.name + "=" + f.initial_advertise_peer_urls;
@@ -244,6 +255,7 @@ int main(int argc, char** argv) {
   if (!client_server) Die("cannot listen on --listen-client-urls " + f.listen_client_urls);
 
   host->Start(&transport);
+  cf::server::AutoCompactor auto_compactor(host.get(), compaction);
   spdlog::info("member {} ({}) of cluster {} serving clients on {} and peers on {}", f.name,
                cf::server::HexId(self->id), cf::server::HexId(spec.cluster_id),
                f.listen_client_urls, f.listen_peer_urls);
@@ -252,6 +264,7 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   spdlog::info("received signal {}, shutting down", sig);
   // In-flight requests are answered (the node still runs) or cancelled at the deadline.
+  auto_compactor.Stop();
   client_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   maintenance.Stop();
   host->Stop();

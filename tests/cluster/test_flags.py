@@ -65,3 +65,36 @@ def test_flags_from_environment_and_advertised_urls():
         assert members[0][3] == ["http://localhost:%d" % m.client_port]
     finally:
         c.__exit__(None, None, None)
+
+
+def _wait_compacted(c, rev, timeout=20):
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = c.etcdctl("get", "ac", "--rev=%d" % rev, check=False)
+        if r.returncode != 0 and "required revision has been compacted" in r.stderr:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_auto_compaction_by_revision_and_period():
+    for extra in (["--auto-compaction-mode", "revision", "--auto-compaction-retention", "5"],
+                  ["--auto-compaction-mode", "periodic", "--auto-compaction-retention", "2s"]):
+        c = harness.Cluster(1)
+        try:
+            c.members[0].start(extra=extra)
+            c.wait_for_leader()
+            for i in range(20):
+                c.etcdctl("put", "ac", str(i))
+            assert _wait_compacted(c, 3), "no auto-compaction with %s" % extra
+            assert c.etcdctl("get", "ac", "--print-value-only").stdout.strip() == "19"
+        finally:
+            c.__exit__(None, None, None)
+    # Off by default: history stays.
+    with harness.Cluster(1) as c:
+        for i in range(20):
+            c.etcdctl("put", "ac", str(i))
+        import time
+        time.sleep(2.5)
+        assert c.etcdctl("get", "ac", "--rev=3", "--print-value-only").stdout.strip() == "1"

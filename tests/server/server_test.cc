@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "chainfire/server/auto_compactor.h"
 #include "chainfire/server/cluster_config.h"
 #include "chainfire/transport/peer_transport.h"
 #include "grpcpp/grpcpp.h"
@@ -124,3 +125,27 @@ TEST(PeerTransport, DeliversOwnClusterAndDropsForeignBatches) {
 
 }  // namespace
 }  // namespace chainfire
+
+namespace chainfire::server {
+namespace {
+
+TEST(AutoCompaction, FlagsParseAsEtcd) {
+  auto off = ParseAutoCompaction("periodic", "0");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->mode, AutoCompactionPolicy::Mode::kOff);
+  auto hours = ParseAutoCompaction("periodic", "2");
+  ASSERT_TRUE(hours.ok());
+  EXPECT_EQ(hours->period, std::chrono::hours(2));
+  EXPECT_EQ(ParseAutoCompaction("periodic", "30m")->period, std::chrono::minutes(30));
+  EXPECT_EQ(ParseAutoCompaction("periodic", "90s")->period, std::chrono::seconds(90));
+  auto revs = ParseAutoCompaction("revision", "1000");
+  ASSERT_TRUE(revs.ok());
+  EXPECT_EQ(revs->mode, AutoCompactionPolicy::Mode::kRevision);
+  EXPECT_EQ(revs->revisions, 1000);
+  EXPECT_FALSE(ParseAutoCompaction("revision", "1h").ok());
+  EXPECT_FALSE(ParseAutoCompaction("periodic", "abc").ok());
+  EXPECT_FALSE(ParseAutoCompaction("sometimes", "1").ok());
+}
+
+}  // namespace
+}  // namespace chainfire::server
