@@ -20,6 +20,9 @@ absl::Status ErrKeyNotFound() { return absl::InvalidArgumentError("etcdserver: k
 absl::Status ErrCompacted() {
   return absl::OutOfRangeError("etcdserver: mvcc: required revision has been compacted");
 }
+absl::Status ErrNoSpace() {
+  return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
+}
 absl::Status ErrLeaseNotFound() {
   return absl::NotFoundError("etcdserver: requested lease not found");
 }
@@ -96,6 +99,17 @@ absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine) 
   }
   if (auto d = engine->Get(Column::kMeta, kCompactDoneKey); d.ok()) {
     store->compacted_through_ = static_cast<int64_t>(storage::GetBigEndian64(d->data()));
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        engine->db()->NewIterator(rocksdb::ReadOptions(), engine->cf(Column::kMeta)));
+    const std::string prefix = "alarm/";
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (it->key().size() != prefix.size() + 16) continue;
+      store->alarms_.emplace(
+          storage::GetBigEndian64(it->key().data() + prefix.size()),
+          static_cast<int>(storage::GetBigEndian64(it->key().data() + prefix.size() + 8)));
+    }
   }
   // A compaction interrupted by a crash resumes here.
   store->compact_target_ = store->compact_revision_;
@@ -536,6 +550,51 @@ int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
   absl::Status s = engine_->Write(&batch, /*sync=*/false);
   CF_CHECK(s.ok()) << "compaction write failed: " << s.ToString();
   return last;
+}
+
+void KvStore::ApplyAlarm(uint64_t index, const etcdserverpb::AlarmRequest& req,
+                         etcdserverpb::AlarmResponse* resp) {
+  const std::string key = "alarm/" + storage::BigEndian64(req.memberid()) +
+                          storage::BigEndian64(static_cast<uint64_t>(req.alarm()));
+  rocksdb::WriteBatch batch;
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> l(alarms_mu_);
+    const auto entry = std::make_pair(req.memberid(), static_cast<int>(req.alarm()));
+    if (req.action() == etcdserverpb::AlarmRequest::ACTIVATE && req.alarm() != etcdserverpb::NONE) {
+      changed = alarms_.insert(entry).second;
+      batch.Put(engine_->cf(Column::kMeta), key, "");
+    } else if (req.action() == etcdserverpb::AlarmRequest::DEACTIVATE) {
+      changed = alarms_.erase(entry) > 0;
+      batch.Delete(engine_->cf(Column::kMeta), key);
+    }
+  }
+  Commit(&batch, index, revision());
+  if (changed) {
+    etcdserverpb::AlarmMember* m = resp->add_alarms();
+    m->set_memberid(req.memberid());
+    m->set_alarm(req.alarm());
+  }
+}
+
+std::vector<etcdserverpb::AlarmMember> KvStore::Alarms() const {
+  std::lock_guard<std::mutex> l(alarms_mu_);
+  std::vector<etcdserverpb::AlarmMember> out;
+  for (const auto& [member, type] : alarms_) {
+    etcdserverpb::AlarmMember m;
+    m.set_memberid(member);
+    m.set_alarm(static_cast<etcdserverpb::AlarmType>(type));
+    out.push_back(m);
+  }
+  return out;
+}
+
+bool KvStore::HasAlarm(etcdserverpb::AlarmType type) const {
+  std::lock_guard<std::mutex> l(alarms_mu_);
+  for (const auto& a : alarms_) {
+    if (a.second == static_cast<int>(type)) return true;
+  }
+  return false;
 }
 
 int64_t KvStore::ReadEvents(int64_t from, int64_t to, const std::string& key,

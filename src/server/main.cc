@@ -30,6 +30,7 @@ struct Flags {
   int heartbeat_interval = 100;
   int election_timeout = 1000;
   int64_t max_request_bytes = 1572864;
+  int64_t quota_backend_bytes = 0;
   std::string auto_compaction_mode = "periodic";
   std::string auto_compaction_retention = "0";
   std::string log_level = "info";
@@ -118,6 +119,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 600000));
   flag("max-request-bytes", f.max_request_bytes, "Maximum client request size in bytes")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  flag("quota-backend-bytes", f.quota_backend_bytes,
+       "Raise a NOSPACE alarm when the backend exceeds this size (0: etcd's default, 2 GiB)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
   flag("auto-compaction-mode", f.auto_compaction_mode,
        "periodic (retention is a duration) or revision (retention is a revision count)")
       ->check(CLI::IsMember({"periodic", "revision"}));
@@ -229,7 +233,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
   if (!peer_server) Die("cannot listen on --listen-peer-urls " + f.listen_peer_urls);
 
-  cf::server::KvService kv(host.get(), f.max_request_bytes);
+  cf::server::Quota quota(host.get(), engine.get(),
+                          f.quota_backend_bytes > 0 ? f.quota_backend_bytes : int64_t{2} << 30);
+  cf::server::KvService kv(host.get(), f.max_request_bytes, &quota);
   cf::server::ClusterService cluster(host.get());
   cf::server::MaintenanceService maintenance(host.get(), engine.get());
   cf::server::WatchService watch(host.get());

@@ -295,6 +295,9 @@ void NodeHost::Apply(const raft::Entry& entry) {
       result.status =
           kv_->ApplyCompact(entry.index, req.compaction().revision(), &result.compaction);
       break;
+    case internal::Request::kAlarm:
+      kv_->ApplyAlarm(entry.index, req.alarm(), &result.alarm);
+      break;
     case internal::Request::kTxn:
       result.status = kv_->ApplyTxn(entry.index, req.txn(), &result.txn);
       break;

@@ -34,6 +34,43 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl
 }
 }  // namespace
 
+absl::Status Quota::Check(int64_t request_bytes) {
+  if (host_->kv().HasAlarm(etcdserverpb::NOSPACE)) return mvcc::ErrNoSpace();
+  int64_t size;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - sampled_ > std::chrono::milliseconds(500)) {
+      size_ = engine_->DiskSize();
+      sampled_ = now;
+    }
+    size = size_;
+    // Between samples, count what was accepted so a burst cannot run past the quota.
+    if (size + request_bytes <= bytes_) {
+      size_ += request_bytes;
+      return absl::OkStatus();
+    }
+  }
+  internal::Request r;
+  r.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::ACTIVATE);
+  r.mutable_alarm()->set_memberid(host_->member_id());
+  r.mutable_alarm()->set_alarm(etcdserverpb::NOSPACE);
+  host_->Propose(std::move(r), [](WriteResult) {});
+  return mvcc::ErrNoSpace();
+}
+
+namespace {
+bool TxnPuts(const etcdserverpb::TxnRequest& t) {
+  for (const auto* ops : {&t.success(), &t.failure()}) {
+    for (const etcdserverpb::RequestOp& op : *ops) {
+      if (op.has_request_put()) return true;
+      if (op.has_request_txn() && TxnPuts(op.request_txn())) return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
                                            const etcdserverpb::RangeRequest* req,
                                            etcdserverpb::RangeResponse* resp) {
@@ -63,6 +100,7 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
   if (static_cast<int64_t>(req->ByteSizeLong()) > max_request_bytes_) {
     return FinishNow(ctx, ErrTooLarge());
   }
+  if (absl::Status s = quota_->Check(req->ByteSizeLong()); !s.ok()) return FinishNow(ctx, s);
   auto* reactor = ctx->DefaultReactor();
   internal::Request r;
   *r.mutable_put() = *req;
@@ -105,6 +143,9 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
     return FinishNow(ctx, ErrTooLarge());
   }
   if (absl::Status s = mvcc::ValidateTxn(*req); !s.ok()) return FinishNow(ctx, s);
+  if (TxnPuts(*req)) {
+    if (absl::Status s = quota_->Check(req->ByteSizeLong()); !s.ok()) return FinishNow(ctx, s);
+  }
   auto* reactor = ctx->DefaultReactor();
   internal::Request r;
   *r.mutable_txn() = *req;
@@ -185,6 +226,10 @@ grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext
   resp->set_raftindex(host_->commit_index());
   resp->set_raftterm(host_->term());
   resp->set_raftappliedindex(host_->applied_index());
+  for (const etcdserverpb::AlarmMember& a : host_->kv().Alarms()) {
+    resp->add_errors(absl::StrCat("memberID:", a.memberid(),
+                                  " alarm:", etcdserverpb::AlarmType_Name(a.alarm()), " "));
+  }
   host_->FillHeader(resp->mutable_header());
   return FinishNow(ctx, absl::OkStatus());
 }
@@ -205,6 +250,30 @@ void MaintenanceService::Stop() {
     helpers.swap(helpers_);
   }
   for (std::thread& t : helpers) t.join();
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::Alarm(grpc::CallbackServerContext* ctx,
+                                                    const etcdserverpb::AlarmRequest* req,
+                                                    etcdserverpb::AlarmResponse* resp) {
+  if (req->action() == etcdserverpb::AlarmRequest::GET) {
+    for (etcdserverpb::AlarmMember& a : host_->kv().Alarms()) *resp->add_alarms() = std::move(a);
+    host_->FillHeader(resp->mutable_header());
+    return FinishNow(ctx, absl::OkStatus());
+  }
+  // Activate and deactivate go through the log: alarms are cluster-wide state. etcdctl's
+  // "alarm disarm" sends one DEACTIVATE per alarm it listed.
+  auto* reactor = ctx->DefaultReactor();
+  internal::Request r;
+  *r.mutable_alarm() = *req;
+  NodeHost* host = host_;
+  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
+    if (result.status.ok()) {
+      *resp = std::move(result.alarm);
+      host->FillHeader(resp->mutable_header());
+    }
+    reactor->Finish(ToGrpc(result.status));
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* MaintenanceService::HashKV(grpc::CallbackServerContext* ctx,

@@ -1,5 +1,6 @@
 """The daemon's flags: environment variables, bad flags, advertised URLs that differ from the
 listen URLs."""
+import json
 import os
 import subprocess
 
@@ -98,3 +99,41 @@ def test_auto_compaction_by_revision_and_period():
         import time
         time.sleep(2.5)
         assert c.etcdctl("get", "ac", "--rev=3", "--print-value-only").stdout.strip() == "1"
+
+
+def test_quota_raises_nospace_and_space_can_be_freed():
+    import etcd3
+    import time
+    c = harness.Cluster(1)
+    try:
+        c.members[0].start(extra=["--quota-backend-bytes", "1000000"])
+        c.wait_for_leader()
+        client = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
+        value = "x" * 300000
+        error = None
+        for i in range(20):
+            try:
+                client.put("big%d" % i, value)
+            except Exception as e:  # the NOSPACE error
+                error = str(e)
+                break
+        assert error and "database space exceeded" in error
+        alarms = c.etcdctl("alarm", "list").stdout
+        assert "NOSPACE" in alarms
+        # Writes that add data fail; reads, deletes, compaction and defrag still work.
+        r = c.etcdctl("put", "more", "x", check=False)
+        assert r.returncode != 0 and "database space exceeded" in r.stderr
+        assert c.etcdctl("get", "big0", "--keys-only").stdout.strip() == "big0"
+        c.etcdctl("del", "big", "--prefix")
+        rev = json.loads(c.etcdctl("get", "x", "-w", "json").stdout)["header"]["revision"]
+        c.etcdctl("compaction", str(rev), "--physical")
+        c.etcdctl("defrag")
+        status = c.statuses()
+        assert any("NOSPACE" in " ".join(s.get("errors", [])) for s in status.values())
+        c.etcdctl("alarm", "disarm")
+        assert "NOSPACE" not in c.etcdctl("alarm", "list").stdout
+        time.sleep(0.6)  # the quota samples the data dir size at most every 500 ms
+        c.etcdctl("put", "after", "ok")
+        assert c.etcdctl("get", "after", "--print-value-only").stdout.strip() == "ok"
+    finally:
+        c.__exit__(None, None, None)

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -34,6 +35,7 @@ absl::Status ErrFutureRevision();
 absl::Status ErrKeyNotFound();
 absl::Status ErrLeaseNotFound();
 absl::Status ErrCompacted();
+absl::Status ErrNoSpace();
 
 class KvStore {
  public:
@@ -65,6 +67,14 @@ class KvStore {
   // etcd's HashKV: a CRC-32 of the logical MVCC state up to `rev` (0: the current revision),
   // the same on every member at the same revision whatever its physical compaction progress.
   absl::Status HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revision) const;
+  // Applies an alarm change (ACTIVATE / DEACTIVATE) from log entry `index`; the alarms are
+  // replicated state, the same on every member. `resp` lists the alarms changed.
+  void ApplyAlarm(uint64_t index, const etcdserverpb::AlarmRequest& req,
+                  etcdserverpb::AlarmResponse* resp);
+  // The active alarms. Any thread.
+  std::vector<etcdserverpb::AlarmMember> Alarms() const;
+  bool HasAlarm(etcdserverpb::AlarmType type) const;
+
   // Reads the events of revisions [from, to] for keys in [key, range_end) from storage, in
   // revision order, stopping between two revisions once about `max_events` were read. Returns
   // the last revision fully covered (to when done). Any thread.
@@ -102,6 +112,8 @@ class KvStore {
   int64_t CompactSlice(int64_t from, int64_t to, int64_t limit);
 
   std::function<void(int64_t, std::vector<mvccpb::Event>)> observer_;
+  mutable std::mutex alarms_mu_;
+  std::set<std::pair<uint64_t, int>> alarms_;  // (member, AlarmType); guarded by alarms_mu_
   std::atomic<int64_t> revision_{1};
   std::atomic<int64_t> compact_revision_{0};
   std::mutex compact_mu_;

@@ -41,6 +41,7 @@ struct WriteResult {
   etcdserverpb::DeleteRangeResponse delete_range;
   etcdserverpb::TxnResponse txn;
   etcdserverpb::CompactionResponse compaction;
+  etcdserverpb::AlarmResponse alarm;
 };
 
 struct NodeHostOptions {

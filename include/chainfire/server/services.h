@@ -4,6 +4,7 @@
 // Thread-safety: gRPC calls these from its threads; they only touch thread-safe state.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -27,10 +28,30 @@ absl::Status ErrMembershipFixed();
 // Converts our absl::Status (etcd's code and message) to a grpc::Status.
 grpc::Status ToGrpc(const absl::Status& s);
 
+// The backend quota (--quota-backend-bytes): once the data dir outgrows it, a NOSPACE alarm is
+// raised through the log and writes that add data fail until it is disarmed. The size is
+// sampled at most every 500 ms (listing the data dir is not free).
+class Quota {
+ public:
+  Quota(NodeHost* host, storage::Engine* engine, int64_t bytes)
+      : host_(host), engine_(engine), bytes_(bytes) {}
+  // Fails with etcd's NOSPACE error when the alarm is active, or raises it when a request of
+  // `request_bytes` would exceed the quota.
+  absl::Status Check(int64_t request_bytes);
+
+ private:
+  NodeHost* host_;
+  storage::Engine* engine_;
+  int64_t bytes_;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point sampled_;  // guarded by mu_
+  int64_t size_ = 0;                               // guarded by mu_
+};
+
 class KvService : public etcdserverpb::KV::CallbackService {
  public:
-  KvService(NodeHost* host, int64_t max_request_bytes)
-      : host_(host), max_request_bytes_(max_request_bytes) {}
+  KvService(NodeHost* host, int64_t max_request_bytes, Quota* quota)
+      : host_(host), max_request_bytes_(max_request_bytes), quota_(quota) {}
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx,
                                   const etcdserverpb::RangeRequest* req,
                                   etcdserverpb::RangeResponse* resp) override;
@@ -50,6 +71,7 @@ class KvService : public etcdserverpb::KV::CallbackService {
  private:
   NodeHost* host_;
   int64_t max_request_bytes_;
+  Quota* quota_;
 };
 
 class ClusterService : public etcdserverpb::Cluster::CallbackService {
@@ -98,6 +120,9 @@ class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
   grpc::ServerUnaryReactor* MoveLeader(grpc::CallbackServerContext* ctx,
                                        const etcdserverpb::MoveLeaderRequest* req,
                                        etcdserverpb::MoveLeaderResponse* resp) override;
+  grpc::ServerUnaryReactor* Alarm(grpc::CallbackServerContext* ctx,
+                                  const etcdserverpb::AlarmRequest* req,
+                                  etcdserverpb::AlarmResponse* resp) override;
 
  private:
   void RunHelper(std::function<void()> work);
