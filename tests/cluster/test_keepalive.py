@@ -1,5 +1,7 @@
 """A client connection left idle for 60 s with keepalive pings (as etcdctl sends every 10 s)
-must stay up: gRPC's defaults would answer the pings with GOAWAY too_many_pings."""
+must stay up: gRPC's defaults would answer the pings with GOAWAY too_many_pings. An idle watch
+stream on the same connection stays open too, and still delivers afterwards."""
+import queue
 import threading
 import time
 
@@ -26,6 +28,13 @@ def test_idle_connection_with_keepalive_pings_stays_open():
         channel.subscribe(record, try_to_connect=True)
         kv = rpc_pb2_grpc.KVStub(channel)
         kv.Put(rpc_pb2.PutRequest(key=b"idle", value=b"1"), timeout=10)
+        # An idle watch stream on the same channel.
+        requests = queue.Queue()
+        requests.put(rpc_pb2.WatchRequest(
+            create_request=rpc_pb2.WatchCreateRequest(key=b"idle-watch")))
+        watch = rpc_pb2_grpc.WatchStub(channel).Watch(iter(requests.get, None))
+        created = next(watch)
+        assert created.created
         with lock:
             connected_at = len(states)
         time.sleep(62)
@@ -35,5 +44,10 @@ def test_idle_connection_with_keepalive_pings_stays_open():
             "the idle connection was dropped: %s" % after)
         r = kv.Range(rpc_pb2.RangeRequest(key=b"idle"), timeout=10)
         assert r.kvs[0].value == b"1"
+        kv.Put(rpc_pb2.PutRequest(key=b"idle-watch", value=b"after"), timeout=10)
+        event = next(watch)
+        assert event.events[0].kv.value == b"after", "the idle watch still delivers"
+        requests.put(None)
+        watch.cancel()
         channel.unsubscribe(record)
         channel.close()
