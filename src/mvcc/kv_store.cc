@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
@@ -23,6 +24,9 @@ absl::Status ErrCompacted() {
 absl::Status ErrNoSpace() {
   return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
 }
+absl::Status ErrLeaseExists() {
+  return absl::FailedPreconditionError("etcdserver: lease already exists");
+}
 absl::Status ErrLeaseNotFound() {
   return absl::NotFoundError("etcdserver: requested lease not found");
 }
@@ -32,7 +36,14 @@ constexpr char kRevisionKey[] = "revision";
 constexpr char kAppliedKey[] = "applied_index";
 constexpr char kCompactKey[] = "compact_revision";
 constexpr char kCompactDoneKey[] = "compacted_through";
-constexpr int64_t kCompactSlice = 1000;  // revisions per compaction WriteBatch
+constexpr int64_t kCompactSlice = 1000;
+constexpr char kLeasePrefix[] = "lease/";        // lease/<BE64 id> -> BE64 granted TTL
+constexpr char kLeaseKeyPrefix[] = "leasekey/";  // leasekey/<BE64 id><key> -> ""
+
+std::string LeaseKey(int64_t id) { return kLeasePrefix + storage::BigEndian64(id); }
+std::string LeaseKeyIndex(int64_t id, const std::string& key) {
+  return kLeaseKeyPrefix + storage::BigEndian64(id) + key;
+}  // revisions per compaction WriteBatch
 
 uint32_t Crc32(uint32_t crc, const std::string& data) {
   crc = ~crc;
@@ -109,6 +120,17 @@ absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine) 
       store->alarms_.emplace(
           storage::GetBigEndian64(it->key().data() + prefix.size()),
           static_cast<int>(storage::GetBigEndian64(it->key().data() + prefix.size() + 8)));
+    }
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        engine->db()->NewIterator(rocksdb::ReadOptions(), engine->cf(Column::kMeta)));
+    const std::string prefix = kLeasePrefix;
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (it->key().size() != prefix.size() + 8 || it->value().size() != 8) continue;
+      store->leases_[static_cast<int64_t>(
+          storage::GetBigEndian64(it->key().data() + prefix.size()))] =
+          static_cast<int64_t>(storage::GetBigEndian64(it->value().data()));
     }
   }
   // A compaction interrupted by a crash resumes here.
@@ -218,8 +240,8 @@ class KvStore::WriteTxn {
     mvccpb::KeyValue prev;
     const bool exists = Latest(req.key(), &prev);
     if ((req.ignore_value() || req.ignore_lease()) && !exists) return ErrKeyNotFound();
-    if (req.lease() != 0 && !req.ignore_lease()) {
-      return ErrLeaseNotFound();  // leases arrive with issue 4: none exists yet
+    if (req.lease() != 0 && !req.ignore_lease() && !store_->HasLease(req.lease())) {
+      return ErrLeaseNotFound();
     }
     const Revision rev = NextRevision();
     mvccpb::KeyValue kv;
@@ -232,6 +254,12 @@ class KvStore::WriteTxn {
     batch_.Put(store_->engine_->cf(Column::kKv), VersionKey(req.key(), rev),
                EncodeRecord(false, kv.create_revision(), kv.version(), kv.lease(), kv.value()));
     batch_.Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), req.key());
+    if (exists && prev.lease() != 0 && prev.lease() != kv.lease()) {
+      batch_.Delete(store_->engine_->cf(Column::kMeta), LeaseKeyIndex(prev.lease(), req.key()));
+    }
+    if (kv.lease() != 0) {
+      batch_.Put(store_->engine_->cf(Column::kMeta), LeaseKeyIndex(kv.lease(), req.key()), "");
+    }
     mvccpb::Event* ev = events_.emplace_back(std::make_unique<mvccpb::Event>()).get();
     ev->set_type(mvccpb::Event::PUT);
     *ev->mutable_kv() = kv;
@@ -251,6 +279,9 @@ class KvStore::WriteTxn {
                  EncodeRecord(true, 0, 0, 0, ""));
       batch_.Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), kv.key());
       overlay_[kv.key()] = std::nullopt;
+      if (kv.lease() != 0) {
+        batch_.Delete(store_->engine_->cf(Column::kMeta), LeaseKeyIndex(kv.lease(), kv.key()));
+      }
       mvccpb::Event* ev = events_.emplace_back(std::make_unique<mvccpb::Event>()).get();
       ev->set_type(mvccpb::Event::DELETE);
       ev->mutable_kv()->set_key(kv.key());
@@ -509,40 +540,47 @@ void KvStore::CompactorLoop() {
 }
 
 int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
-  // Walk the revision index over (from, to]: a version is removed when a newer version of its
-  // key exists at or below `to`, or when it is a tombstone at or below `to` (the key is gone).
+  // Walk the revision index over (from, to]. For each key written there, keep only its newest
+  // version at or below `to` (none, if that is a tombstone): every older version goes, also
+  // those an earlier compaction kept, or a deleted key would come back when its tombstone is
+  // removed.
   std::unique_ptr<rocksdb::Iterator> revs(
       engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKvRevisions)));
   std::unique_ptr<rocksdb::Iterator> versions(
       engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKv)));
   rocksdb::WriteBatch batch;
+  std::set<std::string> done_keys;
   int64_t last = from;
   int64_t n = 0;
   bool hit_limit = false;
   for (revs->Seek(RevisionKey({from + 1, 0})); revs->Valid(); revs->Next()) {
     const int64_t main = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data()));
-    const int64_t sub = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data() + 8));
     if (main > to) break;
     if (n >= limit && main != last) {  // slices end on a revision boundary
       hit_limit = true;
       break;
     }
-    const std::string key = revs->value().ToString();
-    versions->Seek(VersionKey(key, {to, INT64_MAX}));
-    CF_CHECK(versions->Valid()) << "revision index points at a missing version";
-    std::string k;
-    Revision newest;
-    CF_CHECK(DecodeVersionKey(versions->key().ToStringView(), &k, &newest) && k == key)
-        << "corrupt mvcc version";
-    const bool superseded = newest.main != main || newest.sub != sub;
-    const bool tombstone =
-        versions->value().size() > 0 && versions->value().data()[0] == kTombstone;
-    if (superseded || tombstone) {
-      batch.Delete(engine_->cf(Column::kKv), VersionKey(key, {main, sub}));
-      batch.Delete(engine_->cf(Column::kKvRevisions), revs->key());
-    }
     last = main;
     ++n;
+    const std::string key = revs->value().ToString();
+    if (!done_keys.insert(key).second) continue;
+    versions->Seek(VersionKey(key, {to, INT64_MAX}));
+    bool newest = true;
+    for (; versions->Valid(); versions->Next()) {
+      std::string k;
+      Revision r;
+      CF_CHECK(DecodeVersionKey(versions->key().ToStringView(), &k, &r)) << "corrupt mvcc key";
+      if (k != key) break;
+      const bool tombstone =
+          versions->value().size() > 0 && versions->value().data()[0] == kTombstone;
+      if (newest && !tombstone) {
+        newest = false;  // the live value at `to`: kept
+        continue;
+      }
+      newest = false;
+      batch.Delete(engine_->cf(Column::kKv), versions->key());
+      batch.Delete(engine_->cf(Column::kKvRevisions), RevisionKey(r));
+    }
   }
   CF_CHECK(revs->status().ok()) << "compaction scan failed: " << revs->status().ToString();
   if (!hit_limit) last = to;
@@ -550,6 +588,68 @@ int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
   absl::Status s = engine_->Write(&batch, /*sync=*/false);
   CF_CHECK(s.ok()) << "compaction write failed: " << s.ToString();
   return last;
+}
+
+absl::Status KvStore::ApplyLeaseGrant(uint64_t index, int64_t id, int64_t ttl,
+                                      etcdserverpb::LeaseGrantResponse* resp) {
+  if (HasLease(id)) {
+    MarkApplied(index);
+    return ErrLeaseExists();
+  }
+  rocksdb::WriteBatch batch;
+  batch.Put(engine_->cf(Column::kMeta), LeaseKey(id), storage::BigEndian64(ttl));
+  {
+    std::lock_guard<std::mutex> l(leases_mu_);
+    leases_[id] = ttl;
+  }
+  Commit(&batch, index, revision());
+  resp->set_id(id);
+  resp->set_ttl(ttl);
+  resp->mutable_header()->set_revision(revision());
+  return absl::OkStatus();
+}
+
+absl::Status KvStore::ApplyLeaseRevoke(uint64_t index, int64_t id,
+                                       etcdserverpb::LeaseRevokeResponse* resp) {
+  if (!HasLease(id)) {
+    MarkApplied(index);
+    return ErrLeaseNotFound();
+  }
+  WriteTxn txn(this);
+  for (const std::string& key : LeaseKeys(id)) {
+    etcdserverpb::DeleteRangeRequest del;
+    del.set_key(key);
+    etcdserverpb::DeleteRangeResponse ignored;
+    (void)txn.DeleteRange(del, &ignored);
+    txn.batch()->Delete(engine_->cf(Column::kMeta), LeaseKeyIndex(id, key));
+  }
+  txn.batch()->Delete(engine_->cf(Column::kMeta), LeaseKey(id));
+  {
+    std::lock_guard<std::mutex> l(leases_mu_);
+    leases_.erase(id);
+  }
+  return Finish(index, &txn, absl::OkStatus(), resp->mutable_header());
+}
+
+std::map<int64_t, int64_t> KvStore::Leases() const {
+  std::lock_guard<std::mutex> l(leases_mu_);
+  return leases_;
+}
+
+bool KvStore::HasLease(int64_t id) const {
+  std::lock_guard<std::mutex> l(leases_mu_);
+  return leases_.count(id) > 0;
+}
+
+std::vector<std::string> KvStore::LeaseKeys(int64_t id) const {
+  std::vector<std::string> keys;
+  std::unique_ptr<rocksdb::Iterator> it(
+      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kMeta)));
+  const std::string prefix = kLeaseKeyPrefix + storage::BigEndian64(id);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    keys.push_back(it->key().ToString().substr(prefix.size()));
+  }
+  return keys;
 }
 
 void KvStore::ApplyAlarm(uint64_t index, const etcdserverpb::AlarmRequest& req,

@@ -221,6 +221,17 @@ int main(int argc, char** argv) {
         return resp;
       });
 
+  transport.SetLeaseHandlers(
+      [h](const etcdserverpb::LeaseKeepAliveRequest& req)
+          -> absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse> {
+        if (!h->is_leader()) return cf::server::ErrLeaderChanged();
+        return h->KeepAliveLocal(req.id());
+      },
+      [h](const etcdserverpb::LeaseTimeToLiveRequest& req)
+          -> absl::StatusOr<etcdserverpb::LeaseTimeToLiveResponse> {
+        if (!h->is_leader()) return cf::server::ErrLeaderChanged();
+        return h->TimeToLiveLocal(req);
+      });
   grpc::ServerBuilder peer_builder;
   for (const std::string& u : listen_peer) {
     peer_builder.AddListeningPort(cf::server::HostPort(u), grpc::InsecureServerCredentials());
@@ -239,7 +250,7 @@ int main(int argc, char** argv) {
   cf::server::ClusterService cluster(host.get());
   cf::server::MaintenanceService maintenance(host.get(), engine.get());
   cf::server::WatchService watch(host.get());
-  cf::server::LeaseService lease;
+  cf::server::LeaseService lease(host.get(), &quota);
   grpc::ServerBuilder client_builder;
   for (const std::string& u : listen_client) {
     client_builder.AddListeningPort(cf::server::HostPort(u), grpc::InsecureServerCredentials());

@@ -179,6 +179,7 @@ void NodeHost::Loop() {
       if (next_tick < Clock::now()) next_tick = Clock::now() + tick;
       ExpireRequests();
       MaybePublish();
+      ExpireLeases();
     }
     for (int i = 0; i < 100000 && node_->PumpOnce(); ++i) {
     }
@@ -253,6 +254,79 @@ void NodeHost::ExpireRequests() {
   }
 }
 
+void NodeHost::ExpireLeases() {
+  if (!is_leader()) return;
+  std::vector<int64_t> expired;
+  {
+    std::lock_guard<std::mutex> l(lessor_mu_);
+    const auto now = Clock::now();
+    for (const auto& [id, at] : expiry_) {
+      if (at <= now && !revoking_.count(id)) expired.push_back(id);
+    }
+  }
+  for (int64_t id : expired) {
+    internal::Request req;
+    req.mutable_lease_revoke()->set_id(id);
+    const uint64_t rid = next_id_.fetch_add(1);
+    req.set_proposer(options_.member_id);
+    req.set_id(rid);
+    if (!node_->Propose(req.SerializeAsString()).ok()) return;
+    revoking_.insert(id);
+    waiters_[rid] = Waiter{[this, id](WriteResult) { revoking_.erase(id); },
+                           Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms)};
+  }
+}
+
+etcdserverpb::LeaseKeepAliveResponse NodeHost::KeepAliveLocal(int64_t id) {
+  etcdserverpb::LeaseKeepAliveResponse resp;
+  resp.set_id(id);
+  const auto leases = kv_->Leases();
+  auto it = leases.find(id);
+  if (it != leases.end()) {
+    std::lock_guard<std::mutex> l(lessor_mu_);
+    if (expiry_.count(id)) {
+      expiry_[id] = Clock::now() + std::chrono::seconds(it->second);
+      resp.set_ttl(it->second);
+    }
+  }
+  FillHeader(resp.mutable_header());
+  return resp;
+}
+
+etcdserverpb::LeaseTimeToLiveResponse NodeHost::TimeToLiveLocal(
+    const etcdserverpb::LeaseTimeToLiveRequest& req) {
+  etcdserverpb::LeaseTimeToLiveResponse resp;
+  resp.set_id(req.id());
+  resp.set_ttl(-1);
+  const auto leases = kv_->Leases();
+  auto it = leases.find(req.id());
+  if (it != leases.end()) {
+    std::lock_guard<std::mutex> l(lessor_mu_);
+    auto e = expiry_.find(req.id());
+    if (e != expiry_.end()) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(e->second - Clock::now());
+      resp.set_ttl(std::max<int64_t>(0, (left.count() + 999) / 1000));
+      resp.set_grantedttl(it->second);
+      if (req.keys()) {
+        for (const std::string& k : kv_->LeaseKeys(req.id())) resp.add_keys(k);
+      }
+    }
+  }
+  FillHeader(resp.mutable_header());
+  return resp;
+}
+
+int64_t NodeHost::min_lease_ttl() const {
+  const int64_t ms = (3 * options_.election_ticks / 2) * options_.heartbeat_ms;
+  return std::max<int64_t>(1, (ms + 999) / 1000);
+}
+
+std::string NodeHost::LeaderPeerAddress() const {
+  const MemberSpec* m = options_.cluster.FindId(leader());
+  return m == nullptr ? std::string() : HostPort(m->peer_urls[0]);
+}
+
 void NodeHost::MaybePublish() {
   if (published_ || publish_pending_ || leader_ == 0 || Clock::now() < next_publish_) return;
   internal::Request req;
@@ -295,6 +369,23 @@ void NodeHost::Apply(const raft::Entry& entry) {
       result.status =
           kv_->ApplyCompact(entry.index, req.compaction().revision(), &result.compaction);
       break;
+    case internal::Request::kLeaseGrant: {
+      result.status = kv_->ApplyLeaseGrant(entry.index, req.lease_grant().id(),
+                                           req.lease_grant().ttl(), &result.lease_grant);
+      if (result.status.ok()) {
+        std::lock_guard<std::mutex> l(lessor_mu_);
+        expiry_[req.lease_grant().id()] =
+            Clock::now() + std::chrono::seconds(req.lease_grant().ttl());
+      }
+      break;
+    }
+    case internal::Request::kLeaseRevoke: {
+      result.status =
+          kv_->ApplyLeaseRevoke(entry.index, req.lease_revoke().id(), &result.lease_revoke);
+      std::lock_guard<std::mutex> l(lessor_mu_);
+      expiry_.erase(req.lease_revoke().id());
+      break;
+    }
     case internal::Request::kAlarm:
       kv_->ApplyAlarm(entry.index, req.alarm(), &result.alarm);
       break;
@@ -344,6 +435,16 @@ void NodeHost::OnReadFailed(uint64_t read_id) {
 
 void NodeHost::OnSoftStateChange(const raft::SoftState& state) {
   if (state.lead == 0 && leader_ != 0) leaderless_since_ = Clock::now();
+  if (state.lead == options_.member_id && leader_ != options_.member_id) {
+    // A new leader does not know when its predecessor last renewed each lease: give every
+    // lease its full TTL plus an election timeout, so none expires early (as etcd 3.4).
+    const auto base =
+        Clock::now() + std::chrono::milliseconds(options_.heartbeat_ms * options_.election_ticks);
+    std::lock_guard<std::mutex> l(lessor_mu_);
+    expiry_.clear();
+    for (const auto& [id, ttl] : kv_->Leases()) expiry_[id] = base + std::chrono::seconds(ttl);
+    revoking_.clear();
+  }
   if (leader_ != 0 && state.lead != leader_) {
     // A new leader commits what the old one replicated within about an election timeout;
     // writes still waiting after that fail with "leader changed" (their outcome is unknown).

@@ -1,11 +1,14 @@
 #include "chainfire/server/services.h"
 
 #include <deque>
+#include <random>
 #include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "chainfire/mvcc/txn_validation.h"
+#include "chainfire/transport/peer_transport.h"
+#include "grpcpp/grpcpp.h"
 
 namespace chainfire::server {
 
@@ -534,6 +537,173 @@ class WatchStream
 grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>*
 WatchService::Watch(grpc::CallbackServerContext*) {
   return new WatchStream(host_);
+}
+
+}  // namespace chainfire::server
+
+namespace chainfire::server {
+namespace {
+
+constexpr int64_t kMaxLeaseTtl = 9000000000;
+
+class KeepAliveStream : public grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest,
+                                                       etcdserverpb::LeaseKeepAliveResponse> {
+ public:
+  explicit KeepAliveStream(LeaseService* service) : service_(service) { StartRead(&request_); }
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    // One request at a time: the next read starts once this answer is written.
+    service_->KeepAlive(request_.id(),
+                        [this](absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse> r) {
+                          if (!r.ok()) {
+                            Finish(ToGrpc(r.status()));
+                            return;
+                          }
+                          response_ = std::move(*r);
+                          StartWrite(&response_);
+                        });
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartRead(&request_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  LeaseService* service_;
+  etcdserverpb::LeaseKeepAliveRequest request_;
+  etcdserverpb::LeaseKeepAliveResponse response_;
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> LeaseService::ChannelTo(const std::string& address) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto& ch = channels_[address];
+  if (!ch) {
+    ch = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   transport::PeerChannelArguments());
+  }
+  return ch;
+}
+
+void LeaseService::KeepAlive(
+    int64_t id, std::function<void(absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse>)> done) {
+  if (host_->is_leader()) {
+    done(host_->KeepAliveLocal(id));
+    return;
+  }
+  const std::string leader = host_->LeaderPeerAddress();
+  if (leader.empty()) {
+    done(ErrNoLeader());
+    return;
+  }
+  struct Call {
+    grpc::ClientContext ctx;
+    etcdserverpb::LeaseKeepAliveRequest req;
+    etcdserverpb::LeaseKeepAliveResponse resp;
+    std::unique_ptr<peer::Peer::Stub> stub;
+  };
+  auto* call = new Call;
+  call->req.set_id(id);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  call->stub = peer::Peer::NewStub(ChannelTo(leader));
+  call->stub->async()->LeaseKeepAlive(&call->ctx, &call->req, &call->resp,
+                                      [call, done = std::move(done)](grpc::Status s) {
+                                        if (s.ok()) {
+                                          done(std::move(call->resp));
+                                        } else {
+                                          done(ErrLeaderChanged());
+                                        }
+                                        delete call;
+                                      });
+}
+
+grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest, etcdserverpb::LeaseKeepAliveResponse>*
+LeaseService::LeaseKeepAlive(grpc::CallbackServerContext*) {
+  return new KeepAliveStream(this);
+}
+
+grpc::ServerUnaryReactor* LeaseService::LeaseGrant(grpc::CallbackServerContext* ctx,
+                                                   const etcdserverpb::LeaseGrantRequest* req,
+                                                   etcdserverpb::LeaseGrantResponse* resp) {
+  if (req->ttl() > kMaxLeaseTtl) {
+    return FinishNow(ctx, absl::OutOfRangeError("etcdserver: too large lease TTL"));
+  }
+  if (absl::Status s = quota_->Check(req->ByteSizeLong()); !s.ok()) return FinishNow(ctx, s);
+  internal::Request r;
+  int64_t id = req->id();
+  if (id == 0) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    while (id <= 0) id = static_cast<int64_t>(rng() >> 1);
+  }
+  r.mutable_lease_grant()->set_id(id);
+  r.mutable_lease_grant()->set_ttl(std::max(req->ttl(), host_->min_lease_ttl()));
+  auto* reactor = ctx->DefaultReactor();
+  NodeHost* host = host_;
+  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
+    if (result.status.ok()) {
+      *resp = std::move(result.lease_grant);
+      host->FillHeader(resp->mutable_header());
+    }
+    reactor->Finish(ToGrpc(result.status));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LeaseService::LeaseRevoke(grpc::CallbackServerContext* ctx,
+                                                    const etcdserverpb::LeaseRevokeRequest* req,
+                                                    etcdserverpb::LeaseRevokeResponse* resp) {
+  internal::Request r;
+  r.mutable_lease_revoke()->set_id(req->id());
+  auto* reactor = ctx->DefaultReactor();
+  NodeHost* host = host_;
+  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
+    if (result.status.ok()) {
+      *resp = std::move(result.lease_revoke);
+      host->FillHeader(resp->mutable_header());
+    }
+    reactor->Finish(ToGrpc(result.status));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LeaseService::LeaseTimeToLive(
+    grpc::CallbackServerContext* ctx, const etcdserverpb::LeaseTimeToLiveRequest* req,
+    etcdserverpb::LeaseTimeToLiveResponse* resp) {
+  if (host_->is_leader()) {
+    *resp = host_->TimeToLiveLocal(*req);
+    return FinishNow(ctx, absl::OkStatus());
+  }
+  const std::string leader = host_->LeaderPeerAddress();
+  if (leader.empty()) return FinishNow(ctx, ErrNoLeader());
+  auto* reactor = ctx->DefaultReactor();
+  struct Call {
+    grpc::ClientContext ctx;
+    std::unique_ptr<peer::Peer::Stub> stub;
+  };
+  auto* call = new Call;
+  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  call->stub = peer::Peer::NewStub(ChannelTo(leader));
+  call->stub->async()->LeaseTimeToLive(&call->ctx, req, resp, [call, reactor](grpc::Status s) {
+    reactor->Finish(s.ok() ? grpc::Status::OK : ToGrpc(ErrLeaderChanged()));
+    delete call;
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LeaseService::LeaseLeases(grpc::CallbackServerContext* ctx,
+                                                    const etcdserverpb::LeaseLeasesRequest*,
+                                                    etcdserverpb::LeaseLeasesResponse* resp) {
+  for (const auto& [id, ttl] : host_->kv().Leases()) resp->add_leases()->set_id(id);
+  host_->FillHeader(resp->mutable_header());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 }  // namespace chainfire::server

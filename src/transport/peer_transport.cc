@@ -118,6 +118,44 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* LeaseKeepAlive(grpc::CallbackServerContext* ctx,
+                                           const etcdserverpb::LeaseKeepAliveRequest* req,
+                                           etcdserverpb::LeaseKeepAliveResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    if (!t_->keep_alive_) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not ready"));
+      return reactor;
+    }
+    auto r = t_->keep_alive_(*req);
+    if (r.ok()) {
+      *resp = std::move(*r);
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
+                                   std::string(r.status().message())));
+    }
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* ctx,
+                                            const etcdserverpb::LeaseTimeToLiveRequest* req,
+                                            etcdserverpb::LeaseTimeToLiveResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    if (!t_->ttl_) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not ready"));
+      return reactor;
+    }
+    auto r = t_->ttl_(*req);
+    if (r.ok()) {
+      *resp = std::move(*r);
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
+                                   std::string(r.status().message())));
+    }
+    return reactor;
+  }
+
  private:
   PeerTransport* t_;
 };

@@ -1,4 +1,10 @@
 // Transactions on the MVCC store, and etcd's validation rules for them.
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+
+#include "chainfire/common/random.h"
 #include "chainfire/mvcc/kv_store.h"
 #include "chainfire/mvcc/txn_validation.h"
 #include "gtest/gtest.h"
@@ -174,6 +180,91 @@ TEST(TxnValidation, LimitsAndDuplicateRules) {
   TxnRequest nokey;
   *nokey.add_success() = PutOp("", "v");
   EXPECT_EQ(ValidateTxn(nokey).message(), "etcdserver: key is not provided");
+}
+
+}  // namespace
+}  // namespace chainfire::mvcc
+
+namespace chainfire::mvcc {
+namespace {
+
+// A seeded random workload of puts, deletes, txns (compare on value, both branches) and
+// compactions against a tiny model of the state at every revision.
+TEST_F(TxnTest, RandomWorkloadMatchesAModel) {
+  Random rng(77);
+  const std::vector<std::string> keys = {std::string(1, '\0'), "a", std::string("a\0", 2), "b",
+                                         "\xff"};
+  std::map<int64_t, std::map<std::string, std::string>> history{{1, {}}};
+  std::map<std::string, std::string> state;
+  int64_t compacted = 0;
+  for (int step = 0; step < 2000; ++step) {
+    const std::string& k = keys[rng.Uniform(keys.size())];
+    const uint64_t kind = rng.Uniform(10);
+    etcdserverpb::TxnResponse resp;
+    if (kind < 4) {
+      TxnRequest t;
+      *t.add_success() = PutOp(k, "p" + std::to_string(step));
+      ASSERT_TRUE(Apply(t, &resp).ok());
+      state[k] = "p" + std::to_string(step);
+    } else if (kind < 6) {
+      TxnRequest t;
+      *t.add_success() = DelOp(k);
+      ASSERT_TRUE(Apply(t, &resp).ok());
+      state.erase(k);
+    } else if (kind < 9) {
+      // CAS-like txn: if k has its model value, write another key; else delete k.
+      const std::string& other = keys[rng.Uniform(keys.size())];
+      const bool guess_right = rng.Chance(0.5) && state.count(k);
+      TxnRequest t;
+      *t.add_compare() = ValueIs(k, guess_right ? state[k] : "nope");
+      if (other != k) *t.add_success() = PutOp(other, "t" + std::to_string(step));
+      *t.add_success() = GetOp(k);
+      *t.add_failure() = DelOp(k);
+      ASSERT_TRUE(Apply(t, &resp).ok());
+      ASSERT_EQ(resp.succeeded(), guess_right) << "step " << step;
+      if (guess_right) {
+        if (other != k) state[other] = "t" + std::to_string(step);
+      } else {
+        state.erase(k);
+      }
+    } else if (kv_->revision() > compacted + 5) {
+      const int64_t to =
+          compacted + 1 + static_cast<int64_t>(rng.Uniform(kv_->revision() - compacted - 1));
+      etcdserverpb::CompactionResponse c;
+      ASSERT_TRUE(kv_->ApplyCompact(++index_, to, &c).ok());
+      compacted = to;
+      // Let the background compactor finish so every later read sees the physical result.
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      kv_->WhenPhysicallyCompacted(to, [&] {
+        std::lock_guard<std::mutex> l(mu);
+        done = true;
+        cv.notify_all();
+      });
+      std::unique_lock<std::mutex> l(mu);
+      ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return done; }));
+    }
+    history[kv_->revision()] = state;
+    // Check a random revision at or after the compaction point in full.
+    auto it = history.lower_bound(std::max<int64_t>(compacted, 1));
+    std::advance(it, rng.Uniform(std::distance(it, history.end())));
+    // The state at revision R is the latest history entry at or below R.
+    etcdserverpb::RangeRequest all;
+    all.set_key(std::string(1, '\0'));
+    all.set_range_end(std::string(1, '\0'));
+    all.set_revision(std::max(it->first, compacted));
+    etcdserverpb::RangeResponse r;
+    ASSERT_TRUE(kv_->Range(all, &r).ok()) << "step " << step;
+    auto expected = std::prev(history.upper_bound(all.revision()))->second;
+    std::map<std::string, std::string> seen;
+    for (const auto& kv : r.kvs()) seen[kv.key()] = kv.value();
+    ASSERT_EQ(seen, expected) << "at revision " << all.revision() << " step " << step;
+    if (compacted > 1) {
+      all.set_revision(compacted - 1);
+      EXPECT_EQ(kv_->Range(all, &r).code(), absl::StatusCode::kOutOfRange);
+    }
+  }
 }
 
 }  // namespace

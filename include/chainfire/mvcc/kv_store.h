@@ -36,6 +36,7 @@ absl::Status ErrKeyNotFound();
 absl::Status ErrLeaseNotFound();
 absl::Status ErrCompacted();
 absl::Status ErrNoSpace();
+absl::Status ErrLeaseExists();
 
 class KvStore {
  public:
@@ -67,6 +68,17 @@ class KvStore {
   // etcd's HashKV: a CRC-32 of the logical MVCC state up to `rev` (0: the current revision),
   // the same on every member at the same revision whatever its physical compaction progress.
   absl::Status HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revision) const;
+  // Leases (replicated part: ID and granted TTL; expiry is the leader's, see server::Lessor).
+  absl::Status ApplyLeaseGrant(uint64_t index, int64_t id, int64_t ttl,
+                               etcdserverpb::LeaseGrantResponse* resp);
+  // Deletes every key attached to the lease at one revision, then the lease.
+  absl::Status ApplyLeaseRevoke(uint64_t index, int64_t id,
+                                etcdserverpb::LeaseRevokeResponse* resp);
+  // Lease ID -> granted TTL. Any thread.
+  std::map<int64_t, int64_t> Leases() const;
+  bool HasLease(int64_t id) const;
+  std::vector<std::string> LeaseKeys(int64_t id) const;
+
   // Applies an alarm change (ACTIVATE / DEACTIVATE) from log entry `index`; the alarms are
   // replicated state, the same on every member. `resp` lists the alarms changed.
   void ApplyAlarm(uint64_t index, const etcdserverpb::AlarmRequest& req,
@@ -112,6 +124,8 @@ class KvStore {
   int64_t CompactSlice(int64_t from, int64_t to, int64_t limit);
 
   std::function<void(int64_t, std::vector<mvccpb::Event>)> observer_;
+  mutable std::mutex leases_mu_;
+  std::map<int64_t, int64_t> leases_;  // guarded by leases_mu_
   mutable std::mutex alarms_mu_;
   std::set<std::pair<uint64_t, int>> alarms_;  // (member, AlarmType); guarded by alarms_mu_
   std::atomic<int64_t> revision_{1};

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -42,6 +43,8 @@ struct WriteResult {
   etcdserverpb::TxnResponse txn;
   etcdserverpb::CompactionResponse compaction;
   etcdserverpb::AlarmResponse alarm;
+  etcdserverpb::LeaseGrantResponse lease_grant;
+  etcdserverpb::LeaseRevokeResponse lease_revoke;
 };
 
 struct NodeHostOptions {
@@ -79,6 +82,19 @@ class NodeHost : private node::Application {
   void LinearizableRead(ReadDone done);
   // Asks the leader to hand leadership to `target`.
   void TransferLeadership(uint64_t target);
+
+  // Leases. Expiry is decided by the leader, which proposes a revoke when a lease expires;
+  // on becoming leader every lease's expiry is reset to its full TTL plus the election timeout.
+  // Leader only: renews `id`; the TTL, or 0 when the lease does not exist (as etcd).
+  etcdserverpb::LeaseKeepAliveResponse KeepAliveLocal(int64_t id);
+  // Leader only: remaining TTL (-1 when unknown, as etcd), granted TTL, optionally keys.
+  etcdserverpb::LeaseTimeToLiveResponse TimeToLiveLocal(
+      const etcdserverpb::LeaseTimeToLiveRequest& req);
+  // The smallest TTL granted, in seconds (etcd's: 1.5 election timeouts, rounded up).
+  int64_t min_lease_ttl() const;
+  bool is_leader() const { return leader() == member_id(); }
+  // "host:port" of the leader's peer URL, or "" when there is no leader.
+  std::string LeaderPeerAddress() const;
 
   mvcc::KvStore& kv() { return *kv_; }
   mvcc::WatchHub& watch_hub() { return *hub_; }
@@ -161,6 +177,11 @@ class NodeHost : private node::Application {
   bool publish_pending_ = false;
   bool published_ = false;
   std::chrono::steady_clock::time_point next_publish_;
+
+  void ExpireLeases();
+  mutable std::mutex lessor_mu_;
+  std::map<int64_t, std::chrono::steady_clock::time_point> expiry_;  // guarded by lessor_mu_
+  std::set<int64_t> revoking_;  // node thread: expired leases with a revoke proposed
 
   std::atomic<uint64_t> next_id_{0};
   std::atomic<uint64_t> leader_{0};

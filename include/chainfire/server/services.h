@@ -6,12 +6,14 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "chainfire/peer.grpc.pb.h"
 #include "chainfire/server/node_host.h"
 #include "etcd/rpc.grpc.pb.h"
 
@@ -146,7 +148,39 @@ class WatchService : public etcdserverpb::Watch::CallbackService {
   NodeHost* host_;
 };
 
-// Registered so that Lease answers UNIMPLEMENTED explicitly.
-class LeaseService : public etcdserverpb::Lease::CallbackService {};
+// Lease: grant and revoke go through the log; keep-alives and TTL queries are answered by the
+// leader (a follower forwards them over the peer connection, asynchronously) and are not Raft
+// proposals; the list is local.
+class LeaseService : public etcdserverpb::Lease::CallbackService {
+ public:
+  LeaseService(NodeHost* host, Quota* quota) : host_(host), quota_(quota) {}
+  grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* ctx,
+                                       const etcdserverpb::LeaseGrantRequest* req,
+                                       etcdserverpb::LeaseGrantResponse* resp) override;
+  grpc::ServerUnaryReactor* LeaseRevoke(grpc::CallbackServerContext* ctx,
+                                        const etcdserverpb::LeaseRevokeRequest* req,
+                                        etcdserverpb::LeaseRevokeResponse* resp) override;
+  grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* ctx,
+                                            const etcdserverpb::LeaseTimeToLiveRequest* req,
+                                            etcdserverpb::LeaseTimeToLiveResponse* resp) override;
+  grpc::ServerUnaryReactor* LeaseLeases(grpc::CallbackServerContext* ctx,
+                                        const etcdserverpb::LeaseLeasesRequest* req,
+                                        etcdserverpb::LeaseLeasesResponse* resp) override;
+  grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest,
+                          etcdserverpb::LeaseKeepAliveResponse>*
+  LeaseKeepAlive(grpc::CallbackServerContext* ctx) override;
+
+  // Renews `id` at the leader (locally or forwarded); `done` runs once, on some thread.
+  void KeepAlive(int64_t id,
+                 std::function<void(absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse>)> done);
+
+ private:
+  std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address);
+
+  NodeHost* host_;
+  Quota* quota_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;  // guarded by mu_
+};
 
 }  // namespace chainfire::server

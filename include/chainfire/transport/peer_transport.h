@@ -39,6 +39,15 @@ class PeerTransport : public node::Transport {
   ~PeerTransport() override;
 
   void Send(raft::Message m) override;
+  // Handlers for the leader-side lease calls; set before the peer server starts.
+  using KeepAliveHandler = std::function<absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse>(
+      const etcdserverpb::LeaseKeepAliveRequest&)>;
+  using TimeToLiveHandler = std::function<absl::StatusOr<etcdserverpb::LeaseTimeToLiveResponse>(
+      const etcdserverpb::LeaseTimeToLiveRequest&)>;
+  void SetLeaseHandlers(KeepAliveHandler keep_alive, TimeToLiveHandler ttl) {
+    keep_alive_ = std::move(keep_alive);
+    ttl_ = std::move(ttl);
+  }
   void Stop();
   // The service to register on the peer gRPC server.
   grpc::Service* service();
@@ -62,6 +71,8 @@ class PeerTransport : public node::Transport {
   uint64_t self_id_;
   Deliver deliver_;
   ProbeHandler probe_;
+  KeepAliveHandler keep_alive_;
+  TimeToLiveHandler ttl_;
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> foreign_batches_{0};
