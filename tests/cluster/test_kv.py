@@ -138,14 +138,16 @@ def test_five_members_and_one_member():
         assert c.etcdctl("get", "one", "--print-value-only").stdout.strip() == "1"
 
 
-def test_rpcs_of_later_issues_answer_unimplemented(c):
+def test_rpcs_not_served_answer_unimplemented(c):
+    # Snapshot arrives with backup/restore (issue 5); auth is out of scope.
     import grpc
     from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
     channel = grpc.insecure_channel(c.members[0].endpoint)
     calls = [
-        lambda: rpc_pb2_grpc.LeaseStub(channel).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=5),
+        lambda: list(rpc_pb2_grpc.MaintenanceStub(channel).Snapshot(rpc_pb2.SnapshotRequest(),
+                                                                    timeout=10)),
+        lambda: rpc_pb2_grpc.AuthStub(channel).AuthEnable(rpc_pb2.AuthEnableRequest(),
                                                           timeout=10),
-        lambda: rpc_pb2_grpc.MaintenanceStub(channel).Alarm(rpc_pb2.AlarmRequest(), timeout=10),
     ]
     for call in calls:
         try:
