@@ -14,7 +14,8 @@ bool Matches(const WatchSpec& spec, const std::string& k) {
 }
 }  // namespace
 
-WatchHub::WatchHub(KvStore* kv) : kv_(kv) {
+WatchHub::WatchHub(KvStore* kv, std::chrono::milliseconds progress_interval)
+    : kv_(kv), progress_interval_(progress_interval) {
   notified_ = kv->revision();
   kv_->SetObserver([this](int64_t rev, std::vector<mvccpb::Event> events) {
     OnCommitted(rev, std::move(events));
@@ -49,6 +50,7 @@ void WatchHub::Add(WatchSink* sink, int64_t id, const WatchSpec& spec) {
     std::lock_guard<std::mutex> l(mu_);
     Watcher w;
     w.spec = spec;
+    w.last_sent = std::chrono::steady_clock::now();
     if (spec.start_revision <= 0 || spec.start_revision > notified_) {
       // From now (or from a future revision: live events carry it there).
       w.next_rev = spec.start_revision > 0 ? spec.start_revision : notified_ + 1;
@@ -93,10 +95,13 @@ void WatchHub::OnCommitted(int64_t revision, std::vector<mvccpb::Event> events) 
     for (auto& [key, w] : watchers_) {
       if (!w.synced || revision < w.next_rev) continue;
       std::vector<mvccpb::Event> mine = Filter(w.spec, events);
-      if (!mine.empty() && !key.first->Deliver(key.second, std::move(mine), revision)) {
-        w.synced = false;  // the stream is full: catch up from storage later
-        fell_behind = true;
-        continue;
+      if (!mine.empty()) {
+        if (!key.first->Deliver(key.second, std::move(mine), revision)) {
+          w.synced = false;  // the stream is full: catch up from storage later
+          fell_behind = true;
+          continue;
+        }
+        w.last_sent = std::chrono::steady_clock::now();
       }
       w.next_rev = revision + 1;
     }
@@ -119,6 +124,7 @@ void WatchHub::CatchUpLoop() {
       }
     }
     if (target.first == nullptr) {
+      SendProgressLocked();
       cv_.wait_for(l, std::chrono::milliseconds(20));
       continue;
     }
@@ -144,8 +150,18 @@ void WatchHub::CatchUpLoop() {
       continue;  // no room after all; try again later
     }
     it->second.next_rev = done + 1;
+    it->second.last_sent = std::chrono::steady_clock::now();
     // The switch to live events happens here, under the lock, at a revision boundary.
     if (it->second.next_rev > notified_) it->second.synced = true;
+  }
+}
+
+void WatchHub::SendProgressLocked() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [key, w] : watchers_) {
+    if (!w.spec.progress_notify || !w.synced || now - w.last_sent < progress_interval_) continue;
+    // An empty response: nothing happened to this watch up to `notified_`.
+    if (key.first->Deliver(key.second, {}, notified_)) w.last_sent = now;
   }
 }
 

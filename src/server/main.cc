@@ -32,6 +32,7 @@ struct Flags {
   int64_t max_request_bytes = 1572864;
   int64_t quota_backend_bytes = 0;
   std::string auto_compaction_mode = "periodic";
+  int watch_progress_notify_ms = 600000;
   std::string auto_compaction_retention = "0";
   std::string log_level = "info";
 };
@@ -128,6 +129,9 @@ int main(int argc, char** argv) {
   flag("auto-compaction-retention", f.auto_compaction_retention,
        "How much history auto-compaction keeps: e.g. 1h, 30m, 90s, a number of hours "
        "(periodic), or a revision count (revision); 0 disables it");
+  flag("experimental-watch-progress-notify-interval-ms", f.watch_progress_notify_ms,
+       "How long a progress_notify watch may stay quiet before a progress response (ms)")
+      ->check(CLI::Range(100, 86400000));
   flag("log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   try {
@@ -200,6 +204,7 @@ int main(int argc, char** argv) {
   opts.client_urls = advertise_client;
   opts.heartbeat_ms = f.heartbeat_interval;
   opts.election_ticks = std::max(2, f.election_timeout / f.heartbeat_interval);
+  opts.watch_progress_interval = std::chrono::milliseconds(f.watch_progress_notify_ms);
   auto host = OrDie(cf::server::NodeHost::Open(opts, engine.get()));
 
   std::map<uint64_t, std::string> peers;
@@ -249,7 +254,7 @@ int main(int argc, char** argv) {
   cf::server::KvService kv(host.get(), f.max_request_bytes, &quota);
   cf::server::ClusterService cluster(host.get());
   cf::server::MaintenanceService maintenance(host.get(), engine.get());
-  cf::server::WatchService watch(host.get());
+  cf::server::WatchService watch(host.get(), static_cast<size_t>(f.max_request_bytes));
   cf::server::LeaseService lease(host.get(), &quota);
   grpc::ServerBuilder client_builder;
   for (const std::string& u : listen_client) {

@@ -28,7 +28,8 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Open(NodeHostOptions options
   auto kv = mvcc::KvStore::Open(engine);
   if (!kv.ok()) return kv.status();
   host->kv_ = std::move(*kv);
-  host->hub_ = std::make_unique<mvcc::WatchHub>(host->kv_.get());
+  host->hub_ =
+      std::make_unique<mvcc::WatchHub>(host->kv_.get(), host->options_.watch_progress_interval);
   const raft::HardState hs = host->log_->InitialHardState();
   if (host->kv_->applied_index() > hs.commit) {
     return absl::DataLossError(absl::StrCat("applied index ", host->kv_->applied_index(),

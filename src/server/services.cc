@@ -368,7 +368,9 @@ class WatchStream
     : public grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>,
       public mvcc::WatchSink {
  public:
-  explicit WatchStream(NodeHost* host) : host_(host) { StartRead(&request_); }
+  WatchStream(NodeHost* host, size_t max_bytes) : host_(host), max_bytes_(max_bytes) {
+    StartRead(&request_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -413,10 +415,32 @@ class WatchStream
     std::lock_guard<std::mutex> l(mu_);
     if (closing_) return true;  // dropping is fine: the stream is going away
     if (queue_.size() >= kMaxQueuedResponses) return false;
+    if (!fragmenting_.count(id)) {
+      etcdserverpb::WatchResponse r;
+      Header(&r, revision);
+      r.set_watch_id(id);
+      for (mvccpb::Event& e : events) *r.add_events() = std::move(e);
+      EnqueueLocked(std::move(r));
+      return true;
+    }
+    // fragment: split a large batch into responses of at most max_bytes_, all but the last
+    // flagged `fragment` (clients reassemble them).
     etcdserverpb::WatchResponse r;
     Header(&r, revision);
     r.set_watch_id(id);
-    for (mvccpb::Event& e : events) *r.add_events() = std::move(e);
+    size_t size = 0;
+    for (mvccpb::Event& e : events) {
+      const size_t n = e.ByteSizeLong();
+      if (r.events_size() > 0 && size + n > max_bytes_) {
+        r.set_fragment(true);
+        EnqueueLocked(r);
+        r.clear_events();
+        r.set_fragment(false);
+        size = 0;
+      }
+      size += n;
+      *r.add_events() = std::move(e);
+    }
     EnqueueLocked(std::move(r));
     return true;
   }
@@ -458,6 +482,7 @@ class WatchStream
           return;
         }
         ids_.insert(id);
+        if (c.fragment()) fragmenting_.insert(id);
         EnqueueLocked(std::move(r));  // `created` precedes every event of this watch
       }
       mvcc::WatchSpec spec;
@@ -465,6 +490,7 @@ class WatchStream
       spec.range_end = c.range_end();
       spec.start_revision = c.start_revision() > 0 ? c.start_revision() : created_rev + 1;
       spec.prev_kv = c.prev_kv();
+      spec.progress_notify = c.progress_notify();
       for (int f : c.filters()) {
         if (f == etcdserverpb::WatchCreateRequest::NOPUT) spec.no_put = true;
         if (f == etcdserverpb::WatchCreateRequest::NODELETE) spec.no_delete = true;
@@ -480,6 +506,7 @@ class WatchStream
       host_->watch_hub().Remove(this, id);
       std::lock_guard<std::mutex> l(mu_);
       ids_.erase(id);
+      fragmenting_.erase(id);
       etcdserverpb::WatchResponse r;
       Header(&r, host_->kv().revision());
       r.set_watch_id(id);
@@ -522,10 +549,12 @@ class WatchStream
   }
 
   NodeHost* host_;
+  const size_t max_bytes_;
   etcdserverpb::WatchRequest request_;
   std::mutex mu_;
   std::deque<etcdserverpb::WatchResponse> queue_;  // guarded by mu_; front is being written
   std::set<int64_t> ids_;                          // guarded by mu_
+  std::set<int64_t> fragmenting_;                  // guarded by mu_: watches with `fragment`
   int64_t next_id_ = 0;                            // guarded by mu_
   bool writing_ = false;                           // guarded by mu_
   bool closing_ = false;                           // guarded by mu_
@@ -536,7 +565,7 @@ class WatchStream
 
 grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>*
 WatchService::Watch(grpc::CallbackServerContext*) {
-  return new WatchStream(host_);
+  return new WatchStream(host_, max_bytes_);
 }
 
 }  // namespace chainfire::server

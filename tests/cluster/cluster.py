@@ -198,3 +198,36 @@ class Cluster:
             if status["header"]["member_id"] == leader:
                 return next(m for m in self.members if m.endpoint == endpoint)
         raise AssertionError("leader %x is not among the members" % leader)
+
+
+def read_varint(data, pos):
+    """Decodes a protobuf varint at `pos`; returns (value, next position)."""
+    value, shift = 0, 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+def top_level_varints(data):
+    """{field number: value} of the varint fields at the top level of a protobuf message (for
+    fields the bundled python-etcd3 protos do not know, such as WatchResponse.fragment)."""
+    out, pos = {}, 0
+    while pos < len(data):
+        key, pos = read_varint(data, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            out[field], pos = read_varint(data, pos)
+        elif wire == 2:
+            n, pos = read_varint(data, pos)
+            pos += n
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError("unsupported wire type %d" % wire)
+    return out

@@ -35,3 +35,11 @@ def test_member_list():
     assert [m[1] for m in members] == ["n1", "n2", "n3"]
     assert members[0][0] == "928f2c17ea8e4a3c"
     assert members[2][3] == ["http://127.0.0.1:23793"]
+
+
+def test_top_level_varints():
+    # WatchResponse{watch_id: 3 (field 2), header: {...} (field 1, bytes), fragment: true (7)}
+    data = bytes([0x0a, 0x02, 0x18, 0x05, 0x10, 0x03, 0x38, 0x01])
+    assert cluster.top_level_varints(data) == {2: 3, 7: 1}
+    assert cluster.read_varint(bytes([0xac, 0x02]), 0) == (300, 2)
+    assert cluster.top_level_varints(b"") == {}

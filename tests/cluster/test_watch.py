@@ -157,3 +157,80 @@ def test_watch_survives_leader_kill_exactly_once_in_order():
                 cancel()
         assert revisions == sorted(set(revisions)), "events in revision order, exactly once"
         assert all(i in keys for i in acked), "every acknowledged write was seen"
+
+
+def _watch_stream(endpoint, create):
+    """A raw Watch stream (python grpc) with one create request; returns (responses, close)."""
+    import queue
+    import grpc
+    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
+    channel = grpc.insecure_channel(endpoint)
+    requests = queue.Queue()
+    requests.put(rpc_pb2.WatchRequest(create_request=create))
+    stream = rpc_pb2_grpc.WatchStub(channel).Watch(iter(requests.get, None))
+
+    def close():
+        requests.put(None)
+        stream.cancel()
+        channel.close()
+    return stream, close
+
+
+def _next_within(stream, seconds):
+    holder = []
+    t = threading.Thread(target=lambda: holder.append(next(stream)), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert holder, "no watch response within %ss" % seconds
+    return holder[0]
+
+
+def test_progress_notify_and_fragment():
+    from etcd3.etcdrpc import rpc_pb2
+    c = harness.Cluster(1)
+    try:
+        c.members[0].start(extra=["--experimental-watch-progress-notify-interval-ms", "500"])
+        c.wait_for_leader()
+        c.etcdctl("put", "pn", "1")
+        stream, close = _watch_stream(c.members[0].endpoint, rpc_pb2.WatchCreateRequest(
+            key=b"pn", progress_notify=True))
+        try:
+            assert _next_within(stream, 10).created
+            progress = _next_within(stream, 10)  # nothing happens: a progress response
+            assert not progress.events and progress.header.revision >= 2
+        finally:
+            close()
+        # One revision whose events exceed the response limit arrives in fragments. The bundled
+        # python-etcd3 protos lack `fragment`, so the request carries it as raw field 8.
+        import queue
+        import grpc
+        client = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
+        for i in range(20):
+            client.put("fr/%02d" % i, "x" * 100000)
+        create = rpc_pb2.WatchCreateRequest(key=b"fr/", range_end=b"fr0", prev_kv=True)
+        create_bytes = create.SerializeToString() + bytes([0x40, 0x01])  # fragment = true
+        request = bytes([0x0a, len(create_bytes)]) + create_bytes
+        channel = grpc.insecure_channel(c.members[0].endpoint)
+        requests = queue.Queue()
+        requests.put(request)
+        call = channel.stream_stream("/etcdserverpb.Watch/Watch",
+                                     request_serializer=lambda b: b,
+                                     response_deserializer=lambda b: b)
+        stream = call(iter(requests.get, None))
+        try:
+            first = rpc_pb2.WatchResponse.FromString(_next_within(stream, 10))
+            assert first.created
+            client.delete_prefix("fr/")
+            parts = [_next_within(stream, 10)]
+            while harness.top_level_varints(parts[-1]).get(7) == 1:
+                parts.append(_next_within(stream, 10))
+            assert len(parts) >= 2, "split into fragments"
+            events = sum(len(rpc_pb2.WatchResponse.FromString(p).events) for p in parts)
+            assert events == 20
+            assert all(len(p) <= 1572864 + 200000 for p in parts)
+        finally:
+            requests.put(None)
+            stream.cancel()
+            channel.close()
+    finally:
+        c.__exit__(None, None, None)

@@ -11,6 +11,7 @@
 // into the hub from Deliver/Cancel.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -29,6 +30,7 @@ struct WatchSpec {
   bool prev_kv = false;
   bool no_put = false;
   bool no_delete = false;
+  bool progress_notify = false;  // send an empty response after `progress_interval` of quiet
 };
 
 // One watch stream's outgoing side.
@@ -47,7 +49,10 @@ class WatchSink {
 class WatchHub {
  public:
   // Attaches to `kv` as its observer; `kv` must outlive the hub.
-  explicit WatchHub(KvStore* kv);
+  // `progress_interval`: how long a progress_notify watch may stay quiet before it gets an
+  // empty response carrying the current revision (etcd's default: 10 minutes).
+  explicit WatchHub(KvStore* kv,
+                    std::chrono::milliseconds progress_interval = std::chrono::minutes(10));
   ~WatchHub();
 
   // Starts watching; the caller has already queued the `created` response on `sink`.
@@ -63,6 +68,7 @@ class WatchHub {
     WatchSpec spec;
     int64_t next_rev = 0;  // first revision not yet delivered
     bool synced = false;
+    std::chrono::steady_clock::time_point last_sent;
   };
   using Key = std::pair<WatchSink*, int64_t>;
 
@@ -71,7 +77,10 @@ class WatchHub {
   static std::vector<mvccpb::Event> Filter(const WatchSpec& spec,
                                            const std::vector<mvccpb::Event>& events);
 
+  void SendProgressLocked();
+
   KvStore* kv_;
+  const std::chrono::milliseconds progress_interval_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<Key, Watcher> watchers_;  // guarded by mu_

@@ -55,6 +55,7 @@ struct NodeHostOptions {
   int heartbeat_ms = 100;
   int election_ticks = 10;  // election timeout in heartbeats
   int request_timeout_ms = 7000;
+  std::chrono::milliseconds watch_progress_interval{std::chrono::minutes(10)};
 };
 
 class NodeHost : private node::Application {

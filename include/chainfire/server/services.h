@@ -140,12 +140,14 @@ class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
 // outstanding; `created` is queued before the watch is registered, so it precedes its events.
 class WatchService : public etcdserverpb::Watch::CallbackService {
  public:
-  explicit WatchService(NodeHost* host) : host_(host) {}
+  // `max_bytes`: the largest response a `fragment` watch gets (the request size limit).
+  WatchService(NodeHost* host, size_t max_bytes) : host_(host), max_bytes_(max_bytes) {}
   grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>* Watch(
       grpc::CallbackServerContext* ctx) override;
 
  private:
   NodeHost* host_;
+  size_t max_bytes_;
 };
 
 // Lease: grant and revoke go through the log; keep-alives and TTL queries are answered by the
