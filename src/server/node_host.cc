@@ -37,6 +37,7 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Open(NodeHostOptions options
                                             "; refusing to start"));
   }
   for (auto& [id, blob] : host->kv_->LoadMemberAttributes()) host->attributes_[id] = blob;
+  for (const auto& [id, ttl] : host->kv_->Leases()) host->lessor_.Grant(id, ttl * 1000, NowMs());
 
   raft::Config cfg;
   cfg.id = host->options_.member_id;
@@ -255,25 +256,26 @@ void NodeHost::ExpireRequests() {
   }
 }
 
+int64_t NodeHost::NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
 void NodeHost::ExpireLeases() {
   if (!is_leader()) return;
-  std::vector<int64_t> expired;
-  {
-    std::lock_guard<std::mutex> l(lessor_mu_);
-    const auto now = Clock::now();
-    for (const auto& [id, at] : expiry_) {
-      if (at <= now && !revoking_.count(id)) expired.push_back(id);
-    }
-  }
-  for (int64_t id : expired) {
+  for (int64_t id : lessor_.TakeExpired(NowMs())) {
     internal::Request req;
     req.mutable_lease_revoke()->set_id(id);
     const uint64_t rid = next_id_.fetch_add(1);
     req.set_proposer(options_.member_id);
     req.set_id(rid);
-    if (!node_->Propose(req.SerializeAsString()).ok()) return;
-    revoking_.insert(id);
-    waiters_[rid] = Waiter{[this, id](WriteResult) { revoking_.erase(id); },
+    if (!node_->Propose(req.SerializeAsString()).ok()) {
+      lessor_.RevokeFailed(id);
+      continue;
+    }
+    waiters_[rid] = Waiter{[this, id](WriteResult r) {
+                             if (!r.status.ok()) lessor_.RevokeFailed(id);
+                           },
                            Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms)};
   }
 }
@@ -281,15 +283,7 @@ void NodeHost::ExpireLeases() {
 etcdserverpb::LeaseKeepAliveResponse NodeHost::KeepAliveLocal(int64_t id) {
   etcdserverpb::LeaseKeepAliveResponse resp;
   resp.set_id(id);
-  const auto leases = kv_->Leases();
-  auto it = leases.find(id);
-  if (it != leases.end()) {
-    std::lock_guard<std::mutex> l(lessor_mu_);
-    if (expiry_.count(id)) {
-      expiry_[id] = Clock::now() + std::chrono::seconds(it->second);
-      resp.set_ttl(it->second);
-    }
-  }
+  resp.set_ttl(lessor_.Renew(id, NowMs()) / 1000);
   FillHeader(resp.mutable_header());
   return resp;
 }
@@ -299,19 +293,11 @@ etcdserverpb::LeaseTimeToLiveResponse NodeHost::TimeToLiveLocal(
   etcdserverpb::LeaseTimeToLiveResponse resp;
   resp.set_id(req.id());
   resp.set_ttl(-1);
-  const auto leases = kv_->Leases();
-  auto it = leases.find(req.id());
-  if (it != leases.end()) {
-    std::lock_guard<std::mutex> l(lessor_mu_);
-    auto e = expiry_.find(req.id());
-    if (e != expiry_.end()) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(e->second - Clock::now());
-      resp.set_ttl(std::max<int64_t>(0, (left.count() + 999) / 1000));
-      resp.set_grantedttl(it->second);
-      if (req.keys()) {
-        for (const std::string& k : kv_->LeaseKeys(req.id())) resp.add_keys(k);
-      }
+  if (auto r = lessor_.Remaining(req.id(), NowMs())) {
+    resp.set_ttl((r->first + 999) / 1000);
+    resp.set_grantedttl(r->second / 1000);
+    if (req.keys()) {
+      for (const std::string& k : kv_->LeaseKeys(req.id())) resp.add_keys(k);
     }
   }
   FillHeader(resp.mutable_header());
@@ -374,17 +360,14 @@ void NodeHost::Apply(const raft::Entry& entry) {
       result.status = kv_->ApplyLeaseGrant(entry.index, req.lease_grant().id(),
                                            req.lease_grant().ttl(), &result.lease_grant);
       if (result.status.ok()) {
-        std::lock_guard<std::mutex> l(lessor_mu_);
-        expiry_[req.lease_grant().id()] =
-            Clock::now() + std::chrono::seconds(req.lease_grant().ttl());
+        lessor_.Grant(req.lease_grant().id(), req.lease_grant().ttl() * 1000, NowMs());
       }
       break;
     }
     case internal::Request::kLeaseRevoke: {
       result.status =
           kv_->ApplyLeaseRevoke(entry.index, req.lease_revoke().id(), &result.lease_revoke);
-      std::lock_guard<std::mutex> l(lessor_mu_);
-      expiry_.erase(req.lease_revoke().id());
+      lessor_.Revoke(req.lease_revoke().id());
       break;
     }
     case internal::Request::kAlarm:
@@ -439,12 +422,7 @@ void NodeHost::OnSoftStateChange(const raft::SoftState& state) {
   if (state.lead == options_.member_id && leader_ != options_.member_id) {
     // A new leader does not know when its predecessor last renewed each lease: give every
     // lease its full TTL plus an election timeout, so none expires early (as etcd 3.4).
-    const auto base =
-        Clock::now() + std::chrono::milliseconds(options_.heartbeat_ms * options_.election_ticks);
-    std::lock_guard<std::mutex> l(lessor_mu_);
-    expiry_.clear();
-    for (const auto& [id, ttl] : kv_->Leases()) expiry_[id] = base + std::chrono::seconds(ttl);
-    revoking_.clear();
+    lessor_.Promote(NowMs(), options_.heartbeat_ms * options_.election_ticks);
   }
   if (leader_ != 0 && state.lead != leader_) {
     // A new leader commits what the old one replicated within about an election timeout;

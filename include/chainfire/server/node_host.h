@@ -22,6 +22,7 @@
 #include "chainfire/internal.pb.h"
 #include "chainfire/mvcc/kv_store.h"
 #include "chainfire/mvcc/watch_hub.h"
+#include "chainfire/node/lessor.h"
 #include "chainfire/node/raft_node.h"
 #include "chainfire/server/cluster_config.h"
 #include "chainfire/storage/raft_log_store.h"
@@ -180,9 +181,8 @@ class NodeHost : private node::Application {
   std::chrono::steady_clock::time_point next_publish_;
 
   void ExpireLeases();
-  mutable std::mutex lessor_mu_;
-  std::map<int64_t, std::chrono::steady_clock::time_point> expiry_;  // guarded by lessor_mu_
-  std::set<int64_t> revoking_;  // node thread: expired leases with a revoke proposed
+  static int64_t NowMs();
+  node::Lessor lessor_;
 
   std::atomic<uint64_t> next_id_{0};
   std::atomic<uint64_t> leader_{0};
