@@ -32,6 +32,20 @@ void RegisterApp::Apply(const raft::Entry& entry) {
   std::optional<Command> c = DecodeCommand(entry.data);
   CF_CHECK(c.has_value()) << "undecodable command at index " << entry.index;
   if (applied_ops_.count(c->op_id)) return;  // duplicate proposal
+  if (c->kind == 'G' || c->kind == 'R') {
+    const int64_t id = std::stoll(c->key);
+    bool ok = false;
+    if (c->kind == 'G' && !leases_.count(id)) {
+      leases_[id] = std::stoll(c->value);
+      ok = true;
+      if (hooks_.on_lease_granted) hooks_.on_lease_granted(id, leases_[id]);
+    } else if (c->kind == 'R' && leases_.erase(id)) {
+      ok = true;
+      if (hooks_.on_lease_revoked) hooks_.on_lease_revoked(id);
+    }
+    applied_ops_[c->op_id] = ok;
+    return;
+  }
   bool ok = true;
   if (c->kind == 'C') ok = Get(c->key) == c->expected;
   if (ok) registers_[c->key] = c->value;
@@ -49,12 +63,19 @@ std::string RegisterApp::TakeSnapshot() {
   std::string out;
   for (const auto& [k, v] : registers_) absl::StrAppend(&out, "R ", k, " ", v, "\n");
   for (const auto& [id, ok] : applied_ops_) absl::StrAppend(&out, "O ", id, " ", ok ? 1 : 0, "\n");
+  for (const auto& [id, ttl] : leases_) absl::StrAppend(&out, "L ", id, " ", ttl, "\n");
   return out;
 }
 
 void RegisterApp::RestoreSnapshot(const raft::Snapshot& snapshot) {
+  RestoreState(snapshot);
+  if (hooks_.on_leases_restored) hooks_.on_leases_restored(leases_);
+}
+
+void RegisterApp::RestoreState(const raft::Snapshot& snapshot) {
   registers_.clear();
   applied_ops_.clear();
+  leases_.clear();
   std::istringstream in(snapshot.data);
   std::string tag;
   while (in >> tag) {
@@ -62,6 +83,10 @@ void RegisterApp::RestoreSnapshot(const raft::Snapshot& snapshot) {
       std::string k, v;
       in >> k >> v;
       registers_[k] = v;
+    } else if (tag == "L") {
+      int64_t id, ttl;
+      in >> id >> ttl;
+      leases_[id] = ttl;
     } else {
       uint64_t id;
       int ok;

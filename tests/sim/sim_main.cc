@@ -31,7 +31,7 @@ int Usage() {
       stderr,
       "usage: chainfire-sim --seed=N [--profile=calm|lossy|partition|crash|chaos] "
       "[--trace] [--storage=sim|rocksdb] [--bug=vote-not-persisted|commit-before-leader-fsync|"
-      "read-without-read-index|fsync-lies]\n"
+      "read-without-read-index|fsync-lies|lease-no-reset]\n"
       "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--bug=B]\n");
   return 2;
 }
@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
         bugs.read_without_read_index = true;
       } else if (v == "fsync-lies") {
         bugs.fsync_lies = true;
+      } else if (v == "lease-no-reset") {
+        bugs.lease_no_reset_on_promote = true;
       } else {
         return Usage();
       }

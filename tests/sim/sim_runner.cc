@@ -12,6 +12,7 @@ std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSw
   if (bugs.commit_before_leader_fsync) cmd += " --bug=commit-before-leader-fsync";
   if (bugs.read_without_read_index) cmd += " --bug=read-without-read-index";
   if (bugs.fsync_lies) cmd += " --bug=fsync-lies";
+  if (bugs.lease_no_reset_on_promote) cmd += " --bug=lease-no-reset";
   return cmd + " --trace";
 }
 
@@ -35,6 +36,8 @@ SweepResult Sweep(const SweepOptions& o) {
     r.snapshots += res.snapshots_installed;
     r.inconclusive += res.linearizability_inconclusive ? 1 : 0;
     r.on_rocksdb += res.real_storage ? 1 : 0;
+    r.leases_granted += res.leases_granted;
+    r.leases_expired += res.leases_expired;
     if (!res.ok) {
       r.failures.emplace_back(seed, res.failure);
       if (!o.quiet) {
@@ -56,12 +59,15 @@ SweepResult Sweep(const SweepOptions& o) {
         "; %llu on RocksDB): %zu failed; %llu acked writes, %llu linearizable reads, %llu "
         "elections, "
         "%llu crashes, %llu torn tails cut, %llu fsync failures, %llu snapshots "
-        "installed, %llu histories too large to check\n",
+        "installed, %llu leases granted and %llu expired, %llu histories too large to "
+        "check\n",
         static_cast<unsigned long long>(r.on_rocksdb), r.failures.size(),
         static_cast<unsigned long long>(r.acked_writes), static_cast<unsigned long long>(r.reads),
         static_cast<unsigned long long>(r.elections), static_cast<unsigned long long>(r.crashes),
         static_cast<unsigned long long>(r.torn), static_cast<unsigned long long>(r.fsync_failures),
         static_cast<unsigned long long>(r.snapshots),
+        static_cast<unsigned long long>(r.leases_granted),
+        static_cast<unsigned long long>(r.leases_expired),
         static_cast<unsigned long long>(r.inconclusive));
   }
   return r;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
 #include "chainfire/common/random.h"
+#include "chainfire/node/lessor.h"
 #include "chainfire/node/raft_node.h"
 #include "linearizability.h"
 #include "register_app.h"
@@ -116,6 +117,8 @@ struct SimViolation : std::runtime_error {
 [[noreturn]] void ThrowViolation(const std::string& what) { throw SimViolation(what); }
 
 constexpr uint64_t kTickMs = 10;
+constexpr int64_t kElectionMs = 100;  // election_tick * kTickMs
+constexpr int64_t kLeaseTtlMs = 300;
 constexpr uint64_t kClientTimeoutMs = 1000;
 
 class World;
@@ -131,6 +134,8 @@ class NetTransport : public node::Transport {
 
 struct Member {
   raft::NodeId id = 0;
+  std::unique_ptr<node::Lessor> lessor;
+  bool was_leader = false;
   SimDisk disk;
   std::unique_ptr<rocksdb::Env> env;  // RocksDB's in-memory Env (declared first: dies last)
   std::unique_ptr<node::NodeStorage> storage;
@@ -237,6 +242,20 @@ class World {
   uint64_t next_op_ = 1;
 
   SafetyChecker checker_;
+  // Leases: a client grants a few, renews them at whichever member its contact says leads,
+  // then lets them lapse. No lease may be revoked before its last renewal plus its TTL.
+  struct LeaseState {
+    int64_t ttl_ms = kLeaseTtlMs;
+    uint64_t keep_until = 0;
+    int64_t last_renew_ok = 0;
+    bool granted = false;
+    bool revoked = false;
+  };
+  std::map<int64_t, LeaseState> leases_;
+  int64_t next_lease_ = 1;
+  void LeaseClient();
+  void ExpireLeases();
+  void OnLeaseRevoked(int64_t id);
   SimResult result_;
 };
 
@@ -275,6 +294,23 @@ void World::Start(Member& m) {
   hooks.on_read_ready = [this, &m](uint64_t id) { OnReadReady(m, id); };
   hooks.on_read_failed = [this](uint64_t id) { OnReadFailed(id); };
   hooks.on_soft_state = [this, &m](const raft::SoftState&) { ObserveRole(m); };
+  m.lessor = std::make_unique<node::Lessor>(opt_.bugs.lease_no_reset_on_promote);
+  m.was_leader = false;
+  hooks.on_lease_granted = [this, &m](int64_t id, int64_t ttl) {
+    m.lessor->Grant(id, ttl, static_cast<int64_t>(now_));
+    auto it = leases_.find(id);
+    if (it != leases_.end() && !it->second.granted) {
+      it->second.granted = true;
+      ++result_.leases_granted;
+    }
+  };
+  hooks.on_lease_revoked = [this, &m](int64_t id) {
+    m.lessor->Revoke(id);
+    OnLeaseRevoked(id);
+  };
+  hooks.on_leases_restored = [this, &m](const std::map<int64_t, int64_t>& leases) {
+    for (const auto& [id, ttl] : leases) m.lessor->Grant(id, ttl, static_cast<int64_t>(now_));
+  };
   m.app = std::make_unique<RegisterApp>(std::move(hooks));
   raft::Config cfg;
   cfg.id = m.id;
@@ -325,7 +361,14 @@ void World::Crash(Member& m, const char* why) {
 
 void World::ObserveRole(Member& m) {
   const raft::Status st = m.node->status();
-  if (st.soft_state.role != raft::Role::kLeader) return;
+  if (st.soft_state.role != raft::Role::kLeader) {
+    m.was_leader = false;
+    return;
+  }
+  if (!m.was_leader) {
+    m.was_leader = true;
+    m.lessor->Promote(static_cast<int64_t>(now_), kElectionMs);
+  }
   SafetyChecker::LogView log;
   log.term_at = [&m](raft::Index i) { return m.node->TermAt(i); };
   log.first_index = m.storage->FirstIndex();
@@ -355,6 +398,68 @@ void World::OnDurable(Member& m, const node::PersistRequest& r) {
     }
     const std::string v = checker_.OnDurable(m.id, e, prev);
     if (!v.empty()) Fail(v);
+  }
+}
+
+void World::OnLeaseRevoked(int64_t id) {
+  auto it = leases_.find(id);
+  if (it == leases_.end() || it->second.revoked) return;
+  it->second.revoked = true;
+  ++result_.leases_expired;
+  const int64_t earliest = it->second.last_renew_ok + it->second.ttl_ms;
+  if (static_cast<int64_t>(now_) < earliest) {
+    Fail(absl::StrCat("lease expiry: lease ", id, " revoked at ", now_,
+                      " ms but it was renewed at ", it->second.last_renew_ok, " ms with a TTL of ",
+                      it->second.ttl_ms, " ms"));
+  }
+}
+
+void World::LeaseClient() {
+  if (settling_) return;
+  size_t active = 0;
+  for (const auto& [id, l] : leases_) active += (!l.revoked && now_ < l.keep_until) ? 1 : 0;
+  if (active < 3 && rng_.Chance(0.01)) {
+    const int64_t id = next_lease_++;
+    Member& m = members_[rng_.Uniform(n_)];
+    if (m.up) {
+      Command cmd;
+      cmd.op_id = next_op_++;
+      cmd.kind = 'G';
+      cmd.key = absl::StrCat(id);
+      cmd.value = absl::StrCat(kLeaseTtlMs);
+      if (m.node->Propose(EncodeCommand(cmd)).ok()) {
+        LeaseState l;
+        l.keep_until = now_ + rng_.Range(300, 1500);
+        leases_[id] = l;
+      }
+    }
+  }
+  if (now_ % 50 != 0) return;
+  // Renew through a random member, which forwards to the member it believes leads.
+  for (auto& [id, l] : leases_) {
+    if (!l.granted || l.revoked || now_ >= l.keep_until) continue;
+    Member& via = members_[rng_.Uniform(n_)];
+    if (!via.up) continue;
+    const raft::NodeId lead = via.node->status().soft_state.lead;
+    if (lead == raft::kNoNode || !M(lead).up) continue;
+    Member& leader = M(lead);
+    if (leader.node->status().soft_state.role != raft::Role::kLeader) continue;
+    if (leader.lessor->Renew(id, static_cast<int64_t>(now_)) > 0) {
+      l.last_renew_ok = static_cast<int64_t>(now_);
+    }
+  }
+}
+
+void World::ExpireLeases() {
+  for (Member& m : members_) {
+    if (!m.up || m.node->status().soft_state.role != raft::Role::kLeader) continue;
+    for (int64_t id : m.lessor->TakeExpired(static_cast<int64_t>(now_))) {
+      Command cmd;
+      cmd.op_id = next_op_++;
+      cmd.kind = 'R';
+      cmd.key = absl::StrCat(id);
+      if (!m.node->Propose(EncodeCommand(cmd)).ok()) m.lessor->RevokeFailed(id);
+    }
   }
 }
 
@@ -563,6 +668,8 @@ void World::StepOnce(bool faults) {
     }
   }
   Clients();
+  LeaseClient();
+  if (now_ % kTickMs == 0) ExpireLeases();
   PumpAll();
   Timeouts();
 }

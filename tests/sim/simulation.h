@@ -36,6 +36,7 @@ struct BugSwitches {
   bool commit_before_leader_fsync = false;  // the leader counts unsynced own entries
   bool read_without_read_index = false;     // reads served from local state at once
   bool fsync_lies = false;                  // a crash also loses the last "synced" write
+  bool lease_no_reset_on_promote = false;   // a new leader keeps its stale lease expiries
 };
 
 // Which storage the members run on. kAuto: a quarter of the seeds (every profile) run the
@@ -69,6 +70,8 @@ struct SimResult {
   uint64_t snapshots_installed = 0;
   uint64_t messages = 0;
   uint64_t max_commit = 0;
+  uint64_t leases_granted = 0;
+  uint64_t leases_expired = 0;
   bool linearizability_inconclusive = false;
   bool real_storage = false;  // ran on RocksDB (in-memory Env)
 };
