@@ -123,6 +123,8 @@ def test_quota_raises_nospace_and_space_can_be_freed():
         # Writes that add data fail; reads, deletes, compaction and defrag still work.
         r = c.etcdctl("put", "more", "x", check=False)
         assert r.returncode != 0 and "database space exceeded" in r.stderr
+        r = c.etcdctl("lease", "grant", "10", check=False)
+        assert r.returncode != 0 and "database space exceeded" in r.stderr
         assert c.etcdctl("get", "big0", "--keys-only").stdout.strip() == "big0"
         c.etcdctl("del", "big", "--prefix")
         rev = json.loads(c.etcdctl("get", "x", "-w", "json").stdout)["header"]["revision"]

@@ -234,3 +234,33 @@ def test_progress_notify_and_fragment():
             channel.close()
     finally:
         c.__exit__(None, None, None)
+
+
+def test_watch_resumes_after_a_member_restart_without_gaps_or_duplicates():
+    with harness.Cluster(3) as c:
+        m = c.members[2]
+        client = etcd3.client(host="127.0.0.1", port=m.client_port)
+        events, cancel = client.watch_prefix("rs/")
+        for i in range(5):
+            c.etcdctl("put", "rs/%02d" % i, str(i), endpoints=c.members[0].endpoint)
+        seen = []
+        for ev in events:
+            seen.append((ev.key, ev.mod_revision))
+            if len(seen) == 5:
+                cancel()
+        last = seen[-1][1]
+        m.kill(signal.SIGKILL)
+        for i in range(5, 10):  # written while the member is down
+            c.etcdctl("put", "rs/%02d" % i, str(i), endpoints=c.members[0].endpoint)
+        m.start()
+        c.wait_for_leader(members=c.members)
+        client = etcd3.client(host="127.0.0.1", port=m.client_port)
+        events, cancel = client.watch_prefix("rs/", start_revision=last + 1)
+        c.etcdctl("put", "rs/10", "10", endpoints=c.members[1].endpoint)
+        for ev in events:
+            seen.append((ev.key, ev.mod_revision))
+            if len(seen) == 11:
+                cancel()
+        assert [k for k, _ in seen] == [b"rs/%02d" % i for i in range(11)]
+        revisions = [r for _, r in seen]
+        assert revisions == sorted(set(revisions)), "exactly once, in revision order"
