@@ -66,7 +66,7 @@ def test_duplicate_id_and_minimum_ttl(c):
 def test_keep_alive_through_a_follower_and_expiry(c):
     leader = c.leader_member()
     follower = next(m for m in c.members if m is not leader)
-    kept = lease_id(c, 2)
+    kept = lease_id(c, 6)  # long enough for etcdctl keep-alive to start on a slow machine
     dropped = lease_id(c, 2)
     c.etcdctl("put", "--lease=" + kept, "kept", "1")
     c.etcdctl("put", "--lease=" + dropped, "dropped", "1")

@@ -54,10 +54,11 @@ class EtcdctlWatch:
 
 
 def test_etcdctl_watch_prefix_with_prev_kv(c):
-    c.etcdctl("put", "wp/a", "1")
-    w = EtcdctlWatch(c, "--prefix", "wp/", "--prev-kv")
+    rev = json.loads(c.etcdctl("put", "wp/a", "1", "-w", "json").stdout)["header"]["revision"]
+    # Start right after the first put, so the watch sees the next writes whenever etcdctl
+    # gets to create it (no race with its start-up).
+    w = EtcdctlWatch(c, "--prefix", "wp/", "--prev-kv", "--rev=%d" % (rev + 1))
     try:
-        time.sleep(0.5)  # let the watch be created before the writes (etcdctl prints nothing)
         c.etcdctl("put", "wp/a", "2")
         c.etcdctl("del", "wp/a")
         w.wait_for(["PUT", "wp/a", "1", "wp/a", "2", "DELETE", "wp/a", "2", "wp/a", ""])
@@ -91,8 +92,7 @@ def test_python_etcd3_watch_iterator_and_callback(c):
     client = etcd3.client(host="127.0.0.1", port=c.members[1].client_port)
     events, cancel = client.watch_prefix("pw/")
 
-    def writer():
-        time.sleep(0.3)
+    def writer():  # watch_prefix returned once the watch was created
         client.put("pw/x", "1")
         client.put("pw/y", "2")
         client.delete("pw/x")
@@ -238,11 +238,12 @@ def test_progress_notify_and_fragment():
 
 def test_watch_resumes_after_a_member_restart_without_gaps_or_duplicates():
     with harness.Cluster(3) as c:
-        m = c.members[2]
+        leader = c.leader_member()
+        m = next(x for x in c.members if x is not leader)  # restart a follower: writes go on
         client = etcd3.client(host="127.0.0.1", port=m.client_port)
         events, cancel = client.watch_prefix("rs/")
         for i in range(5):
-            c.etcdctl("put", "rs/%02d" % i, str(i), endpoints=c.members[0].endpoint)
+            c.etcdctl("put", "rs/%02d" % i, str(i), endpoints=leader.endpoint)
         seen = []
         for ev in events:
             seen.append((ev.key, ev.mod_revision))
@@ -251,12 +252,12 @@ def test_watch_resumes_after_a_member_restart_without_gaps_or_duplicates():
         last = seen[-1][1]
         m.kill(signal.SIGKILL)
         for i in range(5, 10):  # written while the member is down
-            c.etcdctl("put", "rs/%02d" % i, str(i), endpoints=c.members[0].endpoint)
+            c.etcdctl("put", "rs/%02d" % i, str(i), endpoints=leader.endpoint)
         m.start()
         c.wait_for_leader(members=c.members)
         client = etcd3.client(host="127.0.0.1", port=m.client_port)
         events, cancel = client.watch_prefix("rs/", start_revision=last + 1)
-        c.etcdctl("put", "rs/10", "10", endpoints=c.members[1].endpoint)
+        c.etcdctl("put", "rs/10", "10", endpoints=leader.endpoint)
         for ev in events:
             seen.append((ev.key, ev.mod_revision))
             if len(seen) == 11:
