@@ -35,6 +35,23 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl
   reactor->Finish(ToGrpc(s));
   return reactor;
 }
+
+// Proposes `r`; when it is applied, answers with the part of the result `field` names and the
+// response header filled in (or with the request's error).
+template <typename Response>
+grpc::ServerUnaryReactor* ProposeAndReply(NodeHost* host, grpc::CallbackServerContext* ctx,
+                                          internal::Request r, Response* resp,
+                                          Response WriteResult::*field) {
+  auto* reactor = ctx->DefaultReactor();
+  host->Propose(std::move(r), [host, resp, reactor, field](WriteResult result) {
+    if (result.status.ok()) {
+      *resp = std::move(result.*field);
+      host->FillHeader(resp->mutable_header());
+    }
+    reactor->Finish(ToGrpc(result.status));
+  });
+  return reactor;
+}
 }  // namespace
 
 absl::Status Quota::Check(int64_t request_bytes) {
@@ -104,18 +121,9 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
     return FinishNow(ctx, ErrTooLarge());
   }
   if (absl::Status s = quota_->Check(req->ByteSizeLong()); !s.ok()) return FinishNow(ctx, s);
-  auto* reactor = ctx->DefaultReactor();
   internal::Request r;
   *r.mutable_put() = *req;
-  NodeHost* host = host_;
-  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
-    if (result.status.ok()) {
-      *resp = std::move(result.put);
-      host->FillHeader(resp->mutable_header());
-    }
-    reactor->Finish(ToGrpc(result.status));
-  });
-  return reactor;
+  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::put);
 }
 
 grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ctx,
@@ -125,18 +133,9 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ct
   if (static_cast<int64_t>(req->ByteSizeLong()) > max_request_bytes_) {
     return FinishNow(ctx, ErrTooLarge());
   }
-  auto* reactor = ctx->DefaultReactor();
   internal::Request r;
   *r.mutable_delete_range() = *req;
-  NodeHost* host = host_;
-  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
-    if (result.status.ok()) {
-      *resp = std::move(result.delete_range);
-      host->FillHeader(resp->mutable_header());
-    }
-    reactor->Finish(ToGrpc(result.status));
-  });
-  return reactor;
+  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::delete_range);
 }
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
@@ -149,18 +148,9 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
   if (TxnPuts(*req)) {
     if (absl::Status s = quota_->Check(req->ByteSizeLong()); !s.ok()) return FinishNow(ctx, s);
   }
-  auto* reactor = ctx->DefaultReactor();
   internal::Request r;
   *r.mutable_txn() = *req;
-  NodeHost* host = host_;
-  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
-    if (result.status.ok()) {
-      *resp = std::move(result.txn);
-      host->FillHeader(resp->mutable_header());
-    }
-    reactor->Finish(ToGrpc(result.status));
-  });
-  return reactor;
+  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::txn);
 }
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* ctx,
@@ -265,18 +255,9 @@ grpc::ServerUnaryReactor* MaintenanceService::Alarm(grpc::CallbackServerContext*
   }
   // Activate and deactivate go through the log: alarms are cluster-wide state. etcdctl's
   // "alarm disarm" sends one DEACTIVATE per alarm it listed.
-  auto* reactor = ctx->DefaultReactor();
   internal::Request r;
   *r.mutable_alarm() = *req;
-  NodeHost* host = host_;
-  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
-    if (result.status.ok()) {
-      *resp = std::move(result.alarm);
-      host->FillHeader(resp->mutable_header());
-    }
-    reactor->Finish(ToGrpc(result.status));
-  });
-  return reactor;
+  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::alarm);
 }
 
 grpc::ServerUnaryReactor* MaintenanceService::HashKV(grpc::CallbackServerContext* ctx,
@@ -674,16 +655,7 @@ grpc::ServerUnaryReactor* LeaseService::LeaseGrant(grpc::CallbackServerContext* 
   }
   r.mutable_lease_grant()->set_id(id);
   r.mutable_lease_grant()->set_ttl(std::max(req->ttl(), host_->min_lease_ttl()));
-  auto* reactor = ctx->DefaultReactor();
-  NodeHost* host = host_;
-  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
-    if (result.status.ok()) {
-      *resp = std::move(result.lease_grant);
-      host->FillHeader(resp->mutable_header());
-    }
-    reactor->Finish(ToGrpc(result.status));
-  });
-  return reactor;
+  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::lease_grant);
 }
 
 grpc::ServerUnaryReactor* LeaseService::LeaseRevoke(grpc::CallbackServerContext* ctx,
@@ -691,16 +663,7 @@ grpc::ServerUnaryReactor* LeaseService::LeaseRevoke(grpc::CallbackServerContext*
                                                     etcdserverpb::LeaseRevokeResponse* resp) {
   internal::Request r;
   r.mutable_lease_revoke()->set_id(req->id());
-  auto* reactor = ctx->DefaultReactor();
-  NodeHost* host = host_;
-  host_->Propose(std::move(r), [host, resp, reactor](WriteResult result) {
-    if (result.status.ok()) {
-      *resp = std::move(result.lease_revoke);
-      host->FillHeader(resp->mutable_header());
-    }
-    reactor->Finish(ToGrpc(result.status));
-  });
-  return reactor;
+  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::lease_revoke);
 }
 
 grpc::ServerUnaryReactor* LeaseService::LeaseTimeToLive(

@@ -121,31 +121,25 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
   grpc::ServerUnaryReactor* LeaseKeepAlive(grpc::CallbackServerContext* ctx,
                                            const etcdserverpb::LeaseKeepAliveRequest* req,
                                            etcdserverpb::LeaseKeepAliveResponse* resp) override {
-    auto* reactor = ctx->DefaultReactor();
-    if (!t_->keep_alive_) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not ready"));
-      return reactor;
-    }
-    auto r = t_->keep_alive_(*req);
-    if (r.ok()) {
-      *resp = std::move(*r);
-      reactor->Finish(grpc::Status::OK);
-    } else {
-      reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
-                                   std::string(r.status().message())));
-    }
-    return reactor;
+    return Answer(ctx, t_->keep_alive_, *req, resp);
   }
 
   grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* ctx,
                                             const etcdserverpb::LeaseTimeToLiveRequest* req,
                                             etcdserverpb::LeaseTimeToLiveResponse* resp) override {
+    return Answer(ctx, t_->ttl_, *req, resp);
+  }
+
+  // Runs a lease handler (unset: not ready yet) and finishes the call with its answer.
+  template <typename Handler, typename Request, typename Response>
+  static grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, const Handler& handler,
+                                          const Request& req, Response* resp) {
     auto* reactor = ctx->DefaultReactor();
-    if (!t_->ttl_) {
+    if (!handler) {
       reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not ready"));
       return reactor;
     }
-    auto r = t_->ttl_(*req);
+    auto r = handler(req);
     if (r.ok()) {
       *resp = std::move(*r);
       reactor->Finish(grpc::Status::OK);
@@ -156,7 +150,6 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
     return reactor;
   }
 
- private:
   PeerTransport* t_;
 };
 
