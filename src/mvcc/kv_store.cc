@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
 #include "chainfire/mvcc/key_encoding.h"
+#include "chainfire/mvcc/layout.h"
 #include "rocksdb/write_batch.h"
 
 namespace chainfire::mvcc {
@@ -32,19 +33,9 @@ absl::Status ErrLeaseNotFound() {
 }
 
 namespace {
-constexpr char kRevisionKey[] = "revision";
-constexpr char kAppliedKey[] = "applied_index";
-constexpr char kCompactKey[] = "compact_revision";
-constexpr char kCompactDoneKey[] = "compacted_through";
+using namespace layout;  // NOLINT: the record names
+constexpr char kTombstone = 1;
 constexpr int64_t kCompactSlice = 1000;
-constexpr char kLeasePrefix[] = "lease/";        // lease/<BE64 id> -> BE64 granted TTL
-constexpr char kLeaseKeyPrefix[] = "leasekey/";  // leasekey/<BE64 id><key> -> ""
-
-std::string LeaseKey(int64_t id) { return kLeasePrefix + storage::BigEndian64(id); }
-std::string LeaseKeyIndex(int64_t id, const std::string& key) {
-  return kLeaseKeyPrefix + storage::BigEndian64(id) + key;
-}  // revisions per compaction WriteBatch
-
 uint32_t Crc32(uint32_t crc, const std::string& data) {
   crc = ~crc;
   for (unsigned char c : data) {
@@ -53,28 +44,20 @@ uint32_t Crc32(uint32_t crc, const std::string& data) {
   }
   return ~crc;
 }
-constexpr char kTombstone = 1;
-
 std::string EncodeRecord(bool tombstone, int64_t create, int64_t version, int64_t lease,
                          const std::string& value) {
-  std::string out;
-  out.reserve(25 + value.size());
-  out.push_back(tombstone ? kTombstone : 0);
-  storage::PutBigEndian64(&out, create);
-  storage::PutBigEndian64(&out, version);
-  storage::PutBigEndian64(&out, lease);
-  out += value;
-  return out;
+  return EncodeValueRecord(tombstone, create, version, lease, value);
 }
 
 // Decodes a record into kv (except key and mod_revision); returns false for a tombstone.
 bool DecodeRecord(const rocksdb::Slice& v, mvccpb::KeyValue* kv) {
-  CF_CHECK(v.size() >= 25) << "corrupt mvcc record";
-  if (v.data()[0] == kTombstone) return false;
-  kv->set_create_revision(static_cast<int64_t>(storage::GetBigEndian64(v.data() + 1)));
-  kv->set_version(static_cast<int64_t>(storage::GetBigEndian64(v.data() + 9)));
-  kv->set_lease(static_cast<int64_t>(storage::GetBigEndian64(v.data() + 17)));
-  kv->set_value(v.data() + 25, v.size() - 25);
+  ValueRecord r;
+  CF_CHECK(DecodeValueRecord(v.ToStringView(), &r)) << "corrupt mvcc record";
+  if (r.tombstone) return false;
+  kv->set_create_revision(r.create_revision);
+  kv->set_version(r.version);
+  kv->set_lease(r.lease);
+  kv->set_value(r.value.data(), r.value.size());
   return true;
 }
 

@@ -48,6 +48,28 @@ std::string ClusterSpec::Describe() const {
   return out;
 }
 
+void ClusterSpec::SaltClusterId(const std::string& backup_sha256_hex) {
+  cluster_id = Fnv64(absl::StrCat("chainfire-restored", std::string(1, '\0'), HexId(cluster_id),
+                                  std::string(1, '\0'), backup_sha256_hex));
+  if (cluster_id == 0) cluster_id = 1;
+}
+
+std::string IdentityRecord(const ClusterSpec& spec, uint64_t self) {
+  return absl::StrCat("member ", HexId(self), " of ", spec.Describe());
+}
+
+backup::BackupHeader MembershipHeader(const ClusterSpec& spec) {
+  backup::BackupHeader h;
+  h.set_cluster_id(spec.cluster_id);
+  for (const MemberSpec& m : spec.members) {
+    backup::BackupMember* bm = h.add_members();
+    bm->set_name(m.name);
+    bm->set_id(m.id);
+    for (const std::string& u : m.peer_urls) bm->add_peer_urls(u);
+  }
+  return h;
+}
+
 absl::StatusOr<std::vector<std::string>> ParseUrls(const std::string& urls,
                                                    const std::string& flag) {
   std::vector<std::string> out;

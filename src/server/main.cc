@@ -7,6 +7,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "chainfire/backup/state_dump.h"
 #include "chainfire/server/auto_compactor.h"
 #include "chainfire/server/services.h"
 #include "grpcpp/grpcpp.h"
@@ -52,13 +53,10 @@ void OrDie(const absl::Status& s) {
   if (!s.ok()) Die(std::string(s.message()));
 }
 
-constexpr char kIdentityKey[] = "identity";
-
 // First boot records the membership; later boots must name the same one.
 void CheckIdentity(cf::storage::Engine* engine, const ClusterSpec& spec, uint64_t self) {
-  const std::string record =
-      absl::StrCat("member ", cf::server::HexId(self), " of ", spec.Describe());
-  auto stored = engine->Get(cf::storage::Column::kRaftState, kIdentityKey);
+  const std::string record = cf::server::IdentityRecord(spec, self);
+  auto stored = engine->Get(cf::storage::Column::kRaftState, cf::backup::kIdentityKey);
   if (stored.ok()) {
     if (*stored != record) {
       Die(absl::StrCat(
@@ -71,7 +69,10 @@ void CheckIdentity(cf::storage::Engine* engine, const ClusterSpec& spec, uint64_
   }
   if (!absl::IsNotFound(stored.status())) Die(std::string(stored.status().message()));
   rocksdb::WriteBatch batch;
-  batch.Put(engine->cf(cf::storage::Column::kRaftState), kIdentityKey, record);
+  batch.Put(engine->cf(cf::storage::Column::kRaftState), cf::backup::kIdentityKey, record);
+  // For offline backups (chainfire-backup save --data-dir).
+  batch.Put(engine->cf(cf::storage::Column::kRaftState), cf::backup::kMembershipKey,
+            cf::server::MembershipHeader(spec).SerializeAsString());
   OrDie(engine->Write(&batch, true));
 }
 
@@ -158,7 +159,7 @@ int main(int argc, char** argv) {
   const auto listen_peer = OrDie(cf::server::ParseUrls(f.listen_peer_urls, "--listen-peer-urls"));
   const auto advertise_peer =
       OrDie(cf::server::ParseUrls(f.initial_advertise_peer_urls, "--initial-advertise-peer-urls"));
-  const ClusterSpec spec =
+  ClusterSpec spec =
       OrDie(cf::server::ParseInitialCluster(f.initial_cluster, f.initial_cluster_token));
   const cf::server::MemberSpec* self = spec.Find(f.name);
   if (self == nullptr) {
@@ -175,7 +176,7 @@ int main(int argc, char** argv) {
   const bool fresh = !std::filesystem::exists(std::filesystem::path(f.data_dir) / "CURRENT");
   if (fresh && f.initial_cluster_state == "existing") {
     Die(absl::StrCat("--initial-cluster-state=existing but the data dir ", f.data_dir,
-                     " is empty; restore it from a backup (chainfire-backup, not available yet)"));
+                     " is empty; restore it from a backup with chainfire-backup restore"));
   }
   if (fresh) {
     // A wiped member must not vote with a forgotten log: ask the others whether we joined.
@@ -195,6 +196,15 @@ int main(int argc, char** argv) {
   }
 
   auto engine = OrDie(cf::storage::Engine::Open(f.data_dir));
+  // A data dir restored from a backup belongs to a cluster whose ID mixes in the backup's hash.
+  if (auto salt = engine->Get(cf::storage::Column::kRaftState, cf::backup::kClusterSaltKey);
+      salt.ok()) {
+    spec.SaltClusterId(*salt);
+  }
+  {
+    std::error_code ec;  // temporary files of interrupted Maintenance.Snapshot calls
+    std::filesystem::remove_all(std::filesystem::path(f.data_dir) / "backup-tmp", ec);
+  }
   CheckIdentity(engine.get(), spec, self->id);
 
   cf::server::NodeHostOptions opts;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "chainfire/backup.pb.h"
 
 namespace chainfire::server {
 
@@ -29,7 +30,15 @@ struct ClusterSpec {
   const MemberSpec* FindId(uint64_t id) const;
   // One line per member, "name=id peer-urls", for messages and the identity record.
   std::string Describe() const;
+  // A cluster restored from a backup mixes the backup's SHA-256 (hex) into its ID, so it never
+  // shares an ID with its source even with the same names, URLs and token.
+  void SaltClusterId(const std::string& backup_sha256_hex);
 };
+
+// The identity record a data dir keeps: "member <id> of <Describe()>"; a later boot must match.
+std::string IdentityRecord(const ClusterSpec& spec, uint64_t self);
+// The membership as backup headers carry it.
+backup::BackupHeader MembershipHeader(const ClusterSpec& spec);
 
 // Parses "--initial-cluster" ("n1=http://a:2380,n2=http://b:2380,n1=http://c:2380" — several
 // URLs per name allowed) and derives the IDs. InvalidArgument names what is wrong.

@@ -102,6 +102,7 @@ class NodeHost : private node::Application {
   mvcc::WatchHub& watch_hub() { return *hub_; }
   uint64_t member_id() const { return options_.member_id; }
   uint64_t cluster_id() const { return options_.cluster.cluster_id; }
+  const ClusterSpec& cluster_spec() const { return options_.cluster; }
   uint64_t leader() const { return leader_.load(); }
   uint64_t term() const { return term_.load(); }
   uint64_t commit_index() const { return commit_.load(); }

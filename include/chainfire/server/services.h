@@ -125,8 +125,13 @@ class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
   grpc::ServerUnaryReactor* Alarm(grpc::CallbackServerContext* ctx,
                                   const etcdserverpb::AlarmRequest* req,
                                   etcdserverpb::AlarmResponse* resp) override;
+  // A logical backup of this member's state at one moment (a RocksDB snapshot; writes go on),
+  // written to a temporary file under the data dir, then streamed in 32 KiB chunks.
+  grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse>* Snapshot(
+      grpc::CallbackServerContext* ctx, const etcdserverpb::SnapshotRequest* req) override;
 
  private:
+  class SnapshotStream;
   void RunHelper(std::function<void()> work);
 
   NodeHost* host_;
