@@ -4,11 +4,11 @@ Every member is a real `chainfire` process on ports chosen free at start; every 
 bounded; every process is stopped by the test (the `Cluster` context manager kills what is
 left). Clients are the real `etcdctl` (ETCDCTL_API=3) and python-etcd3.
 """
-import json
+import contextlib
 import os
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -17,44 +17,11 @@ CHAINFIRE = os.environ.get(
     os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin", "chainfire"))
 
 
-def free_ports(n):
-    """Returns n distinct ports that were free when asked."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-def parse_endpoint_status(text):
-    """Parses `etcdctl endpoint status -w json` into {endpoint: status dict}."""
-    out = {}
-    for item in json.loads(text or "[]"):
-        out[item["Endpoint"]] = item["Status"]
-    return out
-
-
-def parse_member_list(text):
-    """Parses `etcdctl member list -w json` into a list of (hex id, name, peer urls, client urls)."""
-    members = []
-    for m in json.loads(text)["members"]:
-        members.append(("%x" % m["ID"], m.get("name", ""), m.get("peerURLs", []),
-                        m.get("clientURLs", [])))
-    return members
-
-
-def leader_of(statuses):
-    """The leader ID all given statuses agree on, or None."""
-    leaders = {s.get("leader", 0) for s in statuses.values()}
-    if len(leaders) == 1:
-        leader = leaders.pop()
-        if leader:
-            return leader
-    return None
+# The probes' parsers are shared with the operator lanes (and tested in test_parsing.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "nix",
+                                "test-cluster"))
+from chainfire_lanes import (free_ports, leader_of, parse_endpoint_status,  # noqa: E402,F401
+                             parse_get_json, parse_member_list)
 
 
 class Member:
@@ -118,11 +85,12 @@ class Member:
 class Cluster:
     """A cluster of n members; use as a context manager so every process is stopped."""
 
-    def __init__(self, n=3, token=None):
+    def __init__(self, n=3, token=None, names=None):
         self.dir = tempfile.mkdtemp(prefix="chainfire-cluster-")
         self.token = token or "test-%d" % os.getpid()
         ports = free_ports(2 * n)
-        self.members = [Member(self, "n%d" % (i + 1), ports[2 * i], ports[2 * i + 1])
+        names = names or ["n%d" % (i + 1) for i in range(n)]
+        self.members = [Member(self, names[i], ports[2 * i], ports[2 * i + 1])
                         for i in range(n)]
         self.initial_cluster = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
 
@@ -147,6 +115,12 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError("members %s not published within %ss (seen %s)" %
                              (names - seen, timeout, seen))
+
+    @contextlib.contextmanager
+    def started(self):
+        """`with cluster.started():` — for a cluster whose data dirs were prepared first."""
+        with self:
+            yield self
 
     def __exit__(self, *exc):
         for m in self.members:

@@ -2,6 +2,7 @@
 import os
 
 import cluster
+import chainfire_lanes as lanes  # on the path cluster.py sets up
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -43,3 +44,23 @@ def test_top_level_varints():
     assert cluster.top_level_varints(data) == {2: 3, 7: 1}
     assert cluster.read_varint(bytes([0xac, 0x02]), 0) == (300, 2)
     assert cluster.top_level_varints(b"") == {}
+
+
+def test_get_json_decodes_keys_values_and_zero_fields():
+    kvs = cluster.parse_get_json(fixture("get_prefix.json"))
+    assert sorted(kvs) == ["a", "empty", "leased", "sp ace"]
+    assert kvs["a"] == (b"22", 2, 3, 2, 0)
+    assert kvs["empty"] == (b"", 4, 4, 1, 0), "etcdctl leaves an empty value out"
+    assert kvs["leased"] == (b"x", 5, 5, 1, 0x2e0d60b8ba6d8e22)
+    assert kvs["sp ace"][0] == "\xe9t\xe9".encode("utf-8")
+    assert cluster.parse_get_json(fixture("get_none.json")) == {}
+
+
+def test_diff_key_maps_reports_every_kind_of_difference():
+    kvs = cluster.parse_get_json(fixture("get_prefix.json"))
+    assert lanes.diff_key_maps(kvs, dict(kvs)) == []
+    changed = dict(kvs)
+    del changed["a"]  # missing
+    changed["new"] = (b"n", 7, 7, 1, 0)  # extra
+    changed["empty"] = (b"", 4, 5, 1, 0)  # other revision
+    assert [d["key"] for d in lanes.diff_key_maps(kvs, changed)] == ["a", "empty", "new"]
