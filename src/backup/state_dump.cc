@@ -183,6 +183,7 @@ absl::Status InstallRawState(storage::Engine* engine, const std::string& path) {
     batch.Clear();
     return s;
   };
+  std::string applied;
   auto visited = VerifyFile(path, [&](RecordType type, std::string_view payload) -> absl::Status {
     if (type != RecordType::kRaw) return absl::OkStatus();
     RawRecord r;
@@ -192,10 +193,16 @@ absl::Status InstallRawState(storage::Engine* engine, const std::string& path) {
         r.column() != static_cast<uint32_t>(Column::kMeta)) {
       return absl::DataLossError(absl::StrCat("raft snapshot names column ", r.column()));
     }
+    if (r.column() == static_cast<uint32_t>(Column::kMeta) &&
+        r.key() == mvcc::layout::kAppliedKey) {
+      applied = r.value();  // written last: until then the store reads as not installed
+      return absl::OkStatus();
+    }
     batch.Put(engine->cf(static_cast<Column>(r.column())), r.key(), r.value());
     return batch.GetDataSize() >= kInstallBatchBytes ? flush(false) : absl::OkStatus();
   });
   if (!visited.ok()) return visited.status();
+  if (!applied.empty()) batch.Put(engine->cf(Column::kMeta), mvcc::layout::kAppliedKey, applied);
   return flush(true);
 }
 

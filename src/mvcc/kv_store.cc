@@ -78,6 +78,56 @@ bool InRange(const std::string& k, const std::string& key, const std::string& ra
 
 absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine) {
   auto store = std::unique_ptr<KvStore>(new KvStore(engine));
+  if (absl::Status s = store->Load(); !s.ok()) return s;
+  store->StartCompactor();
+  return store;
+}
+
+void KvStore::StartCompactor() {
+  {
+    std::lock_guard<std::mutex> l(compact_mu_);
+    stopping_ = false;
+    // A compaction interrupted by a crash resumes here.
+    compact_target_ = compact_revision_;
+  }
+  compactor_ = std::thread([this] { CompactorLoop(); });
+}
+
+void KvStore::StopCompactor() {
+  {
+    std::lock_guard<std::mutex> l(compact_mu_);
+    stopping_ = true;
+  }
+  compact_cv_.notify_all();
+  if (compactor_.joinable()) compactor_.join();
+}
+
+absl::Status KvStore::ReplaceState(const std::function<absl::Status()>& install) {
+  StopCompactor();
+  absl::Status s = install();
+  if (s.ok()) s = Load();
+  StartCompactor();
+  return s;
+}
+
+absl::Status KvStore::Load() {
+  KvStore* store = this;
+  storage::Engine* engine = engine_;
+  store->revision_ = 1;
+  store->applied_ = 0;
+  store->compact_revision_ = 0;
+  {
+    std::lock_guard<std::mutex> l(compact_mu_);
+    compacted_through_ = 0;
+  }
+  {
+    std::lock_guard<std::mutex> l(alarms_mu_);
+    alarms_.clear();
+  }
+  {
+    std::lock_guard<std::mutex> l(leases_mu_);
+    leases_.clear();
+  }
   if (auto r = engine->Get(Column::kMeta, kRevisionKey); r.ok()) {
     store->revision_ = static_cast<int64_t>(storage::GetBigEndian64(r->data()));
   } else if (!absl::IsNotFound(r.status())) {
@@ -92,9 +142,11 @@ absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine) 
     store->compact_revision_ = static_cast<int64_t>(storage::GetBigEndian64(c->data()));
   }
   if (auto d = engine->Get(Column::kMeta, kCompactDoneKey); d.ok()) {
+    std::lock_guard<std::mutex> l(compact_mu_);
     store->compacted_through_ = static_cast<int64_t>(storage::GetBigEndian64(d->data()));
   }
   {
+    std::lock_guard<std::mutex> guard(alarms_mu_);
     std::unique_ptr<rocksdb::Iterator> it(
         engine->db()->NewIterator(rocksdb::ReadOptions(), engine->cf(Column::kMeta)));
     const std::string prefix = "alarm/";
@@ -106,6 +158,7 @@ absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine) 
     }
   }
   {
+    std::lock_guard<std::mutex> guard(leases_mu_);
     std::unique_ptr<rocksdb::Iterator> it(
         engine->db()->NewIterator(rocksdb::ReadOptions(), engine->cf(Column::kMeta)));
     const std::string prefix = kLeasePrefix;
@@ -116,10 +169,7 @@ absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine) 
           static_cast<int64_t>(storage::GetBigEndian64(it->value().data()));
     }
   }
-  // A compaction interrupted by a crash resumes here.
-  store->compact_target_ = store->compact_revision_;
-  store->compactor_ = std::thread([s = store.get()] { s->CompactorLoop(); });
-  return store;
+  return absl::OkStatus();
 }
 
 bool KvStore::Latest(const std::string& key, int64_t rev, mvccpb::KeyValue* kv) const {
@@ -448,14 +498,7 @@ absl::Status KvStore::ApplyTxn(uint64_t index, const etcdserverpb::TxnRequest& r
   return Finish(index, &txn, s, resp->mutable_header());
 }
 
-KvStore::~KvStore() {
-  {
-    std::lock_guard<std::mutex> l(compact_mu_);
-    stopping_ = true;
-  }
-  compact_cv_.notify_all();
-  if (compactor_.joinable()) compactor_.join();
-}
+KvStore::~KvStore() { StopCompactor(); }
 
 absl::Status KvStore::ApplyCompact(uint64_t index, int64_t rev,
                                    etcdserverpb::CompactionResponse* resp) {

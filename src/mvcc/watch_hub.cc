@@ -109,6 +109,15 @@ void WatchHub::OnCommitted(int64_t revision, std::vector<mvccpb::Event> events) 
   if (fell_behind) cv_.notify_all();
 }
 
+void WatchHub::Resync(int64_t revision) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    notified_ = revision;
+    for (auto& [key, w] : watchers_) w.synced = false;
+  }
+  cv_.notify_all();
+}
+
 void WatchHub::CatchUpLoop() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stopping_) {

@@ -51,4 +51,10 @@ std::optional<std::pair<int64_t, int64_t>> Lessor::Remaining(int64_t id, int64_t
   return std::make_pair(std::max<int64_t>(0, it->second.expiry_ms - now_ms), it->second.ttl_ms);
 }
 
+void Lessor::Clear() {
+  std::lock_guard<std::mutex> l(mu_);
+  leases_.clear();
+  revoking_.clear();
+}
+
 }  // namespace chainfire::node

@@ -36,6 +36,8 @@ struct Flags {
   int watch_progress_notify_ms = 600000;
   std::string auto_compaction_retention = "0";
   std::string log_level = "info";
+  uint64_t snapshot_count = 100000;
+  uint64_t snapshot_catchup_entries = 5000;
 };
 
 [[noreturn]] void Die(const std::string& message) {
@@ -133,6 +135,12 @@ int main(int argc, char** argv) {
   flag("experimental-watch-progress-notify-interval-ms", f.watch_progress_notify_ms,
        "How long a progress_notify watch may stay quiet before a progress response (ms)")
       ->check(CLI::Range(100, 86400000));
+  flag("snapshot-count", f.snapshot_count,
+       "Number of applied entries between Raft snapshots (each truncates the log)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  flag("experimental-snapshot-catchup-entries", f.snapshot_catchup_entries,
+       "Entries kept behind a snapshot so slightly lagging followers need no snapshot")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   flag("log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   try {
@@ -215,6 +223,8 @@ int main(int argc, char** argv) {
   opts.heartbeat_ms = f.heartbeat_interval;
   opts.election_ticks = std::max(2, f.election_timeout / f.heartbeat_interval);
   opts.watch_progress_interval = std::chrono::milliseconds(f.watch_progress_notify_ms);
+  opts.snapshot_count = f.snapshot_count;
+  opts.snapshot_catchup_entries = f.snapshot_catchup_entries;
   auto host = OrDie(cf::server::NodeHost::Open(opts, engine.get()));
 
   std::map<uint64_t, std::string> peers;
@@ -247,6 +257,9 @@ int main(int argc, char** argv) {
         if (!h->is_leader()) return cf::server::ErrLeaderChanged();
         return h->TimeToLiveLocal(req);
       });
+  transport.SetSnapshotHandlers(
+      [h](const cf::raft::Message& m) { return h->WriteSnapshotForPeer(m); },
+      &cf::server::NodeHost::VerifyReceivedSnapshot, h->snapshot_dir());
   grpc::ServerBuilder peer_builder;
   for (const std::string& u : listen_peer) {
     peer_builder.AddListeningPort(cf::server::HostPort(u), grpc::InsecureServerCredentials());

@@ -1,8 +1,10 @@
 #include "chainfire/server/node_host.h"
 
+#include <filesystem>
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "chainfire/backup/state_dump.h"
 #include "chainfire/common/check.h"
 #include "spdlog/spdlog.h"
 
@@ -51,12 +53,21 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Open(NodeHostOptions options
   cfg.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
              static_cast<uint64_t>(Clock::now().time_since_epoch().count());
   host->next_id_ = cfg.seed << 20;  // request ids: unique across restarts
+  {
+    // Received snapshot files not installed yet (a crash between receipt and install) and
+    // files being sent are useless now; the one a durable snapshot record names is kept (an
+    // install interrupted by a crash is redone from it below).
+    auto snap = host->log_->GetSnapshot();
+    host->CleanSnapshotDir(snap.ok() ? snap->data : std::string());
+  }
   node::NodeOptions nopt;
-  nopt.snapshot_every = 0;  // raft snapshots arrive with issue 5
+  nopt.snapshot_every = host->options_.snapshot_count;
+  nopt.compaction_margin = host->options_.snapshot_catchup_entries;
   nopt.read_timeout_ticks = host->options_.election_ticks * 2;
   auto node = node::RaftNode::Create(cfg, nopt, host->log_.get(), &host->outbound_, host.get());
   if (!node.ok()) return node.status();
   host->node_ = std::move(*node);
+  host->first_index_ = host->log_->FirstIndex();
   return host;
 }
 
@@ -192,6 +203,7 @@ void NodeHost::Loop() {
     const raft::Status st = node_->status();
     term_ = st.hard_state.term;
     commit_ = st.hard_state.commit;
+    first_index_ = log_->FirstIndex();
   }
   // Fail whatever is still waiting.
   for (auto& [id, w] : waiters_) {
@@ -338,6 +350,9 @@ void NodeHost::MaybePublish() {
 }
 
 void NodeHost::Apply(const raft::Entry& entry) {
+  // An installed snapshot may hold the state past its own index (the sender's applied index
+  // when it wrote the file): those entries are in the store already.
+  if (entry.index <= kv_->applied_index()) return;
   if (entry.data.empty()) {
     kv_->MarkApplied(entry.index);  // a leader's no-op
     return;
@@ -395,11 +410,88 @@ void NodeHost::Apply(const raft::Entry& entry) {
   done(std::move(result));
 }
 
-void NodeHost::RestoreSnapshot(const raft::Snapshot&) {
-  Fatal("snapshot install is not supported yet (issue 5)");
+void NodeHost::RestoreSnapshot(const raft::Snapshot& snapshot) {
+  if (kv_->applied_index() >= snapshot.meta.index && snapshot.data.empty()) return;
+  if (snapshot.data.empty()) {
+    Fatal(absl::StrCat("the log was truncated at index ", snapshot.meta.index,
+                       " but the store has applied only ", kv_->applied_index(),
+                       "; the data dir is inconsistent. Restore this member from a backup."));
+  }
+  const std::string& path = snapshot.data;
+  if (!std::filesystem::exists(path)) {
+    Fatal(absl::StrCat("the snapshot file ", path, " for index ", snapshot.meta.index,
+                       " is missing; restore this member from a backup"));
+  }
+  const auto start = Clock::now();
+  absl::Status s = kv_->ReplaceState([&] { return backup::InstallRawState(engine_, path); });
+  if (!s.ok()) {
+    Fatal(absl::StrCat("installing the snapshot ", path, " failed: ", s.ToString()));
+  }
+  ReloadAfterInstall();
+  CleanSnapshotDir(path);
+  snapshots_installed_.fetch_add(1);
+  spdlog::info(
+      "member {:x}: installed the snapshot at index {} (state applied through {}, "
+      "revision {}) in {} ms",
+      options_.member_id, snapshot.meta.index, kv_->applied_index(), kv_->revision(),
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
 }
 
-std::string NodeHost::TakeSnapshot() { return std::string(); }
+void NodeHost::ReloadAfterInstall() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    attributes_.clear();
+    for (auto& [id, blob] : kv_->LoadMemberAttributes()) attributes_[id] = blob;
+  }
+  lessor_.Clear();
+  for (const auto& [id, ttl] : kv_->Leases()) lessor_.Grant(id, ttl * 1000, NowMs());
+  hub_->Resync(kv_->revision());
+}
+
+std::string NodeHost::snapshot_dir() const { return engine_->dir() + "/snap"; }
+
+void NodeHost::CleanSnapshotDir(const std::string& keep) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(snapshot_dir(), ec)) {
+    if (entry.path().string() == keep) continue;
+    // Files being sent right now ("out-") belong to the transport.
+    if (entry.path().filename().string().rfind("out-", 0) == 0 && !keep.empty()) continue;
+    std::filesystem::remove(entry.path(), ec);
+  }
+}
+
+absl::StatusOr<std::string> NodeHost::WriteSnapshotForPeer(const raft::Message& m) {
+  std::error_code ec;
+  std::filesystem::create_directories(snapshot_dir(), ec);
+  const std::string path = absl::StrCat(snapshot_dir(), "/out-", absl::Hex(m.to), "-",
+                                        snapshot_files_.fetch_add(1), ".snap");
+  const rocksdb::Snapshot* snap = engine_->db()->GetSnapshot();
+  backup::BackupHeader header = MembershipHeader(options_.cluster);
+  auto summary = backup::WriteBackupFile(path, [&](backup::BackupWriter* w) {
+    return backup::WriteRawState(engine_, snap, header, w);
+  });
+  engine_->db()->ReleaseSnapshot(snap);
+  if (!summary.ok()) return summary.status();
+  spdlog::info("member {:x}: wrote a snapshot for {:x} (raft index {}, {} records, {} bytes)",
+               options_.member_id, m.to, m.snapshot ? m.snapshot->meta.index : 0,
+               summary->trailer.raw_records(), summary->size);
+  return path;
+}
+
+absl::Status NodeHost::VerifyReceivedSnapshot(const std::string& path) {
+  auto summary = backup::VerifyFile(path);
+  if (!summary.ok()) return summary.status();
+  if (summary->header.kind() != backup::kKindRaftSnapshot) {
+    return absl::InvalidArgumentError("not a raft snapshot");
+  }
+  return absl::OkStatus();
+}
+
+std::string NodeHost::TakeSnapshot() {
+  // The state lives in RocksDB at the applied index; the snapshot record only marks the point
+  // (a follower that needs the state gets it streamed by WriteSnapshotForPeer).
+  return std::string();
+}
 
 void NodeHost::OnReadReady(uint64_t read_id) {
   auto it = read_waiters_.find(read_id);

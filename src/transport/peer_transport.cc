@@ -1,7 +1,12 @@
 #include "chainfire/transport/peer_transport.h"
 
-#include <chrono>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
 
@@ -11,6 +16,8 @@ namespace {
 constexpr size_t kMaxQueue = 8192;
 constexpr size_t kMaxBatch = 512;
 constexpr int kMaxMessageBytes = 512 << 20;
+constexpr size_t kSnapshotChunk = 1 << 20;
+constexpr auto kSnapshotDeadline = std::chrono::minutes(30);
 }  // namespace
 
 grpc::ChannelArguments PeerChannelArguments() {
@@ -110,6 +117,105 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
     return new Reader(t_);
   }
 
+  grpc::ServerReadReactor<peer::SnapshotChunk>* SendSnapshot(grpc::CallbackServerContext*,
+                                                             peer::SnapshotAck*) override {
+    return new SnapshotReceiver(t_);
+  }
+
+  // Writes the chunks to "<receive dir>/<from>-<term>-<index>-<n>.part"; at the end fsyncs,
+  // verifies, renames to ".snap" and delivers the kSnap message naming the file.
+  class SnapshotReceiver : public grpc::ServerReadReactor<peer::SnapshotChunk> {
+   public:
+    explicit SnapshotReceiver(PeerTransport* t) : t_(t) { StartRead(&chunk_); }
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        Complete();
+        return;
+      }
+      if (file_ == nullptr) {
+        if (!Begin()) return;
+      }
+      if (!chunk_.data().empty() && std::fwrite(chunk_.data().data(), 1, chunk_.data().size(),
+                                                file_) != chunk_.data().size()) {
+        Fail(grpc::StatusCode::INTERNAL, "writing the snapshot file failed");
+        return;
+      }
+      chunk_.Clear();
+      StartRead(&chunk_);
+    }
+    void OnDone() override {
+      if (file_ != nullptr) std::fclose(file_);
+      std::error_code ec;
+      if (!part_.empty()) std::filesystem::remove(part_, ec);
+      delete this;
+    }
+
+   private:
+    bool Begin() {
+      if (chunk_.cluster_id() != t_->cluster_id_ || !chunk_.has_message() ||
+          chunk_.message().to() != t_->self_id_ || t_->receive_dir_.empty() ||
+          !t_->snapshot_verify_) {
+        Fail(grpc::StatusCode::FAILED_PRECONDITION, "snapshot not for this member");
+        return false;
+      }
+      message_ = FromProto(chunk_.message());
+      std::error_code ec;
+      std::filesystem::create_directories(t_->receive_dir_, ec);
+      const std::string base =
+          absl::StrCat(t_->receive_dir_, "/", absl::Hex(message_.from), "-", message_.term, "-",
+                       message_.snapshot ? message_.snapshot->meta.index : 0, "-",
+                       t_->received_snapshots_.fetch_add(1));
+      part_ = base + ".part";
+      final_ = base + ".snap";
+      file_ = std::fopen(part_.c_str(), "wb");
+      if (file_ == nullptr) {
+        Fail(grpc::StatusCode::INTERNAL, "cannot create the snapshot file");
+        return false;
+      }
+      return true;
+    }
+    void Complete() {
+      if (file_ == nullptr) {
+        Fail(grpc::StatusCode::INVALID_ARGUMENT, "empty snapshot stream");
+        return;
+      }
+      const bool synced = std::fflush(file_) == 0 && ::fsync(fileno(file_)) == 0;
+      std::fclose(file_);
+      file_ = nullptr;
+      absl::Status s = synced ? t_->snapshot_verify_(part_)
+                              : absl::InternalError("fsync of the snapshot file failed");
+      std::error_code ec;
+      if (s.ok()) {
+        std::filesystem::rename(part_, final_, ec);
+        if (ec) s = absl::InternalError(ec.message());
+      }
+      if (!s.ok() || !message_.snapshot || t_->stopping_) {
+        spdlog::warn("refusing a snapshot from {:x}: {}", message_.from, s.ToString());
+        Fail(grpc::StatusCode::DATA_LOSS, std::string(s.message()));
+        return;
+      }
+      part_.clear();
+      spdlog::info("received a snapshot at index {} from {:x} ({})", message_.snapshot->meta.index,
+                   message_.from, final_);
+      message_.snapshot->data = final_;
+      std::vector<raft::Message> msgs;
+      msgs.push_back(std::move(message_));
+      t_->deliver_(std::move(msgs));
+      Finish(grpc::Status::OK);
+    }
+    void Fail(grpc::StatusCode code, const std::string& why) {
+      if (file_ != nullptr) std::fclose(file_);
+      file_ = nullptr;
+      Finish(grpc::Status(code, why));
+    }
+
+    PeerTransport* t_;
+    peer::SnapshotChunk chunk_;
+    raft::Message message_;
+    std::FILE* file_ = nullptr;
+    std::string part_, final_;
+  };
+
   grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const peer::ProbeRequest* req,
                                   peer::ProbeResponse* resp) override {
     auto* reactor = ctx->DefaultReactor();
@@ -181,17 +287,90 @@ void PeerTransport::Stop() {
   for (auto& [id, p] : peers_) {
     std::lock_guard<std::mutex> l(p->mu);
     if (p->context) p->context->TryCancel();
+    if (p->snapshot_context) p->snapshot_context->TryCancel();
     p->cv.notify_all();
   }
   for (auto& [id, p] : peers_) {
     if (p->thread.joinable()) p->thread.join();
+    if (p->snapshot_thread.joinable()) p->snapshot_thread.join();
   }
+}
+
+void PeerTransport::SendSnapshot(Peer* p, raft::Message m) {
+  std::lock_guard<std::mutex> l(p->mu);
+  if (p->snapshot_running || stopping_ || !snapshot_source_) return;
+  p->snapshot_running = true;
+  if (p->snapshot_thread.joinable()) p->snapshot_thread.join();  // finished: flag was clear
+  p->snapshot_thread = std::thread([this, p, m = std::move(m)] {
+    auto path = snapshot_source_(m);
+    absl::Status s = path.status();
+    if (path.ok()) {
+      s = StreamSnapshot(p, m, *path);
+      std::error_code ec;
+      std::filesystem::remove(*path, ec);
+    }
+    if (s.ok()) {
+      spdlog::info("sent a snapshot at index {} to {:x}", m.snapshot->meta.index, p->id);
+    } else {
+      spdlog::warn("sending a snapshot to {:x} failed: {}", p->id, s.ToString());
+    }
+    std::lock_guard<std::mutex> l(p->mu);
+    p->snapshot_running = false;
+  });
+}
+
+absl::Status PeerTransport::StreamSnapshot(Peer* p, const raft::Message& m,
+                                           const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::InternalError(absl::StrCat("cannot open ", path));
+  auto channel = grpc::CreateCustomChannel(p->address, grpc::InsecureChannelCredentials(),
+                                           PeerChannelArguments());
+  auto stub = peer::Peer::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kSnapshotDeadline);
+  {
+    std::lock_guard<std::mutex> l(p->mu);
+    if (stopping_) {
+      std::fclose(f);
+      return absl::CancelledError("stopping");
+    }
+    p->snapshot_context = &ctx;
+  }
+  peer::SnapshotAck ack;
+  auto writer = stub->SendSnapshot(&ctx, &ack);
+  peer::SnapshotChunk chunk;
+  chunk.set_cluster_id(cluster_id_);
+  raft::Message header = m;
+  header.snapshot->data.clear();
+  *chunk.mutable_message() = ToProto(header);
+  bool ok = writer->Write(chunk);
+  chunk.Clear();
+  std::string buf(kSnapshotChunk, '\0');
+  while (ok) {
+    const size_t n = std::fread(buf.data(), 1, buf.size(), f);
+    if (n == 0) break;
+    chunk.set_data(buf.data(), n);
+    ok = writer->Write(chunk);
+  }
+  std::fclose(f);
+  if (ok) writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  {
+    std::lock_guard<std::mutex> l(p->mu);
+    p->snapshot_context = nullptr;
+  }
+  if (!st.ok()) return absl::UnavailableError(st.error_message());
+  return ok ? absl::OkStatus() : absl::UnavailableError("snapshot stream broken");
 }
 
 void PeerTransport::Send(raft::Message m) {
   auto it = peers_.find(m.to);
   if (it == peers_.end()) return;
   Peer* p = it->second.get();
+  if (m.type == raft::MessageType::kSnap && m.snapshot) {
+    SendSnapshot(p, std::move(m));
+    return;
+  }
   {
     std::lock_guard<std::mutex> l(p->mu);
     if (p->queue.size() >= kMaxQueue) p->queue.pop_front();

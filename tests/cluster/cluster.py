@@ -85,18 +85,19 @@ class Member:
 class Cluster:
     """A cluster of n members; use as a context manager so every process is stopped."""
 
-    def __init__(self, n=3, token=None, names=None):
+    def __init__(self, n=3, token=None, names=None, extra=()):
         self.dir = tempfile.mkdtemp(prefix="chainfire-cluster-")
         self.token = token or "test-%d" % os.getpid()
         ports = free_ports(2 * n)
         names = names or ["n%d" % (i + 1) for i in range(n)]
+        self.extra = list(extra)  # flags every member starts with
         self.members = [Member(self, names[i], ports[2 * i], ports[2 * i + 1])
                         for i in range(n)]
         self.initial_cluster = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
 
     def __enter__(self):
         for m in self.members:
-            m.start()
+            m.start(extra=self.extra)
         self.wait_for_leader()
         self.wait_for_published()
         return self

@@ -40,8 +40,11 @@ absl::StatusOr<BackupSummary> WriteBackupFile(
     const std::string& path, const std::function<absl::Status(BackupWriter*)>& body);
 
 // Replaces the kv, kv_revs and meta columns with the records of a raft-snapshot file (which
-// it verifies first). Several WriteBatches, the last one synced: a crash in the middle leaves
-// a mix that the caller must redo from the same file before using the store (see NodeHost).
+// it verifies first). Several WriteBatches, the last one synced. The applied index is written
+// in the last batch only (the first one deletes it), so after a crash in the middle the store
+// reads as applied 0, below the snapshot, and the caller redoes the install from the same
+// file before using the store (NodeHost does at startup): the old state or the new, never a
+// mix that looks installed.
 absl::Status InstallRawState(storage::Engine* engine, const std::string& path);
 
 // The membership record a member keeps in raft_state (for offline backups); NotFound if the

@@ -107,7 +107,16 @@ class KvStore {
   absl::Status Range(const etcdserverpb::RangeRequest& req,
                      etcdserverpb::RangeResponse* resp) const;
 
+  // Replaces the whole state (a Raft snapshot install): stops the background compactor, runs
+  // `install` (which rewrites the kv, kv_revs and meta columns), reloads every cached value
+  // (revision, applied index, leases, alarms, compaction progress) and restarts the compactor.
+  // Apply thread only.
+  absl::Status ReplaceState(const std::function<absl::Status()>& install);
+
  private:
+  absl::Status Load();
+  void StartCompactor();
+  void StopCompactor();
   explicit KvStore(storage::Engine* engine) : engine_(engine) {}
   class WriteTxn;
   absl::Status Finish(uint64_t index, WriteTxn* txn, const absl::Status& status,

@@ -60,6 +60,9 @@ class WatchHub {
   // Stops one watch (false if unknown) / every watch of a sink (before the sink goes away).
   bool Remove(WatchSink* sink, int64_t id);
   void RemoveAll(WatchSink* sink);
+  // The store's state was replaced (a Raft snapshot install) and jumped to `revision`: every
+  // watcher catches up from storage (or is cancelled as compacted).
+  void Resync(int64_t revision);
   // True when every watch of `sink` is synced; *revision is then the last notified revision.
   bool Synced(WatchSink* sink, int64_t* revision);
 

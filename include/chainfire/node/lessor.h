@@ -24,6 +24,8 @@ class Lessor {
 
   void Grant(int64_t id, int64_t ttl_ms, int64_t now_ms);
   void Revoke(int64_t id);
+  // Forgets every lease (before re-granting them from a newly installed state).
+  void Clear();
   // This member just became leader.
   void Promote(int64_t now_ms, int64_t extend_ms);
   // Leader: renews `id`; its TTL in ms, or 0 when the lease is unknown.

@@ -57,6 +57,11 @@ struct NodeHostOptions {
   int election_ticks = 10;  // election timeout in heartbeats
   int request_timeout_ms = 7000;
   std::chrono::milliseconds watch_progress_interval{std::chrono::minutes(10)};
+  // Raft snapshots (etcd's --snapshot-count and --experimental-snapshot-catchup-entries):
+  // every this many applied entries the member records a snapshot point and truncates its
+  // log, keeping the last `snapshot_catchup_entries` for slightly lagging followers.
+  uint64_t snapshot_count = 100000;
+  uint64_t snapshot_catchup_entries = 5000;
 };
 
 class NodeHost : private node::Application {
@@ -82,6 +87,16 @@ class NodeHost : private node::Application {
   // Confirms leadership and waits until the local store has applied everything committed
   // before the call; then `done(OK)` runs on the node thread and a local read is linearizable.
   void LinearizableRead(ReadDone done);
+  // Writes this member's whole state (a raft-snapshot container) for the kSnap message `m`
+  // to a file under <data-dir>/snap and returns its path. Any thread (the transport's).
+  absl::StatusOr<std::string> WriteSnapshotForPeer(const raft::Message& m);
+  // Checks a received raft-snapshot file before it is handed to Raft.
+  static absl::Status VerifyReceivedSnapshot(const std::string& path);
+  // Where received snapshots are kept until installed.
+  std::string snapshot_dir() const;
+  // Log truncation and snapshot installs so far (for tests and logs).
+  uint64_t first_log_index() const { return first_index_.load(); }
+  uint64_t snapshots_installed() const { return snapshots_installed_.load(); }
   // Asks the leader to hand leadership to `target`.
   void TransferLeadership(uint64_t target);
 
@@ -182,6 +197,10 @@ class NodeHost : private node::Application {
   std::chrono::steady_clock::time_point next_publish_;
 
   void ExpireLeases();
+  // After the store's state was replaced: leases, attributes and watchers follow it.
+  void ReloadAfterInstall();
+  // Removes snapshot files other than `keep` (temporary, sent, superseded).
+  void CleanSnapshotDir(const std::string& keep);
   static int64_t NowMs();
   node::Lessor lessor_;
 
@@ -189,6 +208,9 @@ class NodeHost : private node::Application {
   std::atomic<uint64_t> leader_{0};
   std::atomic<uint64_t> term_{0};
   std::atomic<uint64_t> commit_{0};
+  std::atomic<uint64_t> first_index_{0};
+  std::atomic<uint64_t> snapshots_installed_{0};
+  std::atomic<uint64_t> snapshot_files_{0};
 };
 
 }  // namespace chainfire::server

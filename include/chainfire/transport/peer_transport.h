@@ -6,6 +6,13 @@
 // Receiving: the Peer service (a callback reactor per stream, no thread blocked) checks each
 // batch's cluster ID, drops and logs batches of another cluster, and hands the rest to the
 // delivery callback.
+// Snapshots: a kSnap message does not go on the message stream. A thread of its own asks the
+// snapshot source for a file with the sender's state and streams it (SendSnapshot) in 1 MiB
+// chunks; one transfer per peer at a time (later kSnap messages for that peer are dropped
+// while one runs; a failed transfer is retried when Raft sends the snapshot again). The
+// receiver writes the chunks to a file in its receive dir, fsyncs it, has it verified
+// (checksum, structure) and only then delivers the message with snapshot.data = the file's
+// path; a broken or damaged transfer delivers nothing.
 // Thread-safety: Send is thread-safe and never blocks on the network.
 #pragma once
 
@@ -48,6 +55,16 @@ class PeerTransport : public node::Transport {
     keep_alive_ = std::move(keep_alive);
     ttl_ = std::move(ttl);
   }
+  // Snapshot handling; set before the peer server starts. `source` writes the member's state
+  // for message `m` to a file and returns its path (removed after sending). `verify` checks a
+  // received file before it is delivered.
+  using SnapshotSource = std::function<absl::StatusOr<std::string>(const raft::Message& m)>;
+  using SnapshotVerify = std::function<absl::Status(const std::string& path)>;
+  void SetSnapshotHandlers(SnapshotSource source, SnapshotVerify verify, std::string receive_dir) {
+    snapshot_source_ = std::move(source);
+    snapshot_verify_ = std::move(verify);
+    receive_dir_ = std::move(receive_dir);
+  }
   void Stop();
   // The service to register on the peer gRPC server.
   grpc::Service* service();
@@ -64,8 +81,13 @@ class PeerTransport : public node::Transport {
     std::deque<raft::Message> queue;
     grpc::ClientContext* context = nullptr;  // of the open stream, for cancellation on Stop
     std::thread thread;
+    bool snapshot_running = false;                    // guarded by mu
+    grpc::ClientContext* snapshot_context = nullptr;  // guarded by mu
+    std::thread snapshot_thread;
   };
   void SenderLoop(Peer* p);
+  void SendSnapshot(Peer* p, raft::Message m);
+  absl::Status StreamSnapshot(Peer* p, const raft::Message& m, const std::string& path);
 
   uint64_t cluster_id_;
   uint64_t self_id_;
@@ -73,6 +95,10 @@ class PeerTransport : public node::Transport {
   ProbeHandler probe_;
   KeepAliveHandler keep_alive_;
   TimeToLiveHandler ttl_;
+  SnapshotSource snapshot_source_;
+  SnapshotVerify snapshot_verify_;
+  std::string receive_dir_;
+  std::atomic<uint64_t> received_snapshots_{0};
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> foreign_batches_{0};
