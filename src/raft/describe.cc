@@ -32,6 +32,10 @@ const char* MessageTypeName(MessageType type) {
       return "MsgTimeoutNow";
     case MessageType::kReadIndex:
       return "MsgReadIndex";
+    case MessageType::kRecoveryProbe:
+      return "MsgRecoveryProbe";
+    case MessageType::kRecoveryProbeResp:
+      return "MsgRecoveryProbeResp";
     case MessageType::kReadIndexResp:
       return "MsgReadIndexResp";
   }
@@ -57,7 +61,8 @@ std::string Describe(const Entry& e) {
 }
 
 std::string Describe(const HardState& hs) {
-  return absl::StrCat("Term:", hs.term, " Vote:", hs.vote, " Commit:", hs.commit);
+  return absl::StrCat("Term:", hs.term, " Vote:", hs.vote, " Commit:", hs.commit,
+                      hs.recovering ? " Recovering" : "");
 }
 
 std::string Describe(const Message& m) {
@@ -70,6 +75,7 @@ std::string Describe(const Message& m) {
     absl::StrAppend(&out, " Rejected");
   }
   if (!m.context.empty()) absl::StrAppend(&out, " Context:", m.context);
+  if (m.recovering) absl::StrAppend(&out, " Recovering");
   if (!m.entries.empty()) {
     absl::StrAppend(&out, " Entries:[");
     for (size_t i = 0; i < m.entries.size(); ++i) {

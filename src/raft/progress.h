@@ -25,6 +25,7 @@ struct Progress {
   uint64_t snapshot_sent_tick = 0;
   bool recent_active = false;
   bool probe_sent = false;
+  bool recovering = false;  // the follower is recovering from disk loss: counts for no quorum
   size_t max_inflight = 0;
   std::deque<Index> inflight;  // last index of each unacknowledged append, ascending
 

@@ -60,6 +60,7 @@ Raft::Raft(const Config& config, const LogStorage* storage)
     term_ = hs.term;
     vote_ = hs.vote;
   }
+  recovering_ = config.recovering || hs.recovering;
   if (config.applied > 0) log_.AppliedTo(config.applied);
   BecomeFollower(term_, kNoNode);
 }
@@ -129,7 +130,7 @@ void Raft::BecomeLeader() {
   AppendEntries({std::string()});
 }
 
-bool Raft::Promotable() const { return prs_.count(id_) > 0; }
+bool Raft::Promotable() const { return prs_.count(id_) > 0 && !recovering_; }
 
 void Raft::Hup(bool transfer) {
   if (role_ == Role::kLeader || !Promotable()) return;
@@ -184,6 +185,10 @@ int Raft::Poll(NodeId from, bool granted) {
 
 void Raft::Tick() {
   ++ticks_;
+  if (recovering_ && recovery_terms_.size() < Quorum() &&
+      recovery_probe_elapsed_++ % config_.election_tick == 0) {
+    SendRecoveryProbes();
+  }
   if (role_ == Role::kLeader) {
     TickHeartbeat();
   } else {
@@ -219,7 +224,7 @@ void Raft::TickHeartbeat() {
 bool Raft::QuorumActive() {
   size_t active = 0;
   for (auto& [id, pr] : prs_) {
-    if (id == id_ || pr.recent_active) ++active;
+    if (id == id_ || (pr.recent_active && !pr.recovering)) ++active;
     if (id != id_) pr.recent_active = false;
   }
   return active >= Quorum();
@@ -230,7 +235,9 @@ bool Raft::QuorumActive() {
 
 void Raft::Send(Message m) {
   m.from = id_;
-  if (m.term == 0 && m.type != MessageType::kProp && m.type != MessageType::kReadIndex) {
+  m.recovering = recovering_;
+  if (m.term == 0 && m.type != MessageType::kProp && m.type != MessageType::kReadIndex &&
+      m.type != MessageType::kRecoveryProbe && m.type != MessageType::kRecoveryProbeResp) {
     m.term = term_;
   }
   if (role_ == Role::kLeader && IsEarlyType(m.type)) {
@@ -322,7 +329,7 @@ void Raft::AppendEntries(std::vector<std::string> data) {
 
 bool Raft::MaybeCommit() {
   std::vector<Index> matches;
-  for (const auto& [id, pr] : prs_) matches.push_back(pr.match);
+  for (const auto& [id, pr] : prs_) matches.push_back(pr.recovering ? 0 : pr.match);
   std::sort(matches.begin(), matches.end(), std::greater<Index>());
   const Index quorum_index = matches[Quorum() - 1];
   // Only an entry of the current term is committed by counting replicas (Raft paper 5.4.2).
@@ -350,6 +357,23 @@ absl::Status Raft::Propose(std::string data) {
 // Step
 
 absl::Status Raft::Step(Message m) {
+  // Disk-loss recovery probes are answered whatever the terms, and change no state.
+  if (m.type == MessageType::kRecoveryProbe) {
+    Message resp;
+    resp.type = MessageType::kRecoveryProbeResp;
+    resp.to = m.from;
+    resp.log_term = term_;
+    resp.term = 0;
+    Send(std::move(resp));
+    return absl::OkStatus();
+  }
+  if (m.type == MessageType::kRecoveryProbeResp) {
+    if (recovering_ && m.from != id_ && prs_.count(m.from)) {
+      recovery_terms_[m.from] = std::max(recovery_terms_[m.from], m.log_term);
+    }
+    MaybeFinishRecovery();
+    return absl::OkStatus();
+  }
   if (m.term == 0) {
     // local message or a forwarded proposal / read request
   } else if (m.term > term_) {
@@ -431,8 +455,10 @@ absl::Status Raft::Step(Message m) {
 }
 
 void Raft::HandleVoteRequest(const Message& m) {
-  const bool can_vote = vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) ||
-                        (m.type == MessageType::kPreVote && m.term > term_);
+  // A member recovering from disk loss may have voted before and forgotten it: no votes.
+  const bool can_vote =
+      !recovering_ && (vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) ||
+                       (m.type == MessageType::kPreVote && m.term > term_));
   Message resp;
   resp.type = ResponseType(m.type);
   resp.to = m.from;
@@ -476,8 +502,21 @@ void Raft::StepLeader(Message& m) {
   }
 }
 
+void Raft::NoteRecovering(Progress& pr, const Message& m) {
+  if (m.recovering && !pr.recovering) {
+    // What it acknowledged before losing its disk is gone: start over from its real log.
+    pr.recovering = true;
+    pr.match = 0;
+    pr.BecomeProbe();
+    pr.next = std::max<Index>(1, log_.FirstIndex());
+  } else if (!m.recovering) {
+    pr.recovering = false;
+  }
+}
+
 void Raft::HandleAppendResponse(const Message& m) {
   Progress& pr = prs_.at(m.from);
+  NoteRecovering(pr, m);
   pr.recent_active = true;
   if (m.reject) {
     Index next_probe = m.reject_hint;
@@ -521,6 +560,7 @@ void Raft::HandleAppendResponse(const Message& m) {
 
 void Raft::HandleHeartbeatResponse(const Message& m) {
   Progress& pr = prs_.at(m.from);
+  NoteRecovering(pr, m);
   pr.recent_active = true;
   pr.probe_sent = false;
   if (pr.state == ProgressState::kReplicate && pr.InflightFull()) pr.inflight.pop_front();
@@ -529,11 +569,11 @@ void Raft::HandleHeartbeatResponse(const Message& m) {
     pr.BecomeProbe();  // the snapshot was probably lost: start over
   }
   if (pr.match < log_.LastIndex()) MaybeSendAppend(m.from, true);
-  if (!m.context.empty()) AckReadRound(m.from, m.context);
+  if (!m.context.empty() && !pr.recovering) AckReadRound(m.from, m.context);
 }
 
 void Raft::HandleTransferLeader(NodeId target) {
-  if (target == id_) return;
+  if (target == id_ || prs_.at(target).recovering) return;
   if (lead_transferee_ == target) return;  // already in progress
   AbortLeaderTransfer();
   lead_transferee_ = target;
@@ -589,12 +629,22 @@ void Raft::StepFollower(Message& m) {
     case MessageType::kApp:
       election_elapsed_ = 0;
       lead_ = m.from;
+      if (recovering_ && recovery_term_ != term_) {
+        recovery_term_ = term_;
+        recovery_commit_seen_ = m.commit;
+      }
       HandleAppend(m);
+      MaybeFinishRecovery();
       return;
     case MessageType::kHeartbeat:
       election_elapsed_ = 0;
       lead_ = m.from;
+      if (recovering_ && recovery_term_ != term_) {
+        recovery_term_ = term_;
+        recovery_commit_seen_ = m.commit;
+      }
       HandleHeartbeat(m);
+      MaybeFinishRecovery();
       return;
     case MessageType::kSnap:
       election_elapsed_ = 0;
@@ -753,6 +803,38 @@ void Raft::ReportUnreachable(NodeId id) {
   if (role_ != Role::kLeader || prs_.count(id) == 0) return;
   Progress& pr = prs_.at(id);
   if (pr.state == ProgressState::kReplicate) pr.BecomeProbe();
+}
+
+void Raft::SendRecoveryProbes() {
+  for (const auto& [id, pr] : prs_) {
+    if (id == id_ || recovery_terms_.count(id)) continue;
+    Message m;
+    m.type = MessageType::kRecoveryProbe;
+    m.to = id;
+    Send(std::move(m));
+  }
+}
+
+void Raft::MaybeFinishRecovery() {
+  // A majority of the others (Quorum() of them; the member itself knows nothing).
+  // recovery_term_ is 0 until a leader was heard from (leaders have terms >= 1).
+  if (!recovering_ || recovery_term_ == 0 || recovery_term_ != term_ || role_ != Role::kFollower ||
+      recovery_terms_.size() < Quorum()) {
+    return;
+  }
+  const Index covered = std::min(log_.committed(), log_.PersistedLastIndex());
+  if (covered < recovery_commit_seen_ || log_.TermOrZero(covered) != term_) return;
+  Term floor = 0;
+  for (const auto& [id, t] : recovery_terms_) floor = std::max(floor, t);
+  recovering_ = false;
+  recovery_terms_.clear();
+  if (floor > term_) {
+    // It may have voted in `floor` before the loss: enter it having voted (for itself).
+    BecomeFollower(floor, kNoNode);
+    vote_ = id_;
+  } else if (vote_ == kNoNode) {
+    vote_ = id_;  // the same for the current term
+  }
 }
 
 void Raft::ReportSnapshot(NodeId id, bool ok) {

@@ -40,7 +40,10 @@ class Raft {
   NodeId lead() const { return lead_; }
   Role role() const { return role_; }
   SoftState soft_state() const { return {lead_, role_}; }
-  HardState hard_state() const { return {term_, vote_, log_.committed()}; }
+  HardState hard_state() const { return {term_, vote_, log_.committed(), recovering_}; }
+  bool recovering() const { return recovering_; }
+  // Disk-loss recovery: ends it once the durable log covers what it must (Config::recovering).
+  void MaybeFinishRecovery();
   NodeId lead_transferee() const { return lead_transferee_; }
   RaftLog& log() { return log_; }
   const RaftLog& log() const { return log_; }
@@ -90,6 +93,8 @@ class Raft {
   void HandleAppendResponse(const Message& m);
   void HandleHeartbeatResponse(const Message& m);
   void HandleTransferLeader(NodeId target);
+  // Leader: notes whether a follower's response says it is recovering from disk loss.
+  void NoteRecovering(Progress& pr, const Message& m);
 
   void AppendEntries(std::vector<std::string> data);
   bool MaybeCommit();
@@ -119,6 +124,13 @@ class Raft {
   int randomized_election_timeout_ = 0;
   uint64_t ticks_ = 0;
   Random rng_;
+
+  void SendRecoveryProbes();
+  bool recovering_ = false;
+  std::map<NodeId, Term> recovery_terms_;  // other members' terms, as they answered probes
+  int recovery_probe_elapsed_ = 0;
+  Term recovery_term_ = 0;          // the term whose leader's commit index was first seen
+  Index recovery_commit_seen_ = 0;  // that commit index
 
   uint64_t next_read_round_ = 1;
   std::deque<ReadRound> read_rounds_;

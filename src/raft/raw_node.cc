@@ -19,6 +19,8 @@ absl::StatusOr<std::unique_ptr<RawNode>> RawNode::Create(const Config& config,
         absl::StrCat("applied index ", config.applied, " is beyond the commit index ", hs.commit));
   }
   auto node = std::unique_ptr<RawNode>(new RawNode(std::make_unique<Raft>(config, storage)));
+  // A member starting disk-loss recovery must persist the flag before anything else.
+  node->prev_hard_.recovering = hs.recovering;
   return node;
 }
 
@@ -97,6 +99,7 @@ void RawNode::Advance(const Ready& rd) {
     raft_->OnPersisted(last.index, last.term);
   }
   if (!rd.committed_entries.empty()) log.AppliedTo(rd.committed_entries.back().index);
+  raft_->MaybeFinishRecovery();
 }
 
 absl::StatusOr<Term> RawNode::TermAt(Index index) const { return raft_->log().TermAt(index); }

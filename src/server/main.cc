@@ -182,32 +182,63 @@ int main(int argc, char** argv) {
   }
 
   const bool fresh = !std::filesystem::exists(std::filesystem::path(f.data_dir) / "CURRENT");
-  if (fresh && f.initial_cluster_state == "existing") {
-    Die(absl::StrCat("--initial-cluster-state=existing but the data dir ", f.data_dir,
-                     " is empty; restore it from a backup with chainfire-backup restore"));
-  }
+  const uint64_t base_cluster_id = spec.cluster_id;  // before any restore salt
+  bool recovering = false;
+  std::string learned_salt;
   if (fresh) {
     // A wiped member must not vote with a forgotten log: ask the others whether we joined.
+    bool cluster_running = false;
     for (const cf::server::MemberSpec& m : spec.members) {
       if (m.id == self->id) continue;
       auto probe = cf::transport::ProbePeer(cf::server::HostPort(m.peer_urls[0]), spec.cluster_id,
                                             self->id, 1000);
-      if (probe.ok() && probe->bootstrapped()) {
+      if (!probe.ok()) continue;
+      ClusterSpec salted = spec;
+      if (!probe->cluster_salt().empty()) salted.SaltClusterId(probe->cluster_salt());
+      if (probe->cluster_id() == spec.cluster_id ||
+          (!probe->cluster_salt().empty() && probe->cluster_id() == salted.cluster_id)) {
+        cluster_running = true;
+        learned_salt = probe->cluster_salt();
+      }
+      if (f.initial_cluster_state == "new" && probe->bootstrapped()) {
         Die(absl::StrCat("the data dir ", f.data_dir, " is empty, but member ", m.name,
                          " reports that ", f.name, " already joined cluster ",
                          cf::server::HexId(spec.cluster_id),
                          ". A wiped member must not rejoin with --initial-cluster-state=new: its "
-                         "forgotten log and vote could lose committed writes. Restore its data "
-                         "dir from a backup instead."));
+                         "forgotten log and vote could lose committed writes. Start it with "
+                         "--initial-cluster-state=existing to recover it from the others, or "
+                         "restore its data dir from a backup."));
       }
+    }
+    if (f.initial_cluster_state == "existing") {
+      if (!cluster_running) {
+        Die(absl::StrCat(
+            "--initial-cluster-state=existing but the data dir ", f.data_dir,
+            " is empty and no other member of cluster ", cf::server::HexId(spec.cluster_id),
+            " answered. An empty member can only rejoin a running cluster (disk-loss "
+            "recovery); to rebuild a cluster, restore a backup with chainfire-backup restore."));
+      }
+      recovering = true;
+      spdlog::warn(
+          "the data dir {} is empty: rejoining in disk-loss recovery (no votes, not "
+          "counted toward commit until caught up with the leader)",
+          f.data_dir);
     }
   }
 
   auto engine = OrDie(cf::storage::Engine::Open(f.data_dir));
+  if (!learned_salt.empty()) {
+    rocksdb::WriteBatch batch;  // a recovering member of a restored cluster keeps its ID
+    batch.Put(engine->cf(cf::storage::Column::kRaftState), cf::backup::kClusterSaltKey,
+              learned_salt);
+    OrDie(engine->Write(&batch, true));
+  }
+  std::string cluster_salt;
   // A data dir restored from a backup belongs to a cluster whose ID mixes in the backup's hash.
   if (auto salt = engine->Get(cf::storage::Column::kRaftState, cf::backup::kClusterSaltKey);
       salt.ok()) {
     spec.SaltClusterId(*salt);
+    cluster_salt = *salt;
   }
   {
     std::error_code ec;  // temporary files of interrupted Maintenance.Snapshot calls
@@ -225,6 +256,7 @@ int main(int argc, char** argv) {
   opts.watch_progress_interval = std::chrono::milliseconds(f.watch_progress_notify_ms);
   opts.snapshot_count = f.snapshot_count;
   opts.snapshot_catchup_entries = f.snapshot_catchup_entries;
+  opts.recovering = recovering;
   auto host = OrDie(cf::server::NodeHost::Open(opts, engine.get()));
 
   std::map<uint64_t, std::string> peers;
@@ -234,11 +266,12 @@ int main(int argc, char** argv) {
   cf::transport::PeerTransport transport(
       spec.cluster_id, self->id, peers,
       [h](std::vector<cf::raft::Message> m) { h->Deliver(std::move(m)); },
-      [h](const cf::peer::ProbeRequest& req) {
+      [h, base_cluster_id, cluster_salt](const cf::peer::ProbeRequest& req) {
         cf::peer::ProbeResponse resp;
         resp.set_cluster_id(h->cluster_id());
         resp.set_applied_index(h->applied_index());
-        if (req.cluster_id() == h->cluster_id()) {
+        resp.set_cluster_salt(cluster_salt);
+        if (req.cluster_id() == h->cluster_id() || req.cluster_id() == base_cluster_id) {
           for (const auto& m : h->Members()) {
             if (m.id() == req.from() && !m.name().empty()) resp.set_bootstrapped(true);
           }

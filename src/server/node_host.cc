@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Open(NodeHostOptions options
   cfg.applied = host->kv_->applied_index();
   cfg.max_size_per_msg = 4 << 20;
   cfg.max_inflight_msgs = 256;
+  cfg.recovering = host->options_.recovering;
   std::random_device rd;
   cfg.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
              static_cast<uint64_t>(Clock::now().time_since_epoch().count());
@@ -68,6 +69,7 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Open(NodeHostOptions options
   if (!node.ok()) return node.status();
   host->node_ = std::move(*node);
   host->first_index_ = host->log_->FirstIndex();
+  host->recovering_ = host->node_->status().hard_state.recovering || host->options_.recovering;
   return host;
 }
 
@@ -204,6 +206,11 @@ void NodeHost::Loop() {
     term_ = st.hard_state.term;
     commit_ = st.hard_state.commit;
     first_index_ = log_->FirstIndex();
+    if (recovering_ && !st.hard_state.recovering) {
+      recovering_ = false;
+      spdlog::info("member {:x}: finished disk-loss recovery at commit index {} (term {})",
+                   options_.member_id, st.hard_state.commit, st.hard_state.term);
+    }
   }
   // Fail whatever is still waiting.
   for (auto& [id, w] : waiters_) {

@@ -44,9 +44,12 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
   auto store = std::unique_ptr<RaftLogStore>(new RaftLogStore(engine));
   store->on_write_done_ = std::move(on_write_done);
   if (auto hs = engine->Get(Column::kRaftState, kHardStateKey); hs.ok()) {
-    if (hs->size() != 24) return absl::DataLossError("hard state record has a bad size");
+    // 24 bytes, or 25 with the disk-loss recovery flag.
+    if (hs->size() != 24 && hs->size() != 25) {
+      return absl::DataLossError("hard state record has a bad size");
+    }
     store->hard_state_ = {GetBigEndian64(hs->data()), GetBigEndian64(hs->data() + 8),
-                          GetBigEndian64(hs->data() + 16)};
+                          GetBigEndian64(hs->data() + 16), hs->size() == 25 && (*hs)[24] == 1};
   } else if (!absl::IsNotFound(hs.status())) {
     return hs.status();
   }
@@ -294,6 +297,7 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
     PutBigEndian64(&v, hs->term);
     PutBigEndian64(&v, hs->vote);
     PutBigEndian64(&v, hs->commit);
+    if (hs->recovering) v.push_back(1);
     wb.Put(engine_->cf(Column::kRaftState), kHardStateKey, v);
   }
   absl::Status s = engine_->Write(&wb, /*sync=*/true);

@@ -55,6 +55,7 @@ peer::RaftMessage ToProto(const raft::Message& m) {
     p.mutable_snapshot()->set_data(m.snapshot->data);
   }
   p.set_context(m.context);
+  p.set_recovering(m.recovering);
   return p;
 }
 
@@ -75,6 +76,7 @@ raft::Message FromProto(const peer::RaftMessage& p) {
     m.snapshot = raft::Snapshot{{p.snapshot().index(), p.snapshot().term()}, p.snapshot().data()};
   }
   m.context = p.context();
+  m.recovering = p.recovering();
   return m;
 }
 

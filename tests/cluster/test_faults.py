@@ -1,5 +1,7 @@
 """Real faults against real members: SIGKILL of the leader under writes, restarts with other
 flags, a wiped member, loss of quorum, SIGTERM."""
+import json
+import os
 import signal
 import threading
 import time
@@ -98,9 +100,6 @@ def test_wiped_member_is_refused_but_a_late_first_start_is_not():
         code, out = late.run_to_exit()
         assert code != 0
         assert "already joined" in out and "must not rejoin" in out
-        # --initial-cluster-state=existing with an empty data dir is refused too.
-        code, out = late.run_to_exit(state="existing")
-        assert code != 0 and "is empty" in out
     finally:
         c.__exit__(None, None, None)
 
@@ -136,3 +135,59 @@ def test_sigterm_stops_cleanly_and_keeps_data():
             m.start()
         c.wait_for_leader(members=c.members)
         assert c.etcdctl("get", "durable", "--print-value-only").stdout.strip() == "yes"
+
+
+def test_disk_loss_recovery_grants_no_vote_until_caught_up():
+    with harness.Cluster(3, extra=["--snapshot-count", "40",
+                                   "--experimental-snapshot-catchup-entries", "5"]) as c:
+        for i in range(120):
+            c.etcdctl("put", "k/%03d" % i, "v%d" % i)
+        leader = c.leader_member()
+        lost, other = [m for m in c.members if m is not leader]
+        # `lost` loses its disk; `leader` goes down too, leaving `other` alone with it.
+        lost.kill(signal.SIGKILL)
+        harness.subprocess.run(["rm", "-rf", lost.data_dir], check=True)
+        leader.kill(signal.SIGKILL)
+        lost.start(state="existing", extra=c.extra)
+        # `other` needs one vote to lead; the recovering member grants none. (Until its
+        # election timeout `other` may still name the dead leader.)
+        live = set()
+        for m in (other, lost):
+            live.add(c.statuses([m])[m.endpoint]["header"]["member_id"])
+        deadline = time.time() + 4
+        while time.time() < deadline:
+            st = c.statuses([other, lost])
+            assert not {s.get("leader", 0) for s in st.values()} & live, st
+            time.sleep(0.2)
+        r = c.etcdctl("put", "x", "y", endpoints=other.endpoint, check=False)
+        assert r.returncode != 0
+        # With the third member back, a leader is elected and the lost member catches up.
+        leader.start(extra=c.extra)
+        c.wait_for_leader()
+        c.etcdctl("put", "after", "recovery")
+        revision = c.statuses([other])[other.endpoint]["header"]["revision"]
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            st = c.statuses()
+            if len(st) == 3 and all(s["header"]["revision"] >= revision for s in st.values()):
+                break
+            time.sleep(0.1)
+        got = harness.parse_get_json(c.etcdctl("get", "", "--prefix", "-w", "json",
+                                               "--consistency=s", endpoints=lost.endpoint).stdout)
+        assert len(got) == 121 and got["after"][0] == b"recovery"
+        hashes = json.loads(c.etcdctl("endpoint", "hashkv", "-w", "json").stdout)
+        assert len({h["HashKV"]["hash"] for h in hashes}) == 1
+        deadline = time.time() + 10
+        while "finished disk-loss recovery" not in lost.log() and time.time() < deadline:
+            time.sleep(0.1)
+        assert "finished disk-loss recovery" in lost.log()
+
+
+def test_existing_on_an_empty_data_dir_needs_a_running_cluster():
+    c = harness.Cluster(3)
+    try:
+        code, out = c.members[0].run_to_exit(state="existing")
+        assert code != 0 and "no other member of cluster" in out
+        assert not os.path.exists(os.path.join(c.members[0].data_dir, "CURRENT"))
+    finally:
+        c.__exit__(None, None, None)

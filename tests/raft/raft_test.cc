@@ -178,5 +178,115 @@ TEST(RawNode, SameSeedSameBehaviour) {
   EXPECT_LT(a, 20) << "randomized timeout is in [election_tick, 2*election_tick)";
 }
 
+namespace recovery {
+
+Member MakeRecovering(NodeId id, int n) {
+  Member m;
+  Config c = MakeConfig(id, n);
+  c.recovering = true;
+  m.raw = std::move(*RawNode::Create(c, m.storage.get()));
+  return m;
+}
+
+std::vector<Message> Drain(Member& m) {
+  std::vector<Message> out;
+  while (m.raw->HasReady()) {
+    auto msgs = Persist(m, m.raw->GetReady());
+    out.insert(out.end(), msgs.begin(), msgs.end());
+  }
+  return out;
+}
+
+Message From(NodeId from, MessageType type, Term term) {
+  Message r;
+  r.type = type;
+  r.from = from;
+  r.to = 2;
+  r.term = term;
+  return r;
+}
+
+TEST(DiskLossRecovery, GrantsNoVoteNeverCampaignsAndFlagsItsMessages) {
+  Member m = MakeRecovering(2, 3);
+  EXPECT_TRUE(m.raw->GetStatus().hard_state.recovering);
+  for (int i = 0; i < 100; ++i) m.raw->Tick();
+  for (const Message& out : Drain(m)) {
+    EXPECT_EQ(out.type, MessageType::kRecoveryProbe) << "no campaign, only probes";
+    EXPECT_TRUE(out.recovering);
+  }
+  EXPECT_TRUE(m.storage->InitialHardState().recovering) << "the flag is durable";
+  Message vote = From(1, MessageType::kVote, 5);
+  ASSERT_TRUE(m.raw->Step(vote).ok());
+  bool answered = false;
+  for (const Message& out : Drain(m)) {
+    if (out.type != MessageType::kVoteResp) continue;
+    answered = true;
+    EXPECT_TRUE(out.reject);
+  }
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(m.raw->GetStatus().hard_state.vote, kNoNode);
+}
+
+TEST(DiskLossRecovery, FinishesOnlyWithTheLeadersCommitAndAMajoritysTerms) {
+  Member m = MakeRecovering(2, 3);
+  // The leader of term 3 has committed index 2 (an entry of its term).
+  Message app = From(1, MessageType::kApp, 3);
+  app.index = 0;
+  app.log_term = 0;
+  app.commit = 2;
+  app.entries = {{1, 1, "a"}, {3, 2, ""}};
+  ASSERT_TRUE(m.raw->Step(app).ok());
+  Drain(m);
+  EXPECT_TRUE(m.raw->GetStatus().hard_state.recovering) << "no member told it its term yet";
+  Message probe = From(1, MessageType::kRecoveryProbeResp, 0);
+  probe.log_term = 3;
+  ASSERT_TRUE(m.raw->Step(probe).ok());
+  Drain(m);
+  EXPECT_TRUE(m.raw->GetStatus().hard_state.recovering) << "one of two others is no majority";
+  probe.from = 3;
+  probe.log_term = 4;  // member 3 is in term 4: a vote there may have come from us
+  ASSERT_TRUE(m.raw->Step(probe).ok());
+  Drain(m);
+  const HardState hs = m.raw->GetStatus().hard_state;
+  EXPECT_FALSE(hs.recovering);
+  EXPECT_EQ(hs.term, 4u);
+  EXPECT_EQ(hs.vote, 2u) << "recorded as having voted in term 4: never votes there again";
+  EXPECT_FALSE(m.storage->InitialHardState().recovering);
+  Message vote = From(3, MessageType::kVote, 4);
+  vote.index = 2;
+  vote.log_term = 3;
+  ASSERT_TRUE(m.raw->Step(vote).ok());
+  for (const Message& out : Drain(m)) {
+    if (out.type == MessageType::kVoteResp) EXPECT_TRUE(out.reject);
+  }
+  vote.term = 5;
+  ASSERT_TRUE(m.raw->Step(vote).ok());
+  bool granted = false;
+  for (const Message& out : Drain(m)) granted |= out.type == MessageType::kVoteResp && !out.reject;
+  EXPECT_TRUE(granted) << "a full member again in later terms";
+}
+
+TEST(DiskLossRecovery, LeaderCountsARecoveringFollowerTowardNoQuorum) {
+  Member m = MakeMember(1, 3);
+  ElectLeader(m);
+  Persist(m, m.raw->GetReady());
+  ASSERT_TRUE(m.raw->Step(AppResp(2, 1)).ok());
+  Drain(m);
+  ASSERT_EQ(m.raw->GetStatus().hard_state.commit, 1u);
+  ASSERT_TRUE(m.raw->Propose("x").ok());
+  Drain(m);
+  // Member 2 lost its disk: its acknowledgement of index 2 does not count.
+  Message r = AppResp(2, 2);
+  r.recovering = true;
+  ASSERT_TRUE(m.raw->Step(r).ok());
+  Drain(m);
+  EXPECT_EQ(m.raw->GetStatus().hard_state.commit, 1u);
+  ASSERT_TRUE(m.raw->Step(AppResp(3, 2)).ok());
+  Drain(m);
+  EXPECT_EQ(m.raw->GetStatus().hard_state.commit, 2u) << "a healthy follower does count";
+}
+
+}  // namespace recovery
+
 }  // namespace
 }  // namespace chainfire::raft

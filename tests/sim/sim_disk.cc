@@ -70,6 +70,7 @@ std::string EncodeRecord(const node::PersistRequest& r) {
     PutU64(p, r.hard_state->term);
     PutU64(p, r.hard_state->vote);
     PutU64(p, r.hard_state->commit);
+    PutU64(p, r.hard_state->recovering ? 1 : 0);
   }
   PutU64(p, r.entries.size());
   for (const raft::Entry& e : r.entries) {
@@ -108,6 +109,7 @@ std::vector<node::PersistRequest> DecodeRecords(const std::string& bytes, size_t
       hs.term = r.U64();
       hs.vote = r.U64();
       hs.commit = r.U64();
+      hs.recovering = r.U64() == 1;
       req.hard_state = hs;
     }
     const uint64_t n = r.U64();

@@ -31,7 +31,7 @@ int Usage() {
       stderr,
       "usage: chainfire-sim --seed=N [--profile=calm|lossy|partition|crash|chaos] "
       "[--trace] [--storage=sim|rocksdb] [--bug=vote-not-persisted|commit-before-leader-fsync|"
-      "read-without-read-index|fsync-lies|lease-no-reset]\n"
+      "read-without-read-index|fsync-lies|lease-no-reset|disk-loss-rejoins-as-new]\n"
       "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--bug=B]\n");
   return 2;
 }
@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
         bugs.fsync_lies = true;
       } else if (v == "lease-no-reset") {
         bugs.lease_no_reset_on_promote = true;
+      } else if (v == "disk-loss-rejoins-as-new") {
+        bugs.disk_loss_rejoins_as_new = true;
       } else {
         return Usage();
       }

@@ -13,6 +13,7 @@ std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSw
   if (bugs.read_without_read_index) cmd += " --bug=read-without-read-index";
   if (bugs.fsync_lies) cmd += " --bug=fsync-lies";
   if (bugs.lease_no_reset_on_promote) cmd += " --bug=lease-no-reset";
+  if (bugs.disk_loss_rejoins_as_new) cmd += " --bug=disk-loss-rejoins-as-new";
   return cmd + " --trace";
 }
 
@@ -38,6 +39,8 @@ SweepResult Sweep(const SweepOptions& o) {
     r.on_rocksdb += res.real_storage ? 1 : 0;
     r.leases_granted += res.leases_granted;
     r.leases_expired += res.leases_expired;
+    r.disks_lost += res.disks_lost;
+    r.recoveries += res.recoveries_finished;
     if (!res.ok) {
       r.failures.emplace_back(seed, res.failure);
       if (!o.quiet) {
@@ -59,8 +62,8 @@ SweepResult Sweep(const SweepOptions& o) {
         "; %llu on RocksDB): %zu failed; %llu acked writes, %llu linearizable reads, %llu "
         "elections, "
         "%llu crashes, %llu torn tails cut, %llu fsync failures, %llu snapshots "
-        "installed, %llu leases granted and %llu expired, %llu histories too large to "
-        "check\n",
+        "installed, %llu leases granted and %llu expired, %llu disks lost and %llu "
+        "recoveries finished, %llu histories too large to check\n",
         static_cast<unsigned long long>(r.on_rocksdb), r.failures.size(),
         static_cast<unsigned long long>(r.acked_writes), static_cast<unsigned long long>(r.reads),
         static_cast<unsigned long long>(r.elections), static_cast<unsigned long long>(r.crashes),
@@ -68,6 +71,8 @@ SweepResult Sweep(const SweepOptions& o) {
         static_cast<unsigned long long>(r.snapshots),
         static_cast<unsigned long long>(r.leases_granted),
         static_cast<unsigned long long>(r.leases_expired),
+        static_cast<unsigned long long>(r.disks_lost),
+        static_cast<unsigned long long>(r.recoveries),
         static_cast<unsigned long long>(r.inconclusive));
   }
   return r;

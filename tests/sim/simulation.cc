@@ -95,6 +95,18 @@ const std::vector<FaultProfile>& Profiles() {
     storm.max_down_ms = 20;
     storm.disk_max_latency_ms = 10;
     p.push_back(storm);
+
+    FaultProfile disk_loss;  // a member loses its whole disk and rejoins in recovery
+    disk_loss.name = "disk-loss";
+    disk_loss.nodes = 0;
+    disk_loss.max_delay_ms = 8;
+    disk_loss.drop = 0.01;
+    disk_loss.crash_rate = 0.004;
+    disk_loss.crash_leader = 0.4;
+    disk_loss.max_down_ms = 150;
+    disk_loss.disk_max_latency_ms = 20;
+    disk_loss.disk_loss = 0.6;
+    p.push_back(disk_loss);
     return p;
   }();
   return profiles;
@@ -146,6 +158,8 @@ struct Member {
   bool up = false;
   uint64_t restart_at = 0;
   uint64_t incarnation = 0;
+  bool disk_lost = false;   // restart in disk-loss recovery (Config::recovering)
+  bool recovering = false;  // as last seen: lost its disk and has not finished recovering
 };
 
 struct InFlight {
@@ -321,6 +335,8 @@ void World::Start(Member& m) {
   cfg.max_inflight_msgs = 16;
   cfg.seed = MixSeed(opt_.seed, m.id * 1000 + m.incarnation);
   cfg.testing_count_unpersisted_own_entries = opt_.bugs.commit_before_leader_fsync;
+  cfg.recovering = m.disk_lost && !opt_.bugs.disk_loss_rejoins_as_new;
+  m.disk_lost = false;
   node::NodeOptions nopt;
   nopt.snapshot_every = profile_.snapshot_every;
   nopt.compaction_margin = 5;
@@ -328,6 +344,7 @@ void World::Start(Member& m) {
   CF_CHECK(node.ok()) << "restart of node " << m.id << " failed: " << node.status().ToString();
   m.node = std::move(*node);
   m.up = true;
+  m.recovering = m.node->status().hard_state.recovering;
   Trace(absl::StrCat("start n", m.id, " incarnation ", m.incarnation, " last index ",
                      m.storage->LastIndex()));
 }
@@ -336,10 +353,27 @@ void World::Crash(Member& m, const char* why) {
   ++result_.crashes;
   Trace(absl::StrCat("crash n", m.id, " (", why, ")"));
   m.disk.Crash(rng_, settling_ ? 0 : profile_.keep_unsynced, opt_.bugs.fsync_lies);
+  // Recovering as far as its disk knows (a finish not yet durable is lost with the crash).
+  if (m.node) {
+    m.recovering =
+        m.node->status().hard_state.recovering || m.storage->InitialHardState().recovering;
+  }
   m.node.reset();
   m.app.reset();
   m.storage.reset();
   m.sim_storage = nullptr;
+  // Disk loss: only while every other member holds its disk (two at once can lose a quorum's
+  // copies of a committed entry, which no protocol survives).
+  bool others_recovering = false;
+  for (const Member& o : members_) others_recovering |= o.id != m.id && o.recovering;
+  if (!settling_ && !others_recovering && rng_.Chance(profile_.disk_loss)) {
+    ++result_.disks_lost;
+    Trace(absl::StrCat("n", m.id, " lost its disk"));
+    m.disk = SimDisk();
+    m.env.reset();
+    m.disk_lost = true;
+    m.recovering = true;
+  }
   m.up = false;
   m.restart_at = now_ + (settling_ ? 1 : rng_.Range(1, profile_.max_down_ms));
   // Requests in flight at this member: writes may or may not have committed; reads are void.
@@ -672,6 +706,15 @@ void World::StepOnce(bool faults) {
   if (now_ % kTickMs == 0) ExpireLeases();
   PumpAll();
   Timeouts();
+  for (Member& m : members_) {
+    if (!m.up) continue;
+    const bool r = m.node->status().hard_state.recovering;
+    if (m.recovering && !r) {
+      ++result_.recoveries_finished;
+      Trace(absl::StrCat("n", m.id, " finished disk-loss recovery"));
+    }
+    m.recovering = r;
+  }
 }
 
 bool World::Converged(std::string* why) {
@@ -687,6 +730,16 @@ bool World::Converged(std::string* why) {
   if (lead == raft::kNoNode) {
     *why = "no leader";
     return false;
+  }
+  for (Member& m : members_) {
+    const raft::Status rs = m.node->status();
+    if (rs.hard_state.recovering) {
+      *why =
+          absl::StrCat("n", m.id, " is still recovering from disk loss (term ", rs.hard_state.term,
+                       ", commit ", rs.hard_state.commit, ", log [", m.storage->FirstIndex(), ", ",
+                       m.storage->LastIndex(), "], leader ", rs.soft_state.lead, ")");
+      return false;
+    }
   }
   const raft::Status ls = M(lead).node->status();
   for (Member& m : members_) {

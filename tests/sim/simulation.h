@@ -28,6 +28,7 @@ struct FaultProfile {
   double keep_unsynced = 0.5;    // at a crash, chance a prefix of unsynced bytes survives
   double transfer_rate = 0;      // per ms: chance the leader is asked to transfer leadership
   uint64_t snapshot_every = 40;  // applied entries between snapshots
+  double disk_loss = 0;          // chance a crash also destroys the member's whole disk
 };
 
 // Test-only bugs, each of which a checker must catch.
@@ -37,6 +38,7 @@ struct BugSwitches {
   bool read_without_read_index = false;     // reads served from local state at once
   bool fsync_lies = false;                  // a crash also loses the last "synced" write
   bool lease_no_reset_on_promote = false;   // a new leader keeps its stale lease expiries
+  bool disk_loss_rejoins_as_new = false;    // a member that lost its disk votes at once
 };
 
 // Which storage the members run on. kAuto: a quarter of the seeds (every profile) run the
@@ -72,11 +74,14 @@ struct SimResult {
   uint64_t max_commit = 0;
   uint64_t leases_granted = 0;
   uint64_t leases_expired = 0;
+  uint64_t disks_lost = 0;
+  uint64_t recoveries_finished = 0;
   bool linearizability_inconclusive = false;
   bool real_storage = false;  // ran on RocksDB (in-memory Env)
 };
 
-// The named profiles: calm, lossy, partition, crash, chaos, leader-crash.
+// The named profiles: calm, lossy, partition, crash, chaos, leader-crash, election-storm,
+// disk-loss.
 const std::vector<FaultProfile>& Profiles();
 // The profile by name; aborts on an unknown name.
 const FaultProfile& ProfileByName(const std::string& name);

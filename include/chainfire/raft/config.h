@@ -35,6 +35,20 @@ struct Config {
   bool check_quorum = true;
   // Seed of the randomized election timeouts (the core has no other source of randomness).
   uint64_t seed = 1;
+  // Disk-loss recovery: the member lost its disk and rejoins with an empty log (etcd's
+  // --initial-cluster-state=existing on an empty data dir). Its votes and acknowledgements
+  // before the loss may have helped elect leaders and commit entries it no longer holds, so
+  // until it has recovered it grants no votes, never campaigns, and flags its messages so
+  // leaders count it toward no quorum and drop its old match index. It has recovered when its
+  // durable log holds the commit index of its current-term leader, that index is of the
+  // leader's term (so it covers every entry committed in earlier terms), it is at or past
+  // the first commit index that leader sent it (so it covers what that leader committed
+  // before the member rejoined), and a majority of the other members told it their current
+  // terms: any term in which it may have voted before the loss is at most the highest of
+  // those (every winning vote set meets every such majority), so on finishing it moves to at
+  // least that term and records a vote for itself there, never voting twice in one term.
+  // The flag is part of the durable hard state; with 3 members, recovery needs both others.
+  bool recovering = false;
 
   // TEST ONLY. Reproduces a known bug so the simulation can show its checkers catch it: the
   // leader counts its own entries toward commit as soon as they are appended, before its own

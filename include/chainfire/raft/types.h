@@ -36,9 +36,12 @@ struct HardState {
   Term term = 0;
   NodeId vote = kNoNode;
   Index commit = 0;
+  // The member lost its disk and has not finished recovering (see Config::recovering); kept
+  // durable so a crash during recovery does not make it a full member.
+  bool recovering = false;
 
   bool operator==(const HardState&) const = default;
-  bool IsEmpty() const { return term == 0 && vote == kNoNode && commit == 0; }
+  bool IsEmpty() const { return term == 0 && vote == kNoNode && commit == 0 && !recovering; }
 };
 
 // Identifies the last log entry a snapshot covers.
@@ -59,20 +62,22 @@ struct Snapshot {
 };
 
 enum class MessageType : uint8_t {
-  kProp,            // a proposal forwarded from a follower to the leader
-  kApp,             // AppendEntries
-  kAppResp,         // AppendEntries response (also the acknowledgement of an installed snapshot)
-  kVote,            // RequestVote
-  kVoteResp,        //
-  kPreVote,         // pre-vote: would you vote for me at term+1? (changes no state)
-  kPreVoteResp,     //
-  kSnap,            // InstallSnapshot
-  kHeartbeat,       //
-  kHeartbeatResp,   //
-  kTransferLeader,  // a follower asks the leader to hand leadership to `from`
-  kTimeoutNow,      // the leader tells the transfer target to campaign at once
-  kReadIndex,       // a follower asks the leader for a read index (context identifies the read)
-  kReadIndexResp,   //
+  kProp,               // a proposal forwarded from a follower to the leader
+  kApp,                // AppendEntries
+  kAppResp,            // AppendEntries response (also the acknowledgement of an installed snapshot)
+  kVote,               // RequestVote
+  kVoteResp,           //
+  kPreVote,            // pre-vote: would you vote for me at term+1? (changes no state)
+  kPreVoteResp,        //
+  kSnap,               // InstallSnapshot
+  kHeartbeat,          //
+  kHeartbeatResp,      //
+  kTransferLeader,     // a follower asks the leader to hand leadership to `from`
+  kTimeoutNow,         // the leader tells the transfer target to campaign at once
+  kReadIndex,          // a follower asks the leader for a read index (context identifies the read)
+  kReadIndexResp,      //
+  kRecoveryProbe,      // a member recovering from disk loss asks for the responder's term
+  kRecoveryProbeResp,  // log_term = the responder's current term
 };
 
 const char* MessageTypeName(MessageType type);
@@ -98,6 +103,9 @@ struct Message {
   std::vector<Entry> entries;
   std::optional<Snapshot> snapshot;
   std::string context;
+  // Set on every message of a member recovering from disk loss: leaders count it toward no
+  // quorum (commit, reads, check-quorum) and forget what it acknowledged before.
+  bool recovering = false;
 };
 
 // The role a node plays in its current term.

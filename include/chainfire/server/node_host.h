@@ -62,6 +62,9 @@ struct NodeHostOptions {
   // log, keeping the last `snapshot_catchup_entries` for slightly lagging followers.
   uint64_t snapshot_count = 100000;
   uint64_t snapshot_catchup_entries = 5000;
+  // Disk-loss recovery (raft::Config::recovering): the data dir was empty and the member was
+  // started with --initial-cluster-state=existing.
+  bool recovering = false;
 };
 
 class NodeHost : private node::Application {
@@ -194,6 +197,7 @@ class NodeHost : private node::Application {
   std::chrono::steady_clock::time_point leaderless_since_;
   bool publish_pending_ = false;
   bool published_ = false;
+  bool recovering_ = false;  // disk-loss recovery not finished (as last seen)
   std::chrono::steady_clock::time_point next_publish_;
 
   void ExpireLeases();

@@ -8,7 +8,7 @@
 //
 // Record formats (documented in docs/architecture.md):
 //   raft_log:   key BE64(index); value: u8 version (1), BE64(term), data
-//   raft_state: "hard_state" -> BE64(term) BE64(vote) BE64(commit)
+//   raft_state: "hard_state" -> BE64(term) BE64(vote) BE64(commit) [u8 1: recovering]
 //               "compacted"  -> BE64(index) BE64(term): the entry before the first kept one
 //               "snapshot"   -> BE64(index) BE64(term) data: the latest snapshot
 // Thread-safety: LogStorage methods and NodeStorage methods are called from the node's loop
