@@ -7,6 +7,7 @@
 #include "chainfire/mvcc/key_encoding.h"
 #include "chainfire/mvcc/layout.h"
 #include "chainfire/storage/engine.h"
+#include "chainfire/storage/raft_log_store.h"
 #include "rocksdb/write_batch.h"
 
 namespace chainfire::backup {
@@ -18,6 +19,8 @@ using storage::Column;
 namespace {
 
 constexpr size_t kBatchBytes = 4 << 20;
+constexpr uint64_t kRestoredIndex = 1;
+constexpr uint64_t kRestoredTerm = 1;
 
 absl::StatusOr<RestoreReport> WriteDataDir(const RestoreOptions& o, const BackupSummary& summary) {
   auto engine = storage::Engine::Open(o.data_dir);
@@ -54,7 +57,11 @@ absl::StatusOr<RestoreReport> WriteDataDir(const RestoreOptions& o, const Backup
   batch.Put(e->cf(Column::kMeta), mvcc::layout::kRevisionKey, BigEndian64(revision));
   batch.Put(e->cf(Column::kMeta), mvcc::layout::kCompactKey, BigEndian64(compact));
   batch.Put(e->cf(Column::kMeta), mvcc::layout::kCompactDoneKey, BigEndian64(compact));
-  batch.Put(e->cf(Column::kMeta), mvcc::layout::kAppliedKey, BigEndian64(0));
+  // The restored state is that of a snapshot at index 1, term 1 (identical on every restored
+  // member): the log starts after it, so a member rebuilt from the others gets the state by a
+  // snapshot, never by replaying a log that does not contain it.
+  batch.Put(e->cf(Column::kMeta), mvcc::layout::kAppliedKey, BigEndian64(kRestoredIndex));
+  storage::RaftLogStore::AddInitialSnapshot(e, &batch, kRestoredIndex, kRestoredTerm);
   batch.Put(e->cf(Column::kRaftState), kIdentityKey, o.identity_record);
   batch.Put(e->cf(Column::kRaftState), kMembershipKey, o.membership.SerializeAsString());
   batch.Put(e->cf(Column::kRaftState), kClusterSaltKey, o.cluster_salt);

@@ -84,6 +84,20 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
   return store;
 }
 
+void RaftLogStore::AddInitialSnapshot(Engine* engine, rocksdb::WriteBatch* batch, raft::Index index,
+                                      raft::Term term) {
+  std::string meta;
+  PutBigEndian64(&meta, index);
+  PutBigEndian64(&meta, term);
+  batch->Put(engine->cf(Column::kRaftState), kSnapshotKey, meta);  // no data: the state is local
+  batch->Put(engine->cf(Column::kRaftState), kCompactedKey, meta);
+  std::string hs;
+  PutBigEndian64(&hs, term);
+  PutBigEndian64(&hs, raft::kNoNode);
+  PutBigEndian64(&hs, index);
+  batch->Put(engine->cf(Column::kRaftState), kHardStateKey, hs);
+}
+
 RaftLogStore::~RaftLogStore() {
   {
     std::lock_guard<std::mutex> l(mu_);

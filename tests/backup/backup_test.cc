@@ -7,6 +7,7 @@
 #include "chainfire/backup/restore.h"
 #include "chainfire/backup/state_dump.h"
 #include "chainfire/mvcc/kv_store.h"
+#include "chainfire/storage/raft_log_store.h"
 #include "gtest/gtest.h"
 #include "temp_dir.h"
 
@@ -173,7 +174,16 @@ TEST(Restore, EveryKeyKeepsValueRevisionsVersionAndLease) {
   auto kv = std::move(*mvcc::KvStore::Open(engine.get()));
   EXPECT_EQ(kv->revision(), src.kv_->revision());
   EXPECT_EQ(kv->compact_revision(), src.kv_->revision());
-  EXPECT_EQ(kv->applied_index(), 0u);
+  EXPECT_EQ(kv->applied_index(), 1u) << "the state of a snapshot at index 1";
+  {
+    auto log = storage::RaftLogStore::Open(
+        engine.get(), [] {}, /*manual=*/true);
+    ASSERT_TRUE(log.ok()) << log.status();
+    EXPECT_EQ((*log)->FirstIndex(), 2u);
+    EXPECT_EQ((*log)->LastIndex(), 1u);
+    EXPECT_EQ((*log)->InitialHardState().commit, 1u);
+    EXPECT_EQ((*log)->GetSnapshot()->meta.index, 1u);
+  }
   const auto want = src.All(src.kv_.get());
   const auto got = src.All(kv.get());
   ASSERT_EQ(got.kvs_size(), want.kvs_size());
@@ -188,7 +198,7 @@ TEST(Restore, EveryKeyKeepsValueRevisionsVersionAndLease) {
   etcdserverpb::PutRequest put;
   put.set_key("after");
   etcdserverpb::PutResponse pr;
-  ASSERT_TRUE(kv->ApplyPut(1, put, &pr).ok());
+  ASSERT_TRUE(kv->ApplyPut(2, put, &pr).ok());
   EXPECT_EQ(pr.header().revision(), src.kv_->revision() + 1);
   fs::remove(file);
 }

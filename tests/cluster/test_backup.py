@@ -167,3 +167,29 @@ def test_refusals_write_nothing():
         r = backup("restore", path, *base, check=False)
         assert r.returncode != 0 and "is not empty" in r.stderr
         assert os.listdir(target) == ["something"]
+
+
+def test_member_of_a_restored_cluster_that_loses_its_disk_gets_the_restored_state():
+    with harness.Cluster(3) as src:
+        write_data_set(src)
+        before = all_keys(src)
+        path = os.path.join(src.dir, "b.cfb")
+        backup("save", "--endpoints", src.endpoints, path)
+        new = restore_cluster(src, path, ["a", "b", "c"], "rebuilt-disk-loss")
+        with new.started():
+            lost = new.members[2]
+            lost.kill(harness.signal.SIGKILL)
+            shutil.rmtree(lost.data_dir)
+            lost.start(state="existing")
+            new.wait_for_leader()
+            new.etcdctl("put", "after", "loss")
+            deadline = harness.time.time() + 30
+            got = {}
+            while harness.time.time() < deadline:
+                got = harness.parse_get_json(new.etcdctl(
+                    "get", "", "--prefix", "-w", "json", "--consistency=s",
+                    endpoints=lost.endpoint, check=False).stdout or "{}")
+                if "after" in got:
+                    break
+                harness.time.sleep(0.2)
+            assert {k: v for k, v in got.items() if k != "after"} == before

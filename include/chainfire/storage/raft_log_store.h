@@ -51,6 +51,12 @@ class RaftLogStore : public node::NodeStorage {
   absl::Status SaveSnapshotAndCompact(raft::Index index, std::string data,
                                       raft::Index compact_to) override;
 
+  // Adds to `batch` the records of a log that starts after a snapshot at (index, term), with
+  // that index committed: how a restored data dir starts, so its state (which no log entry
+  // produced) reaches a member that rebuilds from the log only by a snapshot.
+  static void AddInitialSnapshot(Engine* engine, rocksdb::WriteBatch* batch, raft::Index index,
+                                 raft::Term term);
+
   // Manual mode only: performs up to `max_writes` queued writes as one synced batch.
   void FlushQueued(size_t max_writes);
   size_t queued() const;
