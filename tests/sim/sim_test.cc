@@ -18,7 +18,7 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
 TEST(Simulation, SweepAcrossAllFaultProfiles) {
   SweepOptions o;
   o.first_seed = EnvOr("CHAINFIRE_SIM_FIRST_SEED", 1);
-  o.seeds = EnvOr("CHAINFIRE_SIM_SEEDS", 1400);
+  o.seeds = EnvOr("CHAINFIRE_SIM_SEEDS", 1600);
   const SweepResult r = Sweep(o);
   EXPECT_TRUE(r.failures.empty()) << r.failures.size() << " seeds failed; first: seed="
                                   << (r.failures.empty() ? 0 : r.failures[0].first);
