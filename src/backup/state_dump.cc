@@ -19,7 +19,6 @@ using storage::Column;
 namespace {
 
 constexpr Column kStateColumns[] = {Column::kKv, Column::kKvRevisions, Column::kMeta};
-constexpr size_t kInstallBatchBytes = 4 << 20;
 
 int64_t ReadMeta64(storage::Engine* engine, const rocksdb::Snapshot* snap, const char* key) {
   rocksdb::ReadOptions ro;
@@ -161,7 +160,8 @@ absl::StatusOr<BackupSummary> WriteBackupFile(
   return summary;
 }
 
-absl::Status InstallRawState(storage::Engine* engine, const std::string& path) {
+absl::Status InstallRawState(storage::Engine* engine, const std::string& path,
+                             const InstallOptions& options) {
   // Verify the whole file before deleting anything.
   auto verified = VerifyFile(path);
   if (!verified.ok()) return verified.status();
@@ -199,9 +199,13 @@ absl::Status InstallRawState(storage::Engine* engine, const std::string& path) {
       return absl::OkStatus();
     }
     batch.Put(engine->cf(static_cast<Column>(r.column())), r.key(), r.value());
-    return batch.GetDataSize() >= kInstallBatchBytes ? flush(false) : absl::OkStatus();
+    return batch.GetDataSize() >= options.batch_bytes ? flush(false) : absl::OkStatus();
   });
   if (!visited.ok()) return visited.status();
+  if (options.testing_crash_before_last_batch) {
+    if (absl::Status s = engine->Write(&batch, true); !s.ok()) return s;  // all but the index
+    return absl::AbortedError("testing: crashed before the last batch of the install");
+  }
   if (!applied.empty()) batch.Put(engine->cf(Column::kMeta), mvcc::layout::kAppliedKey, applied);
   return flush(true);
 }

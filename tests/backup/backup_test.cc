@@ -278,6 +278,25 @@ TEST(RaftSnapshot, InstallMakesAnotherStoreIdenticalWithHistory) {
   ASSERT_TRUE(src.kv_->Range(req, &a).ok());
   ASSERT_TRUE(kv->Range(req, &b).ok());
   EXPECT_EQ(a.kvs(0).value(), b.kvs(0).value());
+  // An install cut short by a crash reads as not installed (applied index 0, below the
+  // snapshot's), and the redo from the same file completes it.
+  Source third;
+  third.kv_.reset();
+  InstallOptions crash;
+  crash.batch_bytes = 512;
+  crash.testing_crash_before_last_batch = true;
+  ASSERT_FALSE(InstallRawState(third.engine_.get(), file, crash).ok());
+  {
+    auto partial = std::move(*mvcc::KvStore::Open(third.engine_.get()));
+    EXPECT_EQ(partial->applied_index(), 0u);
+  }
+  ASSERT_TRUE(InstallRawState(third.engine_.get(), file).ok());
+  auto redone = std::move(*mvcc::KvStore::Open(third.engine_.get()));
+  uint32_t h3 = 0;
+  int64_t r3 = 0;
+  ASSERT_TRUE(redone->HashKV(0, &h3, &r3).ok());
+  EXPECT_EQ(h3, h1);
+  EXPECT_EQ(redone->applied_index(), src.kv_->applied_index());
   // A logical backup is not a raft snapshot, and a damaged snapshot is refused whole.
   const std::string logical = src.SaveBackup(src.dir_.path() + ".cfb");
   EXPECT_FALSE(InstallRawState(other.engine_.get(), logical).ok());

@@ -45,7 +45,13 @@ absl::StatusOr<BackupSummary> WriteBackupFile(
 // reads as applied 0, below the snapshot, and the caller redoes the install from the same
 // file before using the store (NodeHost does at startup): the old state or the new, never a
 // mix that looks installed.
-absl::Status InstallRawState(storage::Engine* engine, const std::string& path);
+struct InstallOptions {
+  size_t batch_bytes = 4 << 20;  // bytes of records per WriteBatch
+  // TEST ONLY: stop (as a crash would) just before the last batch, every other one written.
+  bool testing_crash_before_last_batch = false;
+};
+absl::Status InstallRawState(storage::Engine* engine, const std::string& path,
+                             const InstallOptions& options = InstallOptions());
 
 // The membership record a member keeps in raft_state (for offline backups); NotFound if the
 // data dir predates it.
