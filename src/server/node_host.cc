@@ -435,7 +435,8 @@ void NodeHost::RestoreSnapshot(const raft::Snapshot& snapshot) {
     Fatal(absl::StrCat("installing the snapshot ", path, " failed: ", s.ToString()));
   }
   ReloadAfterInstall();
-  CleanSnapshotDir(path);
+  // The install is durable (its last batch was synced): no redo will need the file.
+  CleanSnapshotDir(std::string());
   snapshots_installed_.fetch_add(1);
   spdlog::info(
       "member {:x}: installed the snapshot at index {} (state applied through {}, "
@@ -459,10 +460,12 @@ std::string NodeHost::snapshot_dir() const { return engine_->dir() + "/snap"; }
 
 void NodeHost::CleanSnapshotDir(const std::string& keep) {
   std::error_code ec;
+  const bool running = thread_.joinable();
   for (const auto& entry : std::filesystem::directory_iterator(snapshot_dir(), ec)) {
     if (entry.path().string() == keep) continue;
-    // Files being sent right now ("out-") belong to the transport.
-    if (entry.path().filename().string().rfind("out-", 0) == 0 && !keep.empty()) continue;
+    // While running, files being sent ("out-") and received (".part") belong to the transport.
+    const std::string name = entry.path().filename().string();
+    if (running && (name.rfind("out-", 0) == 0 || entry.path().extension() == ".part")) continue;
     std::filesystem::remove(entry.path(), ec);
   }
 }

@@ -203,7 +203,8 @@ class NodeHost : private node::Application {
   void ExpireLeases();
   // After the store's state was replaced: leases, attributes and watchers follow it.
   void ReloadAfterInstall();
-  // Removes snapshot files other than `keep` (temporary, sent, superseded).
+  // Removes snapshot files other than `keep`: received ones not (or no longer) needed, and at
+  // startup also leftovers of transfers.
   void CleanSnapshotDir(const std::string& keep);
   static int64_t NowMs();
   node::Lessor lessor_;
