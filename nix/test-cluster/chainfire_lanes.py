@@ -65,6 +65,27 @@ def diff_key_maps(expected, got):
     return diffs
 
 
+def parse_hashkv(text):
+    """Parses `etcdctl endpoint hashkv -w json` into {endpoint: (hash, revision)}."""
+    out = {}
+    for item in json.loads(text or "[]"):
+        h = item["HashKV"]
+        out[item["Endpoint"]] = (h.get("hash", 0), h.get("header", {}).get("revision", 0))
+    return out
+
+
+def member_summary(name, endpoint, up, status):
+    """One member's line of `cluster status` from its `endpoint status` dict (None: no answer)."""
+    out = {"name": name, "endpoint": endpoint, "up": bool(up and status)}
+    if status:
+        out.update({"leader": status.get("leader", 0) == status["header"]["member_id"],
+                    "leader_id": "%x" % status.get("leader", 0),
+                    "term": status.get("raftTerm", 0),
+                    "revision": status["header"].get("revision", 0),
+                    "applied_index": status.get("raftAppliedIndex", 0)})
+    return out
+
+
 def leader_of(statuses):
     """The leader ID all given statuses agree on, or None."""
     leaders = {s.get("leader", 0) for s in statuses.values()}
@@ -75,11 +96,15 @@ def leader_of(statuses):
     return None
 
 
-def etcdctl(endpoints, *args, timeout=30, check=True):
+def etcdctl(endpoints, *args, timeout=30, check=True, command_timeout="10s"):
+    """Runs etcdctl (v3 API); a run past `timeout` counts as a failure (return code -1)."""
     env = dict(os.environ, ETCDCTL_API="3")
     cmd = ["etcdctl", "--endpoints=" + endpoints, "--dial-timeout=2s",
-           "--command-timeout=10s"] + list(args)
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+           "--command-timeout=" + command_timeout] + list(args)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        r = subprocess.CompletedProcess(cmd, -1, "", "timed out after %ss" % timeout)
     if check and r.returncode != 0:
         raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
     return r
@@ -117,20 +142,70 @@ class LaneCluster:
     def start(self, timeout=30, detach=False):
         """Starts every member and waits (bounded) for an agreed leader. `detach`: the members
         outlive this process (own session), for `cluster start`."""
-        os.makedirs(self.root, exist_ok=True)
         for m in self.members:
-            log = open(m["log"], "a")
-            m["proc"] = subprocess.Popen(
-                [os.path.join(BIN_DIR, "chainfire"), "--name", m["name"],
-                 "--data-dir", m["data_dir"],
-                 "--listen-client-urls", "http://127.0.0.1:%d" % m["client"],
-                 "--listen-peer-urls", self.peer_url(m),
-                 "--initial-advertise-peer-urls", self.peer_url(m),
-                 "--initial-cluster", self.initial_cluster,
-                 "--initial-cluster-token", self.token] + self.extra_args,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=detach)
-            log.close()
+            self.start_member(m, detach)
         return self.wait_for_leader(timeout)
+
+    def member_args(self, m, initial_cluster=None, state="new"):
+        return [os.path.join(BIN_DIR, "chainfire"), "--name", m["name"],
+                "--data-dir", m["data_dir"],
+                "--listen-client-urls", "http://127.0.0.1:%d" % m["client"],
+                "--listen-peer-urls", self.peer_url(m),
+                "--initial-advertise-peer-urls", self.peer_url(m),
+                "--initial-cluster", initial_cluster or self.initial_cluster,
+                "--initial-cluster-token", self.token,
+                "--initial-cluster-state", state] + self.extra_args
+
+    def start_member(self, m, detach=False, state="new"):
+        os.makedirs(self.root, exist_ok=True)
+        log = open(m["log"], "a")
+        m["proc"] = subprocess.Popen(self.member_args(m, state=state), stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=detach)
+        log.close()
+
+    def run_member_to_exit(self, m, timeout=20, **kw):
+        """Starts `m` expecting it to refuse; returns (exit code, output). A member that keeps
+        running past `timeout` is killed and reported with exit code None."""
+        try:
+            r = subprocess.run(self.member_args(m, **kw), capture_output=True, text=True,
+                               timeout=timeout)
+            return r.returncode, r.stdout + r.stderr
+        except subprocess.TimeoutExpired as e:
+            return None, (e.stdout or b"").decode(errors="replace")
+
+    def stop_member(self, m, sig=signal.SIGTERM, timeout=15):
+        """Signals one member and waits (bounded) for it to exit; returns its exit code."""
+        p = m["proc"]
+        if p is None or p.poll() is not None:
+            return None
+        p.send_signal(sig)
+        try:
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=5)
+            raise RuntimeError("member %s did not exit within %ss of signal %d" %
+                               (m["name"], timeout, sig))
+
+    def endpoint(self, m):
+        return "127.0.0.1:%d" % m["client"]
+
+    def member_status(self, m):
+        """The member's endpoint status dict, or None when it does not answer."""
+        r = etcdctl(self.endpoint(m), "endpoint", "status", "-w", "json", check=False,
+                    timeout=10, command_timeout="3s")
+        try:
+            return parse_endpoint_status(r.stdout).get(self.endpoint(m))
+        except ValueError:
+            return None
+
+    def leader_member(self):
+        leader = self.wait_for_leader()
+        for m in self.members:
+            st = self.member_status(m)
+            if st and st["header"]["member_id"] == leader:
+                return m
+        raise RuntimeError("leader %x is not among the members" % leader)
 
     def statuses(self):
         r = etcdctl(self.endpoints, "endpoint", "status", "-w", "json", check=False)

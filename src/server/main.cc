@@ -10,6 +10,7 @@
 #include "chainfire/backup/state_dump.h"
 #include "chainfire/server/auto_compactor.h"
 #include "chainfire/server/services.h"
+#include "chainfire/storage/power_loss_fs.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
 
@@ -38,6 +39,8 @@ struct Flags {
   std::string log_level = "info";
   uint64_t snapshot_count = 100000;
   uint64_t snapshot_catchup_entries = 5000;
+  bool testing_power_loss_fs = false;
+  bool testing_lying_wal_sync = false;
 };
 
 [[noreturn]] void Die(const std::string& message) {
@@ -143,6 +146,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   flag("log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_flag("--testing-power-loss-fs", f.testing_power_loss_fs,
+               "TEST ONLY: keep writes since the last fsync in process memory, so SIGKILL loses "
+               "what a power loss would")
+      ->group("Testing (never in production)");
+  app.add_flag("--testing-lying-wal-sync", f.testing_lying_wal_sync,
+               "TEST ONLY (with --testing-power-loss-fs): WAL fsyncs report success without "
+               "writing, so a kill loses acknowledged writes")
+      ->group("Testing (never in production)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -226,7 +237,16 @@ int main(int argc, char** argv) {
     }
   }
 
-  auto engine = OrDie(cf::storage::Engine::Open(f.data_dir));
+  if (f.testing_lying_wal_sync && !f.testing_power_loss_fs) {
+    Die("--testing-lying-wal-sync needs --testing-power-loss-fs");
+  }
+  std::unique_ptr<rocksdb::Env> power_loss_env;
+  if (f.testing_power_loss_fs) {
+    power_loss_env = cf::storage::NewPowerLossEnv(f.testing_lying_wal_sync);
+    spdlog::warn("TEST ONLY: power-loss file system{}: a kill loses unsynced writes",
+                 f.testing_lying_wal_sync ? " with LYING WAL fsyncs" : "");
+  }
+  auto engine = OrDie(cf::storage::Engine::Open(f.data_dir, power_loss_env.get()));
   if (!learned_salt.empty()) {
     rocksdb::WriteBatch batch;  // a recovering member of a restored cluster keeps its ID
     batch.Put(engine->cf(cf::storage::Column::kRaftState), cf::backup::kClusterSaltKey,
@@ -341,6 +361,9 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("received signal {}, shutting down", sig);
+  // As etcd: a leader hands leadership to an up-to-date follower first, so a rolling restart
+  // costs no election timeout.
+  host->HandOverLeadership(std::chrono::milliseconds(f.election_timeout));
   // In-flight requests are answered (the node still runs) or cancelled at the deadline.
   auto_compactor.Stop();
   client_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));

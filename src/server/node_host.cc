@@ -77,7 +77,32 @@ NodeHost::~NodeHost() { Stop(); }
 
 bool NodeHost::bootstrapped() const { return log_->LastIndex() > 0 || kv_->applied_index() > 0; }
 
+bool NodeHost::HandOverLeadership(std::chrono::milliseconds timeout) {
+  if (!is_leader() || options_.cluster.members.size() < 2) return true;
+  const auto start = Clock::now();
+  TransferLeadership(0);
+  while (Clock::now() - start < timeout) {
+    const uint64_t lead = leader();
+    if (lead != 0 && lead != member_id()) {
+      spdlog::info("member {:x}: handed leadership to {:x} in {} ms", member_id(), lead,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
+                       .count());
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  spdlog::warn("member {:x}: leadership hand-over did not finish within {} ms", member_id(),
+               timeout.count());
+  return false;
+}
+
 void NodeHost::Start(transport::PeerTransport* transport) {
+  started_ = Clock::now();
+  replay_from_ = kv_->applied_index();
+  replay_target_ = std::max<uint64_t>(log_->InitialHardState().commit, replay_from_);
+  spdlog::info("member {:x}: starting at applied index {}, commit index {}, log [{}, {}]",
+               options_.member_id, replay_from_, replay_target_, log_->FirstIndex(),
+               log_->LastIndex());
   transport_ = transport;
   outbound_.target = transport;
   thread_ = std::thread([this] { Loop(); });
@@ -187,7 +212,19 @@ void NodeHost::Loop() {
           std::move(done), Clock::now() + std::chrono::milliseconds(options_.request_timeout_ms)};
       node_->Read(id);
     }
-    for (uint64_t target : transfers) node_->TransferLeader(target);
+    for (uint64_t target : transfers) {
+      if (target == 0) {
+        // The follower with the longest log: it can take over at once.
+        raft::Index best = 0;
+        for (const auto& [id, fs] : node_->status().progress) {
+          if (id != options_.member_id && fs.match >= best) {
+            best = fs.match;
+            target = id;
+          }
+        }
+      }
+      if (target != 0) node_->TransferLeader(target);
+    }
     if (Clock::now() >= next_tick) {
       node_->Tick();
       next_tick += tick;
@@ -206,6 +243,14 @@ void NodeHost::Loop() {
     term_ = st.hard_state.term;
     commit_ = st.hard_state.commit;
     first_index_ = log_->FirstIndex();
+    if (!replay_logged_ && kv_->applied_index() >= replay_target_) {
+      replay_logged_ = true;
+      spdlog::info("member {:x}: replayed {} committed entries (applied index {} -> {}) in {} ms",
+                   options_.member_id, replay_target_ - std::min(replay_target_, replay_from_),
+                   replay_from_, kv_->applied_index(),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_)
+                       .count());
+    }
     if (recovering_ && !st.hard_state.recovering) {
       recovering_ = false;
       spdlog::info("member {:x}: finished disk-loss recovery at commit index {} (term {})",

@@ -64,3 +64,39 @@ def test_diff_key_maps_reports_every_kind_of_difference():
     changed["new"] = (b"n", 7, 7, 1, 0)  # extra
     changed["empty"] = (b"", 4, 5, 1, 0)  # other revision
     assert [d["key"] for d in lanes.diff_key_maps(kvs, changed)] == ["a", "empty", "new"]
+
+
+def test_hashkv_json_gives_hash_and_revision_per_endpoint():
+    hashes = lanes.parse_hashkv(fixture("endpoint_hashkv_3.json"))
+    assert len(hashes) == 3
+    assert len(set(hashes.values())) == 1, "recorded on a converged cluster"
+    (h, rev), = set(hashes.values())
+    assert h != 0 and rev > 1
+    assert lanes.parse_hashkv("") == {}
+
+
+def test_member_summary_of_a_leader_a_follower_and_a_silent_member():
+    statuses = cluster.parse_endpoint_status(fixture("endpoint_status_3.json"))
+    lines = [lanes.member_summary("n%d" % i, ep, True, st)
+             for i, (ep, st) in enumerate(sorted(statuses.items()))]
+    assert sum(x["leader"] for x in lines) == 1
+    assert all(x["up"] and x["term"] >= 1 and x["applied_index"] > 0 for x in lines)
+    down = lanes.member_summary("n9", "127.0.0.1:1", True, None)
+    assert down == {"name": "n9", "endpoint": "127.0.0.1:1", "up": False}
+
+
+def test_client_errors_are_classified_from_recorded_grpc_statuses():
+    import rollout_soak
+    recorded = [l.split("|", 1) for l in fixture("client_errors.txt").splitlines() if l]
+    got = [rollout_soak.classify_error(code, details) for code, details in recorded]
+    assert got == ["leader-changed", "no-leader", "timeout", "timeout", "server-stopped",
+                   "connection-unavailable", "other:FAILED_PRECONDITION"]
+
+
+def test_leaderless_only_when_no_live_member_names_a_live_leader():
+    import rollout_soak
+    up = {1, 2}
+    assert not rollout_soak.leaderless({"a": {"id": 1, "leader": 2}}, up)
+    assert rollout_soak.leaderless({"a": {"id": 1, "leader": 3}}, up), "the leader is down"
+    assert rollout_soak.leaderless({"a": {"id": 1, "leader": 0}}, up)
+    assert rollout_soak.leaderless({}, set())

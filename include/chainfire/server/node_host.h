@@ -100,8 +100,12 @@ class NodeHost : private node::Application {
   // Log truncation and snapshot installs so far (for tests and logs).
   uint64_t first_log_index() const { return first_index_.load(); }
   uint64_t snapshots_installed() const { return snapshots_installed_.load(); }
-  // Asks the leader to hand leadership to `target`.
+  // Asks the leader to hand leadership to `target` (0: the follower with the longest log).
   void TransferLeadership(uint64_t target);
+  // Graceful shutdown of a leader: hands leadership to the most up-to-date follower and waits
+  // up to `timeout` for another member to lead. Returns whether it did (true at once when this
+  // member is not the leader or is alone).
+  bool HandOverLeadership(std::chrono::milliseconds timeout);
 
   // Leases. Expiry is decided by the leader, which proposes a revoke when a lease expires;
   // on becoming leader every lease's expiry is reset to its full TTL plus the election timeout.
@@ -197,6 +201,11 @@ class NodeHost : private node::Application {
   std::chrono::steady_clock::time_point leaderless_since_;
   bool publish_pending_ = false;
   bool published_ = false;
+  // Startup replay: entries committed before the start, applied after it.
+  uint64_t replay_target_ = 0;
+  uint64_t replay_from_ = 0;
+  bool replay_logged_ = false;
+  std::chrono::steady_clock::time_point started_;
   bool recovering_ = false;  // disk-loss recovery not finished (as last seen)
   std::chrono::steady_clock::time_point next_publish_;
 
