@@ -135,3 +135,23 @@ def test_ops_proof_holds_and_fails_on_a_wrong_membership():
         assert r.returncode == 1
         result, _ = only_result(work, "core-control-plane-ops-proof")
         assert not result["member_list_on_every_member_equals_boot"]
+
+
+def test_nix_files_parse_and_wrap_the_script_the_suite_runs():
+    flakes = [os.path.join(lanes.REPO, "flake.nix"),
+              os.path.join(lanes.REPO, "nix", "test-cluster", "flake.nix")]
+    for f in flakes:
+        r = subprocess.run(["nix-instantiate", "--parse", f], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+    with tempfile.TemporaryDirectory() as d:  # a broken file does not parse
+        broken = os.path.join(d, "flake.nix")
+        open(broken, "w").write(open(flakes[1]).read().replace("};", "", 1))
+        r = subprocess.run(["nix-instantiate", "--parse", broken], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode != 0
+    # The lanes flake runs ./cluster from its own directory: the script this suite runs.
+    text = open(flakes[1]).read()
+    assert "exec python3 ${./.}/cluster" in text
+    assert os.path.dirname(flakes[1]) == os.path.dirname(SCRIPT)
+    assert 'src = ./.;' in open(flakes[0]).read()
