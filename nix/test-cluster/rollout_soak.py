@@ -221,6 +221,12 @@ def post_restart_check(cluster, m, label, puts, reads):
     return r.returncode == 0, value
 
 
+def agreed(members):
+    """True when every member reported a HashKV and all (hash, revision) pairs are equal."""
+    return (bool(members) and all(members.values()) and
+            len({(v["hash"], v["revision"]) for v in members.values()}) == 1)
+
+
 def converge(cluster, timeout=60):
     """Waits (bounded) until every member reports the same revision; returns {name: (hash,
     revision)} from HashKV, or what it saw when the time ran out."""
@@ -301,8 +307,7 @@ def run(work_dir, duration, rounds, fault, seed, stamp):
                       if k not in got or got[k][0].decode() != v)
         lost += sorted(p["key"] for p in puts if p["ok"] and p["key"] not in got)
         members = converge(cluster)
-        converged = (all(members.values()) and
-                     len({(v["hash"], v["revision"]) for v in members.values()}) == 1)
+        converged = agreed(members)
         summary = {
             "restarts": sum(restarts.values()), "restarts_by_kind": restarts,
             "acknowledged_writes": len(traffic.acked), "unknown_writes": len(traffic.unknown),

@@ -191,3 +191,19 @@ def test_existing_on_an_empty_data_dir_needs_a_running_cluster():
         assert not os.path.exists(os.path.join(c.members[0].data_dir, "CURRENT"))
     finally:
         c.__exit__(None, None, None)
+
+
+def test_sigterm_on_the_leader_hands_leadership_over_before_exiting():
+    with harness.Cluster(3) as c:
+        c.etcdctl("put", "k", "v")
+        old = c.leader_member()
+        old_id = c.statuses([old])[old.endpoint]["header"]["member_id"]
+        assert old.kill(signal.SIGTERM) == 0
+        # At once (well within an election timeout), the others name a new, live leader:
+        # the hand-over happened before the old leader exited, not an election after it.
+        others = [m for m in c.members if m is not old]
+        st = c.statuses(others)
+        leaders = {s.get("leader") for s in st.values()}
+        assert len(leaders) == 1 and old_id not in leaders and 0 not in leaders, st
+        assert "handed leadership to" in old.log()
+        c.etcdctl("put", "after", "handover", endpoints=others[0].endpoint)

@@ -100,3 +100,20 @@ def test_leaderless_only_when_no_live_member_names_a_live_leader():
     assert rollout_soak.leaderless({"a": {"id": 1, "leader": 3}}, up), "the leader is down"
     assert rollout_soak.leaderless({"a": {"id": 1, "leader": 0}}, up)
     assert rollout_soak.leaderless({}, set())
+
+
+def test_convergence_check_catches_a_tampered_hash_or_a_silent_member():
+    import rollout_soak
+    members = {ep: {"hash": h, "revision": r}
+               for ep, (h, r) in lanes.parse_hashkv(fixture("endpoint_hashkv_3.json")).items()}
+    assert rollout_soak.agreed(members)
+    tampered = dict(members)
+    first = sorted(tampered)[0]
+    tampered[first] = dict(tampered[first], hash=tampered[first]["hash"] ^ 1)
+    assert not rollout_soak.agreed(tampered)
+    behind = dict(members)
+    behind[first] = dict(behind[first], revision=behind[first]["revision"] - 1)
+    assert not rollout_soak.agreed(behind)
+    silent = dict(members)
+    silent[first] = None
+    assert not rollout_soak.agreed(silent)
