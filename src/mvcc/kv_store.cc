@@ -104,8 +104,10 @@ void KvStore::StopCompactor() {
 
 absl::Status KvStore::ReplaceState(const std::function<absl::Status()>& install) {
   StopCompactor();
+  std::unique_lock<std::shared_mutex> state(state_mu_);  // readers see the old or the new
   absl::Status s = install();
   if (s.ok()) s = Load();
+  state.unlock();
   StartCompactor();
   return s;
 }
@@ -668,6 +670,7 @@ bool KvStore::HasLease(int64_t id) const {
 }
 
 std::vector<std::string> KvStore::LeaseKeys(int64_t id) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
   std::vector<std::string> keys;
   std::unique_ptr<rocksdb::Iterator> it(
       engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kMeta)));
@@ -726,6 +729,7 @@ bool KvStore::HasAlarm(etcdserverpb::AlarmType type) const {
 int64_t KvStore::ReadEvents(int64_t from, int64_t to, const std::string& key,
                             const std::string& range_end, bool prev_kv, size_t max_events,
                             std::vector<mvccpb::Event>* out) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
   std::unique_ptr<rocksdb::Iterator> revs(
       engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKvRevisions)));
   std::unique_ptr<rocksdb::Iterator> versions(
@@ -780,6 +784,7 @@ int64_t KvStore::ReadEvents(int64_t from, int64_t to, const std::string& key,
 }
 
 absl::Status KvStore::HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revision) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
   const int64_t current = revision();
   const int64_t at = rev > 0 ? rev : current;
   if (at > current) return ErrFutureRevision();
@@ -836,6 +841,7 @@ absl::Status KvStore::Finish(uint64_t index, WriteTxn* txn, const absl::Status& 
 
 absl::Status KvStore::Range(const etcdserverpb::RangeRequest& req,
                             etcdserverpb::RangeResponse* resp) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
   const int64_t current = revision();
   const int64_t rev = req.revision() > 0 ? req.revision() : current;
   if (rev > current) return ErrFutureRevision();

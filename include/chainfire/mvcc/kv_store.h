@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -147,6 +148,9 @@ class KvStore {
   std::vector<std::pair<int64_t, std::function<void()>>> compact_waiters_;  // compact_mu_
   std::thread compactor_;
   std::atomic<uint64_t> applied_{0};
+  // Readers (Range, ReadEvents, HashKV, LeaseKeys) hold it shared; ReplaceState exclusive, so
+  // a read never sees a state half replaced by a snapshot install.
+  mutable std::shared_mutex state_mu_;
 };
 
 }  // namespace chainfire::mvcc
