@@ -245,6 +245,19 @@ class LaneCluster:
         return parse_get_json(etcdctl(self.endpoints, "get", "", "--prefix", "-w", "json").stdout)
 
 
+def write_json(path, obj):
+    """Writes a lane's evidence file (sorted keys, indented, newline-terminated)."""
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def run_stamp():
+    """The name of one lane run's evidence directory: local time and pid."""
+    import datetime
+    return datetime.datetime.now().strftime("%Y%m%dT%H%M%S") + "-%d" % os.getpid()
+
+
 def is_chainfire(pid):
     """True when `pid` is a running chainfire process (not a recycled pid)."""
     try:

@@ -6,18 +6,11 @@ a changed --initial-cluster refuses to start; a wiped member started as `new` re
 comes back through disk-loss recovery with `existing`). Evidence: result.json,
 scope-fixed-contract.json and member logs under work/core-control-plane-ops-proof/<stamp>/.
 """
-import json
 import os
 import shutil
 import signal
 
 import chainfire_lanes as lanes
-
-
-def _write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
 
 
 def boot_membership(cluster):
@@ -97,6 +90,6 @@ def run(work_dir, stamp, fault="none"):
         result["error"] = str(e)
     finally:
         cluster.stop()
-        _write_json(os.path.join(evidence, "scope-fixed-contract.json"), contract)
-        _write_json(os.path.join(evidence, "result.json"), result)
+        lanes.write_json(os.path.join(evidence, "scope-fixed-contract.json"), contract)
+        lanes.write_json(os.path.join(evidence, "result.json"), result)
     return result

@@ -9,7 +9,6 @@ reads back through the restarted member. At the end every acknowledged write mus
 unchanged, and every member must reach the same revision and HashKV.
 """
 import collections
-import json
 import os
 import random
 import signal
@@ -187,12 +186,6 @@ class LeaderMonitor:
         self.thread.join(timeout=10)
 
 
-def _write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-
-
 def wait_serving(cluster, m, timeout=30):
     """Waits (bounded) until `m` answers and names a leader; returns the seconds it took."""
     start = time.time()
@@ -323,7 +316,7 @@ def run(work_dir, duration, rounds, fault, seed, stamp):
         }
         summary["pass"] = (not lost and converged and not traffic.stale_reads and
                            summary["post_restart_writes_ok"] and summary["post_restart_reads_ok"])
-        _write_json(os.path.join(evidence, "post-control-plane-restarts.json"), summary)
+        lanes.write_json(os.path.join(evidence, "post-control-plane-restarts.json"), summary)
         result.update(summary)
     except Exception as e:  # noqa: BLE001 - every failure ends up in result.json
         result["error"] = str(e)
@@ -333,7 +326,7 @@ def run(work_dir, duration, rounds, fault, seed, stamp):
         if monitor:
             monitor.finish()
         cluster.stop()
-        _write_json(os.path.join(evidence, "chainfire-post-restart-put.json"), puts)
-        _write_json(os.path.join(evidence, "chainfire-post-restart.json"), reads)
-    _write_json(os.path.join(evidence, "result.json"), result)
+        lanes.write_json(os.path.join(evidence, "chainfire-post-restart-put.json"), puts)
+        lanes.write_json(os.path.join(evidence, "chainfire-post-restart.json"), reads)
+    lanes.write_json(os.path.join(evidence, "result.json"), result)
     return result

@@ -84,9 +84,9 @@ bool NodeHost::HandOverLeadership(std::chrono::milliseconds timeout) {
   while (Clock::now() - start < timeout) {
     const uint64_t lead = leader();
     if (lead != 0 && lead != member_id()) {
-      spdlog::info("member {:x}: handed leadership to {:x} in {} ms", member_id(), lead,
-                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
-                       .count());
+      spdlog::info(
+          "member {:x}: handed leadership to {:x} in {} ms", member_id(), lead,
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -245,11 +245,11 @@ void NodeHost::Loop() {
     first_index_ = log_->FirstIndex();
     if (!replay_logged_ && kv_->applied_index() >= replay_target_) {
       replay_logged_ = true;
-      spdlog::info("member {:x}: replayed {} committed entries (applied index {} -> {}) in {} ms",
-                   options_.member_id, replay_target_ - std::min(replay_target_, replay_from_),
-                   replay_from_, kv_->applied_index(),
-                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_)
-                       .count());
+      spdlog::info(
+          "member {:x}: replayed {} committed entries (applied index {} -> {}) in {} ms",
+          options_.member_id, replay_target_ - std::min(replay_target_, replay_from_), replay_from_,
+          kv_->applied_index(),
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
     }
     if (recovering_ && !st.hard_state.recovering) {
       recovering_ = false;

@@ -23,8 +23,8 @@ class PowerLossFile : public rocksdb::FSWritableFileOwnerWrapper {
     pending_.append(data.data(), data.size());
     return IOStatus::OK();
   }
-  IOStatus Append(const Slice& data, const IOOptions& options,
-                  const rocksdb::DataVerificationInfo&, IODebugContext* dbg) override {
+  IOStatus Append(const Slice& data, const IOOptions& options, const rocksdb::DataVerificationInfo&,
+                  IODebugContext* dbg) override {
     return Append(data, options, dbg);
   }
   IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& options,
@@ -51,8 +51,7 @@ class PowerLossFile : public rocksdb::FSWritableFileOwnerWrapper {
     IOStatus s = WriteThrough(options, dbg);
     return s.ok() ? target()->Fsync(options, dbg) : s;
   }
-  IOStatus RangeSync(uint64_t, uint64_t, const IOOptions& options,
-                     IODebugContext* dbg) override {
+  IOStatus RangeSync(uint64_t, uint64_t, const IOOptions& options, IODebugContext* dbg) override {
     return Sync(options, dbg);
   }
   IOStatus Close(const IOOptions& options, IODebugContext* dbg) override {
@@ -102,9 +101,10 @@ IOStatus PowerLossFileSystem::NewWritableFile(const std::string& fname,
   return s;
 }
 
-IOStatus PowerLossFileSystem::ReopenWritableFile(
-    const std::string& fname, const rocksdb::FileOptions& opts,
-    std::unique_ptr<rocksdb::FSWritableFile>* result, IODebugContext* dbg) {
+IOStatus PowerLossFileSystem::ReopenWritableFile(const std::string& fname,
+                                                 const rocksdb::FileOptions& opts,
+                                                 std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                                 IODebugContext* dbg) {
   std::unique_ptr<rocksdb::FSWritableFile> file;
   IOStatus s = target()->ReopenWritableFile(fname, opts, &file, dbg);
   if (s.ok()) {
