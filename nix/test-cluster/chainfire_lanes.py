@@ -128,7 +128,7 @@ class LaneCluster:
         ports = free_ports(2 * len(names))
         self.members = [{"name": n, "client": ports[2 * i], "peer": ports[2 * i + 1],
                          "data_dir": os.path.join(root, n), "log": os.path.join(root, n + ".log"),
-                         "proc": None} for i, n in enumerate(names)]
+                         "proc": None, "extra_args": []} for i, n in enumerate(names)]
         self.initial_cluster = ",".join("%s=http://127.0.0.1:%d" % (m["name"], m["peer"])
                                         for m in self.members)
 
@@ -154,7 +154,7 @@ class LaneCluster:
                 "--initial-advertise-peer-urls", self.peer_url(m),
                 "--initial-cluster", initial_cluster or self.initial_cluster,
                 "--initial-cluster-token", self.token,
-                "--initial-cluster-state", state] + self.extra_args
+                "--initial-cluster-state", state] + self.extra_args + m["extra_args"]
 
     def start_member(self, m, detach=False, state="new"):
         os.makedirs(self.root, exist_ok=True)

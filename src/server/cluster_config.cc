@@ -102,6 +102,10 @@ absl::StatusOr<std::vector<std::string>> ParseUrls(const std::string& urls,
   return out;
 }
 
+std::string MemberSpec::DialAddress() const {
+  return dial_override.empty() ? HostPort(peer_urls[0]) : dial_override;
+}
+
 std::string HostPort(const std::string& url) {
   absl::string_view v = url;
   absl::ConsumePrefix(&v, "http://");

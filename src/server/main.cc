@@ -7,6 +7,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "chainfire/backup/state_dump.h"
 #include "chainfire/server/auto_compactor.h"
 #include "chainfire/server/services.h"
@@ -41,6 +42,7 @@ struct Flags {
   uint64_t snapshot_catchup_entries = 5000;
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
+  std::string testing_peer_dial;
 };
 
 [[noreturn]] void Die(const std::string& message) {
@@ -154,6 +156,10 @@ int main(int argc, char** argv) {
                "TEST ONLY (with --testing-power-loss-fs): WAL fsyncs report success without "
                "writing, so a kill loses acknowledged writes")
       ->group("Testing (never in production)");
+  app.add_option("--testing-peer-dial", f.testing_peer_dial,
+                 "TEST ONLY: name=host:port,... dial these addresses instead of the members' peer "
+                 "URLs (per-link proxies that cut the network between two members)")
+      ->group("Testing (never in production)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -192,6 +198,20 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (!f.testing_peer_dial.empty()) {
+    for (absl::string_view item : absl::StrSplit(f.testing_peer_dial, ',')) {
+      const std::pair<std::string, std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+      auto it = std::find_if(spec.members.begin(), spec.members.end(),
+                             [&](const cf::server::MemberSpec& m) { return m.name == kv.first; });
+      if (it == spec.members.end() || kv.second.empty()) {
+        Die(absl::StrCat("--testing-peer-dial: ", item, " does not name a member and an address"));
+      }
+      it->dial_override = kv.second;
+      spdlog::warn("TEST ONLY: dialing {} at {} instead of {}", it->name, kv.second,
+                   it->peer_urls[0]);
+    }
+  }
+
   const bool fresh = !std::filesystem::exists(std::filesystem::path(f.data_dir) / "CURRENT");
   const uint64_t base_cluster_id = spec.cluster_id;  // before any restore salt
   bool recovering = false;
@@ -201,8 +221,7 @@ int main(int argc, char** argv) {
     bool cluster_running = false;
     for (const cf::server::MemberSpec& m : spec.members) {
       if (m.id == self->id) continue;
-      auto probe = cf::transport::ProbePeer(cf::server::HostPort(m.peer_urls[0]), spec.cluster_id,
-                                            self->id, 1000);
+      auto probe = cf::transport::ProbePeer(m.DialAddress(), spec.cluster_id, self->id, 1000);
       if (!probe.ok()) continue;
       ClusterSpec salted = spec;
       if (!probe->cluster_salt().empty()) salted.SaltClusterId(probe->cluster_salt());
@@ -280,8 +299,7 @@ int main(int argc, char** argv) {
   auto host = OrDie(cf::server::NodeHost::Open(opts, engine.get()));
 
   std::map<uint64_t, std::string> peers;
-  for (const cf::server::MemberSpec& m : spec.members)
-    peers[m.id] = cf::server::HostPort(m.peer_urls[0]);
+  for (const cf::server::MemberSpec& m : spec.members) peers[m.id] = m.DialAddress();
   cf::server::NodeHost* h = host.get();
   cf::transport::PeerTransport transport(
       spec.cluster_id, self->id, peers,

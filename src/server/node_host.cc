@@ -375,7 +375,7 @@ int64_t NodeHost::min_lease_ttl() const {
 
 std::string NodeHost::LeaderPeerAddress() const {
   const MemberSpec* m = options_.cluster.FindId(leader());
-  return m == nullptr ? std::string() : HostPort(m->peer_urls[0]);
+  return m == nullptr ? std::string() : m->DialAddress();
 }
 
 void NodeHost::MaybePublish() {

@@ -1,7 +1,11 @@
 // The linearizability checker on recorded histories with known answers.
 #include "linearizability.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "gtest/gtest.h"
+#include "history_io.h"
 
 namespace chainfire::sim {
 namespace {
@@ -83,6 +87,57 @@ TEST(Linearizability, RegistersAreIndependent) {
   Operation other = Put(9, "z", 1, 2);
   other.key = "other";
   EXPECT_EQ(CheckLinearizable({other, Get(1, "", 3, 4)}).result, LinearizabilityResult::kOk);
+}
+
+// Histories as the chaos lane records them (JSON Lines), read back and checked.
+std::vector<Operation> ReadFixture(const std::string& name) {
+  std::ifstream in(std::string(CHAINFIRE_SIM_FIXTURES) + "/" + name);
+  EXPECT_TRUE(in.good()) << name;
+  auto ops = ReadHistory(in);
+  EXPECT_TRUE(ops.ok()) << ops.status();
+  return ops.ok() ? *ops : std::vector<Operation>{};
+}
+
+TEST(HistoryFile, RecordedHistoriesGetTheirKnownVerdicts) {
+  const auto good = ReadFixture("history-linearizable.jsonl");
+  ASSERT_EQ(good.size(), 10u);
+  EXPECT_EQ(CheckLinearizable(good).result, LinearizabilityResult::kOk);
+  const auto stale = CheckLinearizable(ReadFixture("history-stale-read.jsonl"));
+  EXPECT_EQ(stale.result, LinearizabilityResult::kViolation);
+  EXPECT_EQ(stale.key, "r1");
+  EXPECT_EQ(CheckLinearizable(ReadFixture("history-lost-write.jsonl")).result,
+            LinearizabilityResult::kViolation);
+}
+
+TEST(HistoryFile, LinesRoundTrip) {
+  const std::vector<Operation> ops = {Put(1, "a", 1, 2), Unknown(Put(2, "b", 3, 0)),
+                                      Get(3, "a\"\n\x01", 5, 6), Cas(4, "a", "c", true, 7, 8),
+                                      Unknown(Cas(5, "c", "d", false, 9, 0))};
+  std::stringstream ss;
+  for (const Operation& op : ops) ss << HistoryLine(op) << "\n";
+  auto back = ReadHistory(ss);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    EXPECT_EQ(DescribeOperation((*back)[i]), DescribeOperation(ops[i]));
+    EXPECT_EQ((*back)[i].output, ops[i].output);
+  }
+}
+
+TEST(HistoryFile, BadLinesAreRefusedByLineNumber) {
+  for (const auto& [text, want] : std::vector<std::pair<std::string, std::string>>{
+           {"{\"id\":1,\"kind\":\"put\",\"key\":\"k\",\"value\":\"v\",\"call\":1,\"ret\":2}\nnot "
+            "json",
+            "history line 2: not a JSON object"},
+           {"{\"id\":1,\"kind\":\"del\",\"key\":\"k\",\"call\":1,\"ret\":2}", "unknown kind"},
+           {"{\"id\":1,\"kind\":\"get\",\"key\":\"k\",\"call\":1,\"ret\":2}", "output"},
+           {"{\"id\":1,\"kind\":\"put\",\"key\":\"k\",\"value\":\"v\",\"call\":5,\"ret\":2}",
+            "returns before it is called"}}) {
+    std::stringstream ss(text);
+    auto r = ReadHistory(ss);
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_NE(r.status().message().find(want), std::string::npos) << r.status();
+  }
 }
 
 }  // namespace

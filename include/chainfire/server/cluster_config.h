@@ -19,6 +19,11 @@ struct MemberSpec {
   std::string name;
   std::vector<std::string> peer_urls;  // as given (advertised peer URLs)
   uint64_t id = 0;
+  // TEST ONLY (--testing-peer-dial): where this member dials the member instead of its first
+  // peer URL (a per-link proxy of the chaos lane). Not part of the identity or cluster ID.
+  std::string dial_override;
+  // The host:port this member dials to reach the member.
+  std::string DialAddress() const;
 };
 
 struct ClusterSpec {
