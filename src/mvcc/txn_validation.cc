@@ -59,7 +59,7 @@ absl::Status CheckOps(const google::protobuf::RepeatedPtrField<etcdserverpb::Req
   for (const etcdserverpb::RequestOp& op : ops) {
     switch (op.request_case()) {
       case etcdserverpb::RequestOp::kRequestRange:
-        if (op.request_range().key().empty()) return NoKey();
+        if (absl::Status s = ValidateRange(op.request_range()); !s.ok()) return s;
         break;
       case etcdserverpb::RequestOp::kRequestPut:
         if (op.request_put().key().empty()) return NoKey();
@@ -93,6 +93,15 @@ absl::Status CheckOps(const google::protobuf::RepeatedPtrField<etcdserverpb::Req
 }
 
 }  // namespace
+
+absl::Status ValidateRange(const etcdserverpb::RangeRequest& req) {
+  if (req.key().empty()) return NoKey();
+  if (!etcdserverpb::RangeRequest::SortOrder_IsValid(req.sort_order()) ||
+      !etcdserverpb::RangeRequest::SortTarget_IsValid(req.sort_target())) {
+    return absl::InvalidArgumentError("etcdserver: invalid sort option");
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateTxn(const etcdserverpb::TxnRequest& req, int max_ops) {
   Writes writes;

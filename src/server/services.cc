@@ -94,7 +94,7 @@ bool TxnPuts(const etcdserverpb::TxnRequest& t) {
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
                                            const etcdserverpb::RangeRequest* req,
                                            etcdserverpb::RangeResponse* resp) {
-  if (req->key().empty()) return FinishNow(ctx, ErrEmptyKey());
+  if (absl::Status s = mvcc::ValidateRange(*req); !s.ok()) return FinishNow(ctx, s);
   if (static_cast<int64_t>(req->ByteSizeLong()) > max_request_bytes_) {
     return FinishNow(ctx, ErrTooLarge());
   }
@@ -315,7 +315,7 @@ grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(grpc::CallbackServerCon
   bool known = false;
   for (const etcdserverpb::Member& m : host_->Members()) known |= m.id() == req->targetid();
   if (!known) {
-    return FinishNow(ctx, absl::NotFoundError("etcdserver: bad leader transferee"));
+    return FinishNow(ctx, absl::FailedPreconditionError("etcdserver: bad leader transferee"));
   }
   host_->TransferLeadership(req->targetid());
   // Wait (bounded) on a helper thread for the transfer to show, then answer.

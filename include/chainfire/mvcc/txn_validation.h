@@ -5,6 +5,12 @@
 //   range deleted in the same branch: InvalidArgument "etcdserver: duplicate key given in txn
 //   request" (the same key in the success and the failure branch is allowed)
 //   an empty key in any operation or compare: InvalidArgument "etcdserver: key is not provided"
+//   a range operation with an unknown sort order or target: ValidateRange's error
+// and of a range request alone (ValidateRange):
+//   an empty key: InvalidArgument "etcdserver: key is not provided"
+//   a sort order or target outside etcd's enums: InvalidArgument "etcdserver: invalid sort
+//   option"
+// Pure functions of the request; thread-safe.
 #pragma once
 
 #include "absl/status/status.h"
@@ -14,6 +20,7 @@ namespace chainfire::mvcc {
 
 inline constexpr int kMaxTxnOps = 128;
 
+absl::Status ValidateRange(const etcdserverpb::RangeRequest& req);
 absl::Status ValidateTxn(const etcdserverpb::TxnRequest& req, int max_ops = kMaxTxnOps);
 
 }  // namespace chainfire::mvcc
