@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "chainfire/storage/wal_scan.h"
 #include "rocksdb/options.h"
 
 namespace chainfire::storage {
@@ -77,12 +78,29 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, columns, &handles, &raw);
   if (!s.ok()) {
+    std::string where;
+    if (s.IsCorruption() && env == nullptr) {  // name the damaged WAL record, if it is one
+      if (auto damage = ScanWalDir(dir); damage.ok()) {
+        for (const WalDamage& d : *damage) {
+          absl::StrAppend(&where, "; ", d.file, " at offset ", d.offset, ": ", d.what,
+                          d.at_tail ? " (at the tail)" : " (valid records follow)");
+        }
+      }
+    }
     return absl::DataLossError(absl::StrCat("cannot open data dir ", dir, ": ", s.ToString(),
-                                            "; refusing to start on a damaged data dir"));
+                                            where, "; refusing to start on a damaged data dir"));
   }
   auto engine = std::unique_ptr<Engine>(new Engine());
   engine->dir_ = dir;
   engine->db_.reset(raw);
+  // Every table file's blocks against their checksums (RocksDB's message names the file and
+  // offset): damaged state is refused at startup, not discovered by a read later.
+  if (rocksdb::Status v = engine->db_->VerifyChecksum(); !v.ok()) {
+    for (auto* h : handles) engine->db_->DestroyColumnFamilyHandle(h);
+    engine->db_.reset();
+    return absl::DataLossError(absl::StrCat("data dir ", dir, " is damaged: ", v.ToString(),
+                                            "; refusing to start on a damaged data dir"));
+  }
   // handles[0] is the unused default column family; handles_[i] is Column(i).
   engine->db_->DestroyColumnFamilyHandle(handles[0]);
   engine->handles_.assign(handles.begin() + 1, handles.end());

@@ -80,6 +80,38 @@ raft::Message FromProto(const peer::RaftMessage& p) {
   return m;
 }
 
+absl::Status ValidatePeerMessage(const peer::RaftMessage& m, uint64_t self,
+                                 const std::set<uint64_t>& members) {
+  if (m.type() > static_cast<uint32_t>(raft::MessageType::kRecoveryProbeResp)) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown message type ", m.type()));
+  }
+  const auto type = static_cast<raft::MessageType>(m.type());
+  if (m.to() != self) return absl::InvalidArgumentError("message for another member");
+  if (m.from() == self || !members.contains(m.from())) {
+    return absl::InvalidArgumentError(absl::StrCat("message from non-member ", m.from()));
+  }
+  if (type != raft::MessageType::kApp && type != raft::MessageType::kProp &&
+      m.entries_size() > 0) {
+    return absl::InvalidArgumentError("entries on a message that carries none");
+  }
+  if (type == raft::MessageType::kApp) {
+    for (int i = 0; i < m.entries_size(); ++i) {
+      const peer::Entry& e = m.entries(i);
+      if (e.index() != m.index() + 1 + static_cast<uint64_t>(i) || e.term() > m.term() ||
+          e.term() < m.log_term()) {
+        return absl::InvalidArgumentError("append entries out of order");
+      }
+    }
+  }
+  if ((type == raft::MessageType::kSnap) != m.has_snapshot()) {
+    return absl::InvalidArgumentError("snapshot on a message that carries none, or missing");
+  }
+  if (m.has_snapshot() && m.snapshot().index() == 0) {
+    return absl::InvalidArgumentError("snapshot at index 0");
+  }
+  return absl::OkStatus();
+}
+
 class PeerTransport::Service : public peer::Peer::CallbackService {
  public:
   explicit Service(PeerTransport* t) : t_(t) {}
@@ -103,7 +135,13 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
           std::vector<raft::Message> msgs;
           msgs.reserve(batch_.messages_size());
           for (const peer::RaftMessage& m : batch_.messages()) {
-            if (m.to() == t_->self_id_) msgs.push_back(FromProto(m));
+            if (absl::Status s = ValidatePeerMessage(m, t_->self_id_, t_->members_); !s.ok()) {
+              if (t_->invalid_messages_.fetch_add(1) % 100 == 0) {
+                spdlog::warn("dropping a message from {:x}: {}", m.from(), std::string(s.message()));
+              }
+              continue;
+            }
+            msgs.push_back(FromProto(m));
           }
           if (!msgs.empty() && !t_->stopping_) t_->deliver_(std::move(msgs));
         }
@@ -158,6 +196,12 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
           chunk_.message().to() != t_->self_id_ || t_->receive_dir_.empty() ||
           !t_->snapshot_verify_) {
         Fail(grpc::StatusCode::FAILED_PRECONDITION, "snapshot not for this member");
+        return false;
+      }
+      if (absl::Status s = ValidatePeerMessage(chunk_.message(), t_->self_id_, t_->members_);
+          !s.ok() || chunk_.message().type() != static_cast<uint32_t>(raft::MessageType::kSnap)) {
+        Fail(grpc::StatusCode::INVALID_ARGUMENT,
+             s.ok() ? std::string("not a snapshot message") : std::string(s.message()));
         return false;
       }
       message_ = FromProto(chunk_.message());
@@ -269,7 +313,9 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
       deliver_(std::move(deliver)),
       probe_(std::move(probe)),
       service_(std::make_unique<Service>(this)) {
+  members_.insert(self_id);
   for (auto& [id, address] : peers) {
+    members_.insert(id);
     if (id == self_id) continue;
     auto p = std::make_unique<Peer>();
     p->id = id;

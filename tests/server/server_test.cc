@@ -1,4 +1,5 @@
 // Flags-level membership parsing and ID derivation; the peer transport over real gRPC.
+#include <set>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -75,7 +76,7 @@ TEST(PeerTransport, DeliversOwnClusterAndDropsForeignBatches) {
   auto probe = [](const peer::ProbeRequest&) { return peer::ProbeResponse(); };
   int port = 0;
   transport::PeerTransport receiver(
-      /*cluster_id=*/77, /*self_id=*/2, {},
+      /*cluster_id=*/77, /*self_id=*/2, {{1, "127.0.0.1:9"}},
       [&](std::vector<raft::Message> msgs) {
         std::lock_guard<std::mutex> l(mu);
         for (auto& m : msgs) received.push_back(std::move(m));
@@ -107,13 +108,16 @@ TEST(PeerTransport, DeliversOwnClusterAndDropsForeignBatches) {
     }
   }
   EXPECT_EQ(receiver.dropped_foreign_batches(), 1u);
+  raft::Message forged = m;  // from a member the receiver does not know: dropped
+  forged.from = 7;
+  ours.Send(forged);
   m.term = 6;
   ours.Send(m);
   {
     std::unique_lock<std::mutex> l(mu);
     ASSERT_TRUE(cv.wait_until(l, deadline, [&] { return !received.empty(); }));
   }
-  ASSERT_EQ(received.size(), 1u) << "only our cluster's message was delivered";
+  ASSERT_EQ(received.size(), 1u) << "only our cluster's valid message was delivered";
   EXPECT_EQ(received[0].term, 6u);
   auto resp = transport::ProbePeer(address, 77, 1, 2000);
   EXPECT_TRUE(resp.ok());
@@ -121,6 +125,60 @@ TEST(PeerTransport, DeliversOwnClusterAndDropsForeignBatches) {
   ours.Stop();
   receiver.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+}
+
+TEST(PeerTransport, ValidatesMessagesBeforeRaftSeesThem) {
+  const std::set<uint64_t> members = {1, 2, 3};
+  auto append = [] {
+    peer::RaftMessage m;
+    m.set_type(static_cast<uint32_t>(raft::MessageType::kApp));
+    m.set_from(2);
+    m.set_to(1);
+    m.set_term(3);
+    m.set_index(4);
+    m.set_log_term(2);
+    for (uint64_t i = 5; i <= 6; ++i) {
+      auto* e = m.add_entries();
+      e->set_index(i);
+      e->set_term(3);
+    }
+    return m;
+  };
+  EXPECT_TRUE(transport::ValidatePeerMessage(append(), 1, members).ok());
+  auto expect_refused = [&](peer::RaftMessage m, const std::string& why) {
+    const absl::Status s = transport::ValidatePeerMessage(m, 1, members);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << why;
+    EXPECT_NE(s.message().find(why), std::string::npos) << s;
+  };
+  auto m = append();
+  m.set_type(99);
+  expect_refused(m, "unknown message type 99");
+  m = append();
+  m.set_to(2);
+  expect_refused(m, "for another member");
+  m = append();
+  m.set_from(9);
+  expect_refused(m, "from non-member 9");
+  m = append();
+  m.set_from(1);
+  expect_refused(m, "from non-member 1");
+  m = append();
+  m.mutable_entries(1)->set_index(7);  // a gap
+  expect_refused(m, "out of order");
+  m = append();
+  m.mutable_entries(0)->set_term(4);  // newer than the message's term
+  expect_refused(m, "out of order");
+  m = append();
+  m.set_type(static_cast<uint32_t>(raft::MessageType::kHeartbeat));
+  expect_refused(m, "carries none");
+  m = append();
+  m.clear_entries();
+  m.set_type(static_cast<uint32_t>(raft::MessageType::kSnap));
+  expect_refused(m, "snapshot");
+  m.mutable_snapshot()->set_index(0);
+  expect_refused(m, "snapshot at index 0");
+  m.mutable_snapshot()->set_index(9);
+  EXPECT_TRUE(transport::ValidatePeerMessage(m, 1, members).ok());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The durable Raft log on a real RocksDB: reopen, truncation, torn tails, corruption, format
 // and consistency checks.
 #include "chainfire/storage/raft_log_store.h"
+#include "chainfire/storage/wal_scan.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -145,6 +146,77 @@ TEST(RaftLogStore, CorruptionInTheMiddleIsRefused) {
   ASSERT_FALSE(engine.ok()) << "a corrupt middle must not be silently truncated";
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(engine.status().message().find("refusing to start"), std::string::npos);
+  // The message names the damaged file and the offset of the bad record.
+  const std::string msg(engine.status().message());
+  EXPECT_NE(msg.find(wal.string() + " at offset "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(valid records follow)"), std::string::npos) << msg;
+  auto damage = ScanWalFile(wal.string());
+  ASSERT_TRUE(damage.ok() && damage->has_value());
+  EXPECT_LE((*damage)->offset, size / 3);
+  EXPECT_GT((*damage)->offset + 200, size / 3) << "the record holding the flipped bytes";
+  EXPECT_FALSE((*damage)->at_tail);
+}
+
+TEST(RaftLogStore, DamagedTableFileIsRefusedNamingIt) {
+  TempDir dir;
+  {
+    Store s(dir.path());
+    for (raft::Index i = 1; i <= 50; ++i) s.WriteAndWait(Entries(i, i, 1));
+  }
+  {
+    auto engine = std::move(*Engine::Open(dir.path()));
+    ASSERT_TRUE(engine->db()->Flush(rocksdb::FlushOptions(), engine->cf(Column::kRaftLog)).ok());
+  }
+  std::filesystem::path sst;
+  for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+    if (f.path().extension() == ".sst") sst = f.path();
+  }
+  ASSERT_FALSE(sst.empty());
+  ASSERT_TRUE(Engine::Open(dir.path()).ok()) << "intact: opens";
+  {
+    std::fstream f(sst, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(100);  // inside the first data block
+    f.put('\xee');
+  }
+  auto engine = Engine::Open(dir.path());
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kDataLoss);
+  const std::string msg(engine.status().message());
+  EXPECT_NE(msg.find(sst.filename().string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find("offset"), std::string::npos) << msg;
+}
+
+TEST(WalScan, CleanLogTornTailAndMiddleDamage) {
+  TempDir dir;
+  {
+    Store s(dir.path());
+    for (raft::Index i = 1; i <= 10; ++i) s.WriteAndWait(Entries(i, i, 1));
+  }
+  const auto wal = NewestWal(dir.path());
+  auto clean = ScanWalFile(wal.string());
+  ASSERT_TRUE(clean.ok());
+  EXPECT_FALSE(clean->has_value()) << (*clean)->what << " at " << (*clean)->offset;
+  const auto size = std::filesystem::file_size(wal);
+  {
+    std::ofstream out(wal, std::ios::binary | std::ios::app);
+    out << std::string(9, '\x5a');  // a torn write after the last record
+  }
+  auto torn = ScanWalFile(wal.string());
+  ASSERT_TRUE(torn.ok() && torn->has_value());
+  EXPECT_EQ((*torn)->offset, size);
+  EXPECT_TRUE((*torn)->at_tail);
+  {
+    std::fstream f(wal, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    f.put('\x01');
+    f.put('\x02');
+  }
+  auto middle = ScanWalFile(wal.string());
+  ASSERT_TRUE(middle.ok() && middle->has_value());
+  EXPECT_LE((*middle)->offset, size / 2);
+  EXPECT_FALSE((*middle)->at_tail);
+  // A known CRC32C value (RFC 3720's test vector: 32 zero bytes).
+  EXPECT_EQ(Crc32c(std::string(32, '\0').data(), 32), 0x8a9136aau);
 }
 
 TEST(RaftLogStore, UnknownFormatVersionIsRefused) {

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,12 @@ namespace chainfire::transport {
 
 peer::RaftMessage ToProto(const raft::Message& m);
 raft::Message FromProto(const peer::RaftMessage& m);
+// The structural checks a received message must pass before it reaches Raft: a known type,
+// addressed to `self`, from another member of `members`; entries only on appends, numbered
+// consecutively after the message's index and no newer than its term; a snapshot exactly on
+// kSnap messages. InvalidArgument naming the problem otherwise (the message is dropped).
+absl::Status ValidatePeerMessage(const peer::RaftMessage& m, uint64_t self,
+                                 const std::set<uint64_t>& members);
 
 class PeerTransport : public node::Transport {
  public:
@@ -100,8 +107,10 @@ class PeerTransport : public node::Transport {
   std::string receive_dir_;
   std::atomic<uint64_t> received_snapshots_{0};
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;
+  std::set<uint64_t> members_;  // every member, self included
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> foreign_batches_{0};
+  std::atomic<uint64_t> invalid_messages_{0};
   std::unique_ptr<Service> service_;
 };
 
