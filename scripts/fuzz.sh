@@ -18,14 +18,18 @@ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 ninja -C build-fuzz -j2 "${targets[@]/#/fuzz_}"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+status=0
 for t in "${targets[@]}"; do
   mkdir -p "work/fuzz/$t"
   echo "== fuzz_$t for ${seconds}s"
   build-fuzz/bin/"fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
     -artifact_prefix="work/fuzz/$t/" -print_final_stats=1 \
     "work/fuzz/$t" "tests/fuzz/corpus/$t" 2>&1 | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY|.*Test unit written)' || true
-  if ls "work/fuzz/$t"/crash-* "work/fuzz/$t"/leak-* "work/fuzz/$t"/timeout-* >/dev/null 2>&1; then
-    echo "fuzz_$t found a failing input: $(ls "work/fuzz/$t"/crash-* "work/fuzz/$t"/leak-* "work/fuzz/$t"/timeout-* 2>/dev/null | head -3)"
-    exit 1
+  found=$(find "work/fuzz/$t" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | head -3)
+  if [ -n "$found" ]; then
+    echo "fuzz_$t found a failing input: $found"
+    echo "reproduce: build-fuzz/bin/fuzz_$t $found"
+    status=1
   fi
 done
+exit $status

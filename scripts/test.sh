@@ -11,3 +11,6 @@ grep -hE "^(simulated|bug hunt)" build/Testing/Temporary/LastTest.log || true
 # The core again under ASan + UBSan (build-asan/).
 scripts/test-sanitizers.sh
 grep -hE "^simulated" build-asan/Testing/Temporary/LastTest.log | sed 's/^/asan+ubsan: /' || true
+# libFuzzer runs of the fuzz targets (build-fuzz/, clang 14 + ASan + UBSan), 10 s each; longer
+# runs: scripts/fuzz.sh <seconds>.
+scripts/fuzz.sh "${CHAINFIRE_FUZZ_SECONDS:-10}"

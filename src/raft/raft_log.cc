@@ -51,6 +51,7 @@ Term RaftLog::TermOrZero(Index index) const {
 }
 
 bool RaftLog::MatchTerm(Index index, Term term) const {
+  if (index > LastIndex()) return false;  // TermAt answers 0 there, which must not match
   auto t = TermAt(index);
   return t.ok() && *t == term;
 }

@@ -106,8 +106,8 @@ absl::Status ValidatePeerMessage(const peer::RaftMessage& m, uint64_t self,
   if ((type == raft::MessageType::kSnap) != m.has_snapshot()) {
     return absl::InvalidArgumentError("snapshot on a message that carries none, or missing");
   }
-  if (m.has_snapshot() && m.snapshot().index() == 0) {
-    return absl::InvalidArgumentError("snapshot at index 0");
+  if (m.has_snapshot() && (m.snapshot().index() == 0 || m.snapshot().term() == 0)) {
+    return absl::InvalidArgumentError("snapshot at index 0 or of term 0");
   }
   return absl::OkStatus();
 }

@@ -60,6 +60,22 @@ TEST(RawNode, RefusesMessagesForOtherNodes) {
   EXPECT_EQ(m.raw->Step(msg).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Found by the peer-message fuzzer: a snapshot of term 0 beyond the log "matched" the term 0
+// that TermAt answers past the last index, and the follower committed entries it did not have.
+TEST(RawNode, SnapshotBeyondTheLogIsNotMistakenForAMatch) {
+  Member m = MakeMember(1, 3);
+  Message msg;
+  msg.type = MessageType::kSnap;
+  msg.from = 2;
+  msg.to = 1;
+  msg.term = 2;
+  msg.snapshot = Snapshot{{10, 0}, "state"};
+  ASSERT_TRUE(m.raw->Step(msg).ok());
+  const Ready rd = m.raw->GetReady();
+  ASSERT_TRUE(rd.snapshot.has_value()) << "installed as a snapshot, not taken as a log match";
+  EXPECT_EQ(rd.snapshot->meta.index, 10u);
+}
+
 TEST(RawNode, ProposalWithoutLeaderIsDropped) {
   Member m = MakeMember(1, 3);
   EXPECT_EQ(m.raw->Propose("x").code(), absl::StatusCode::kFailedPrecondition);

@@ -178,6 +178,9 @@ TEST(PeerTransport, ValidatesMessagesBeforeRaftSeesThem) {
   m.mutable_snapshot()->set_index(0);
   expect_refused(m, "snapshot at index 0");
   m.mutable_snapshot()->set_index(9);
+  expect_refused(m, "of term 0");
+  m.mutable_snapshot()->set_term(2);
+  m.mutable_snapshot()->set_index(9);
   EXPECT_TRUE(transport::ValidatePeerMessage(m, 1, members).ok());
 }
 
