@@ -87,8 +87,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
         }
       }
     }
-    return absl::DataLossError(absl::StrCat("cannot open data dir ", dir, ": ", s.ToString(),
-                                            where, "; refusing to start on a damaged data dir"));
+    return absl::DataLossError(absl::StrCat("cannot open data dir ", dir, ": ", s.ToString(), where,
+                                            "; refusing to start on a damaged data dir"));
   }
   auto engine = std::unique_ptr<Engine>(new Engine());
   engine->dir_ = dir;

@@ -90,8 +90,7 @@ absl::Status ValidatePeerMessage(const peer::RaftMessage& m, uint64_t self,
   if (m.from() == self || !members.contains(m.from())) {
     return absl::InvalidArgumentError(absl::StrCat("message from non-member ", m.from()));
   }
-  if (type != raft::MessageType::kApp && type != raft::MessageType::kProp &&
-      m.entries_size() > 0) {
+  if (type != raft::MessageType::kApp && type != raft::MessageType::kProp && m.entries_size() > 0) {
     return absl::InvalidArgumentError("entries on a message that carries none");
   }
   if (type == raft::MessageType::kApp) {
@@ -137,7 +136,8 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
           for (const peer::RaftMessage& m : batch_.messages()) {
             if (absl::Status s = ValidatePeerMessage(m, t_->self_id_, t_->members_); !s.ok()) {
               if (t_->invalid_messages_.fetch_add(1) % 100 == 0) {
-                spdlog::warn("dropping a message from {:x}: {}", m.from(), std::string(s.message()));
+                spdlog::warn("dropping a message from {:x}: {}", m.from(),
+                             std::string(s.message()));
               }
               continue;
             }

@@ -16,8 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::fwrite(data, 1, size, f);
   std::fclose(f);
   size_t records = 0;
-  auto summary = chainfire::backup::VerifyFile(
-      path, [&](chainfire::backup::RecordType, std::string_view) {
+  auto summary =
+      chainfire::backup::VerifyFile(path, [&](chainfire::backup::RecordType, std::string_view) {
         ++records;
         return absl::OkStatus();
       });

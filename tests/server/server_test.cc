@@ -1,8 +1,8 @@
 // Flags-level membership parsing and ID derivation; the peer transport over real gRPC.
-#include <set>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 
 #include "chainfire/server/auto_compactor.h"
 #include "chainfire/server/cluster_config.h"

@@ -3,10 +3,11 @@
 namespace chainfire::sim {
 
 absl::StatusOr<std::unique_ptr<RocksSimStorage>> RocksSimStorage::Open(
-    rocksdb::Env* env, const std::string& dir, const DiskFaults* faults, Random* rng,
-    const uint64_t* now_ms, DurableHook on_durable) {
+    rocksdb::Env* env, FaultFileSystem* fs, const std::string& dir, const DiskFaults* faults,
+    Random* rng, const uint64_t* now_ms, DurableHook on_durable) {
   auto s = std::unique_ptr<RocksSimStorage>(new RocksSimStorage());
   s->faults_ = faults;
+  s->fs_ = fs;
   s->rng_ = rng;
   s->now_ms_ = now_ms;
   s->on_durable_ = std::move(on_durable);
@@ -31,17 +32,35 @@ void RocksSimStorage::SubmitWrite(node::PersistRequest request) {
 absl::StatusOr<size_t> RocksSimStorage::PollCompletedWrites() {
   if (failed_) return absl::DataLossError("fsync failed earlier");
   size_t due = 0;
+  bool fails = false;
   for (const Pending& p : pending_) {
     if (p.done_at_ms > *now_ms_) break;
-    if (p.fails) {
-      failed_ = true;
-      return absl::DataLossError("simulated fsync failure");
-    }
     ++due;
+    if (p.fails) {
+      fails = true;
+      break;
+    }
   }
   if (due == 0) return size_t{0};
-  log_->FlushQueued(due);  // the real code path: one synced WriteBatch
+  if (fails) fs_->FailNextSync();  // the WAL sync of this very batch fails
+  log_->FlushQueued(due);          // the real code path: one synced WriteBatch
   auto n = log_->PollCompletedWrites();
+  if (faults_->testing_ignore_fsync_failure && (fails || ignoring_)) {
+    ignoring_ = true;  // the bug: whatever the store says, these writes count as durable
+    for (size_t i = 0; i < due; ++i) {
+      if (on_durable_) on_durable_(pending_.front().request);
+      pending_.pop_front();
+    }
+    return due;
+  }
+  if (fails) {
+    failed_ = true;
+    if (n.ok()) {
+      return absl::InternalError(
+          "VIOLATION: the WAL fsync failed but the store reported the write durable");
+    }
+    return n.status();
+  }
   if (!n.ok()) return n.status();
   for (size_t i = 0; i < *n; ++i) {
     if (on_durable_) on_durable_(pending_.front().request);

@@ -1,9 +1,10 @@
 // The production RaftLogStore on RocksDB's in-memory Env, driven by the simulation's clock.
 //
 // Writes queue in the store (manual mode) and are performed, synced, when their simulated
-// latency has passed, so the run stays deterministic. A crash drops the queued writes (they
-// never reached the disk) and reopens the database from the in-memory Env, which keeps what was
-// written. Torn tails are covered by SimDisk seeds and by the storage tests on a real disk.
+// latency has passed, so the run stays deterministic. The Env's file system is the
+// simulation's FaultFileSystem: a crash keeps only synced bytes (and by chance a torn prefix
+// of the rest), a failed fsync is a real failed WAL sync that the store must report (the
+// member then stops), and bit flips at rest must make the next open fail.
 // Thread-safety: none (the simulation is single-threaded).
 #pragma once
 
@@ -12,6 +13,7 @@
 
 #include "chainfire/common/random.h"
 #include "chainfire/storage/raft_log_store.h"
+#include "fault_fs.h"
 #include "sim_disk.h"
 
 namespace chainfire::sim {
@@ -19,11 +21,9 @@ namespace chainfire::sim {
 class RocksSimStorage : public node::NodeStorage {
  public:
   using DurableHook = SimStorage::DurableHook;
-  static absl::StatusOr<std::unique_ptr<RocksSimStorage>> Open(rocksdb::Env* env,
-                                                               const std::string& dir,
-                                                               const DiskFaults* faults,
-                                                               Random* rng, const uint64_t* now_ms,
-                                                               DurableHook on_durable);
+  static absl::StatusOr<std::unique_ptr<RocksSimStorage>> Open(
+      rocksdb::Env* env, FaultFileSystem* fs, const std::string& dir, const DiskFaults* faults,
+      Random* rng, const uint64_t* now_ms, DurableHook on_durable);
 
   raft::HardState InitialHardState() const override { return log_->InitialHardState(); }
   absl::StatusOr<std::vector<raft::Entry>> Entries(raft::Index lo, raft::Index hi,
@@ -49,6 +49,7 @@ class RocksSimStorage : public node::NodeStorage {
     bool fails;
   };
   const DiskFaults* faults_ = nullptr;
+  FaultFileSystem* fs_ = nullptr;
   Random* rng_ = nullptr;
   const uint64_t* now_ms_ = nullptr;
   DurableHook on_durable_;
@@ -56,6 +57,7 @@ class RocksSimStorage : public node::NodeStorage {
   std::unique_ptr<storage::RaftLogStore> log_;
   std::deque<Pending> pending_;
   bool failed_ = false;
+  bool ignoring_ = false;  // testing_ignore_fsync_failure: a sync failed and was ignored
 };
 
 }  // namespace chainfire::sim

@@ -29,6 +29,9 @@ struct DiskFaults {
   // TEST ONLY bug switch: fsync returns before the data is durable; a crash loses the last
   // synced write as well.
   bool testing_fsync_lies = false;
+  // TEST ONLY bug switch (RocksDB runs): after a failed fsync the member carries on, counting
+  // its writes as durable.
+  bool testing_ignore_fsync_failure = false;
 };
 
 class SimDisk {

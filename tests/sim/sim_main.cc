@@ -29,9 +29,12 @@ bool Flag(const char* arg, const char* name, std::string* value) {
 int Usage() {
   std::fprintf(
       stderr,
-      "usage: chainfire-sim --seed=N [--profile=calm|lossy|partition|crash|chaos] "
+      "usage: chainfire-sim --seed=N "
+      "[--profile=calm|lossy|partition|crash|chaos|leader-crash|election-storm|disk-loss|faulty-"
+      "disk] "
       "[--trace] [--storage=sim|rocksdb] [--bug=vote-not-persisted|commit-before-leader-fsync|"
-      "read-without-read-index|fsync-lies|lease-no-reset|disk-loss-rejoins-as-new]\n"
+      "read-without-read-index|fsync-lies|lease-no-reset|disk-loss-rejoins-as-new|ignore-fsync-"
+      "failure]\n"
       "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--bug=B]\n");
   return 2;
 }
@@ -75,6 +78,8 @@ int main(int argc, char** argv) {
         bugs.lease_no_reset_on_promote = true;
       } else if (v == "disk-loss-rejoins-as-new") {
         bugs.disk_loss_rejoins_as_new = true;
+      } else if (v == "ignore-fsync-failure") {
+        bugs.ignore_fsync_failure = true;
       } else {
         return Usage();
       }

@@ -14,6 +14,7 @@ std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSw
   if (bugs.fsync_lies) cmd += " --bug=fsync-lies";
   if (bugs.lease_no_reset_on_promote) cmd += " --bug=lease-no-reset";
   if (bugs.disk_loss_rejoins_as_new) cmd += " --bug=disk-loss-rejoins-as-new";
+  if (bugs.ignore_fsync_failure) cmd += " --bug=ignore-fsync-failure";
   return cmd + " --trace";
 }
 
@@ -41,6 +42,8 @@ SweepResult Sweep(const SweepOptions& o) {
     r.leases_expired += res.leases_expired;
     r.disks_lost += res.disks_lost;
     r.recoveries += res.recoveries_finished;
+    r.bits_flipped += res.bits_flipped;
+    r.corruptions_detected += res.corruptions_detected;
     if (!res.ok) {
       r.failures.emplace_back(seed, res.failure);
       if (!o.quiet) {
@@ -63,7 +66,8 @@ SweepResult Sweep(const SweepOptions& o) {
         "elections, "
         "%llu crashes, %llu torn tails cut, %llu fsync failures, %llu snapshots "
         "installed, %llu leases granted and %llu expired, %llu disks lost and %llu "
-        "recoveries finished, %llu histories too large to check\n",
+        "recoveries finished, %llu bits flipped at rest and %llu damaged data dirs refused, "
+        "%llu histories too large to check\n",
         static_cast<unsigned long long>(r.on_rocksdb), r.failures.size(),
         static_cast<unsigned long long>(r.acked_writes), static_cast<unsigned long long>(r.reads),
         static_cast<unsigned long long>(r.elections), static_cast<unsigned long long>(r.crashes),
@@ -73,6 +77,8 @@ SweepResult Sweep(const SweepOptions& o) {
         static_cast<unsigned long long>(r.leases_expired),
         static_cast<unsigned long long>(r.disks_lost),
         static_cast<unsigned long long>(r.recoveries),
+        static_cast<unsigned long long>(r.bits_flipped),
+        static_cast<unsigned long long>(r.corruptions_detected),
         static_cast<unsigned long long>(r.inconclusive));
   }
   return r;

@@ -27,7 +27,7 @@ struct SweepResult {
   uint64_t acked_writes = 0, reads = 0, elections = 0, crashes = 0, torn = 0;
   uint64_t fsync_failures = 0, snapshots = 0, inconclusive = 0, on_rocksdb = 0;
   uint64_t leases_granted = 0, leases_expired = 0;
-  uint64_t disks_lost = 0, recoveries = 0;
+  uint64_t disks_lost = 0, recoveries = 0, bits_flipped = 0, corruptions_detected = 0;
 };
 
 // The command that replays exactly one seed.

@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
 #include "chainfire/common/random.h"
@@ -107,6 +108,23 @@ const std::vector<FaultProfile>& Profiles() {
     disk_loss.disk_max_latency_ms = 20;
     disk_loss.disk_loss = 0.6;
     p.push_back(disk_loss);
+
+    // RocksDB through the fault file system: failed fsyncs, torn WAL tails at crashes, bit
+    // flips at rest (a refused open is answered like a lost disk: wipe and recover).
+    FaultProfile faulty_disk;
+    faulty_disk.name = "faulty-disk";
+    faulty_disk.nodes = 0;
+    faulty_disk.max_delay_ms = 8;
+    faulty_disk.drop = 0.01;
+    faulty_disk.crash_rate = 0.004;
+    faulty_disk.crash_leader = 0.4;
+    faulty_disk.max_down_ms = 150;
+    faulty_disk.disk_max_latency_ms = 20;
+    faulty_disk.fsync_failure = 0.003;
+    faulty_disk.keep_unsynced = 0.7;
+    faulty_disk.bit_flip = 0.3;
+    faulty_disk.rocksdb_only = true;
+    p.push_back(faulty_disk);
     return p;
   }();
   return profiles;
@@ -149,7 +167,9 @@ struct Member {
   std::unique_ptr<node::Lessor> lessor;
   bool was_leader = false;
   SimDisk disk;
-  std::unique_ptr<rocksdb::Env> env;  // RocksDB's in-memory Env (declared first: dies last)
+  std::unique_ptr<rocksdb::Env> env;          // RocksDB's in-memory Env (declared first: dies last)
+  std::shared_ptr<FaultFileSystem> fault_fs;  // over env's file system
+  std::unique_ptr<rocksdb::Env> fault_env;    // what RocksDB runs on
   std::unique_ptr<node::NodeStorage> storage;
   SimStorage* sim_storage = nullptr;  // set when the member runs on SimDisk
   std::unique_ptr<RegisterApp> app;
@@ -183,7 +203,7 @@ struct Client {
 class World {
  public:
   explicit World(const SimOptions& o) : opt_(o), profile_(o.profile), rng_(o.seed) {
-    real_storage_ = o.storage == StorageKind::kRocksDbInMemory ||
+    real_storage_ = o.storage == StorageKind::kRocksDbInMemory || o.profile.rocksdb_only ||
                     (o.storage == StorageKind::kAuto && (o.seed / 7) % 4 == 0);
     result_.real_storage = real_storage_;
     n_ = profile_.nodes != 0 ? profile_.nodes : (rng_.Chance(0.5) ? 3 : 5);
@@ -191,6 +211,7 @@ class World {
     disk_faults_.fsync_failure = profile_.fsync_failure;
     disk_faults_.keep_unsynced = profile_.keep_unsynced;
     disk_faults_.testing_drop_vote = o.bugs.vote_not_persisted;
+    disk_faults_.testing_ignore_fsync_failure = o.bugs.ignore_fsync_failure;
     members_.resize(n_);
     blocked_.assign(n_ + 1, std::vector<bool>(n_ + 1, false));
     for (int i = 0; i < n_; ++i) {
@@ -223,6 +244,8 @@ class World {
 
   // Checkers.
   void ObserveRole(Member& m);
+  std::string DataDir(const Member& m) const;
+  void WipeDisk(Member& m);
   void OnEntryApplied(Member& m, const raft::Entry& e);
   void OnDurable(Member& m, const node::PersistRequest& r);
 
@@ -289,9 +312,24 @@ void World::Start(Member& m) {
   ++m.incarnation;
   auto on_durable = [this, &m](const node::PersistRequest& r) { OnDurable(m, r); };
   if (real_storage_) {
-    if (!m.env) m.env.reset(rocksdb::NewMemEnv(rocksdb::Env::Default()));
-    auto st = RocksSimStorage::Open(m.env.get(), absl::StrCat("/sim/n", m.id), &disk_faults_, &rng_,
-                                    &now_, on_durable);
+    auto open = [&] {
+      if (!m.env) {
+        m.env.reset(rocksdb::NewMemEnv(rocksdb::Env::Default()));
+        m.fault_fs = std::make_shared<FaultFileSystem>(m.env->GetFileSystem());
+        m.fault_env = NewFaultEnv(m.fault_fs);
+      }
+      return RocksSimStorage::Open(m.fault_env.get(), m.fault_fs.get(), DataDir(m), &disk_faults_,
+                                   &rng_, &now_, on_durable);
+    };
+    auto st = open();
+    if (!st.ok() && absl::IsDataLoss(st.status())) {
+      // The member refuses to start on a damaged data dir; the operator wipes it and the
+      // member rejoins in disk-loss recovery.
+      ++result_.corruptions_detected;
+      Trace(absl::StrCat("n", m.id, " refuses to start: ", st.status().message()));
+      WipeDisk(m);
+      st = open();
+    }
     CF_CHECK(st.ok()) << "opening n" << m.id << "'s RocksDB: " << st.status().ToString();
     m.storage = std::move(*st);
     m.sim_storage = nullptr;
@@ -349,6 +387,17 @@ void World::Start(Member& m) {
                      m.storage->LastIndex()));
 }
 
+std::string World::DataDir(const Member& m) const { return absl::StrCat("/sim/n", m.id); }
+
+void World::WipeDisk(Member& m) {
+  m.disk = SimDisk();
+  m.fault_env.reset();
+  m.fault_fs.reset();
+  m.env.reset();
+  m.disk_lost = true;
+  m.recovering = true;
+}
+
 void World::Crash(Member& m, const char* why) {
   ++result_.crashes;
   Trace(absl::StrCat("crash n", m.id, " (", why, ")"));
@@ -358,10 +407,13 @@ void World::Crash(Member& m, const char* why) {
     m.recovering =
         m.node->status().hard_state.recovering || m.storage->InitialHardState().recovering;
   }
+  if (m.fault_fs)
+    result_.torn_writes_cut += m.fault_fs->Crash(rng_, settling_ ? 0 : profile_.keep_unsynced);
   m.node.reset();
   m.app.reset();
   m.storage.reset();
   m.sim_storage = nullptr;
+  if (m.fault_fs) m.fault_fs->Restart();
   // Disk loss: only while every other member holds its disk (two at once can lose a quorum's
   // copies of a committed entry, which no protocol survives).
   bool others_recovering = false;
@@ -369,10 +421,14 @@ void World::Crash(Member& m, const char* why) {
   if (!settling_ && !others_recovering && rng_.Chance(profile_.disk_loss)) {
     ++result_.disks_lost;
     Trace(absl::StrCat("n", m.id, " lost its disk"));
-    m.disk = SimDisk();
-    m.env.reset();
-    m.disk_lost = true;
-    m.recovering = true;
+    WipeDisk(m);
+  } else if (m.fault_fs && !settling_ && !others_recovering && rng_.Chance(profile_.bit_flip)) {
+    const std::string what = m.fault_fs->FlipBit(rng_, DataDir(m));
+    if (!what.empty()) {
+      ++result_.bits_flipped;
+      Trace(absl::StrCat("n", m.id, " flipped a bit at rest: ", what));
+      m.recovering = true;  // if the open refuses it; Start learns the truth
+    }
   }
   m.up = false;
   m.restart_at = now_ + (settling_ ? 1 : rng_.Range(1, profile_.max_down_ms));
@@ -607,6 +663,9 @@ void World::PumpAll() {
     for (int i = 0; i < 10000 && m.node->PumpOnce(); ++i) {
     }
     if (m.node->stopped()) {
+      if (absl::StartsWith(m.node->stop_reason().message(), "VIOLATION")) {
+        Fail(std::string(m.node->stop_reason().message()));
+      }
       ++result_.fsync_failures;
       Crash(m, "fsync failed");
     }

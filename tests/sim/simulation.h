@@ -29,6 +29,8 @@ struct FaultProfile {
   double transfer_rate = 0;      // per ms: chance the leader is asked to transfer leadership
   uint64_t snapshot_every = 40;  // applied entries between snapshots
   double disk_loss = 0;          // chance a crash also destroys the member's whole disk
+  double bit_flip = 0;           // RocksDB runs: chance a crash also flips a bit of a data file
+  bool rocksdb_only = false;     // every seed runs on RocksDB through the fault file system
 };
 
 // Test-only bugs, each of which a checker must catch.
@@ -39,6 +41,8 @@ struct BugSwitches {
   bool fsync_lies = false;                  // a crash also loses the last "synced" write
   bool lease_no_reset_on_promote = false;   // a new leader keeps its stale lease expiries
   bool disk_loss_rejoins_as_new = false;    // a member that lost its disk votes at once
+  bool ignore_fsync_failure = false;        // RocksDB runs: writes count as durable after a
+                                            // failed WAL fsync (the member carries on)
 };
 
 // Which storage the members run on. kAuto: a quarter of the seeds (every profile) run the
@@ -76,12 +80,14 @@ struct SimResult {
   uint64_t leases_expired = 0;
   uint64_t disks_lost = 0;
   uint64_t recoveries_finished = 0;
+  uint64_t bits_flipped = 0;
+  uint64_t corruptions_detected = 0;  // opens refused on a flipped bit (then rebuilt)
   bool linearizability_inconclusive = false;
   bool real_storage = false;  // ran on RocksDB (in-memory Env)
 };
 
 // The named profiles: calm, lossy, partition, crash, chaos, leader-crash, election-storm,
-// disk-loss.
+// disk-loss, faulty-disk.
 const std::vector<FaultProfile>& Profiles();
 // The profile by name; aborts on an unknown name.
 const FaultProfile& ProfileByName(const std::string& name);

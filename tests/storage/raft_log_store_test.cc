@@ -1,7 +1,6 @@
 // The durable Raft log on a real RocksDB: reopen, truncation, torn tails, corruption, format
 // and consistency checks.
 #include "chainfire/storage/raft_log_store.h"
-#include "chainfire/storage/wal_scan.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -9,6 +8,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "chainfire/storage/wal_scan.h"
 #include "gtest/gtest.h"
 #include "rocksdb/write_batch.h"
 #include "temp_dir.h"

@@ -19,10 +19,10 @@
 namespace chainfire::storage {
 
 struct WalDamage {
-  std::string file;   // path of the WAL file
-  uint64_t offset;    // byte offset of the first bad record
-  std::string what;   // e.g. "checksum mismatch"
-  bool at_tail;       // nothing valid follows it (what a torn write leaves)
+  std::string file;  // path of the WAL file
+  uint64_t offset;   // byte offset of the first bad record
+  std::string what;  // e.g. "checksum mismatch"
+  bool at_tail;      // nothing valid follows it (what a torn write leaves)
 };
 
 // The first damaged record of one WAL file, or nullopt when every record checks out.
