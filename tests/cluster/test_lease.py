@@ -53,9 +53,11 @@ def test_duplicate_id_and_minimum_ttl(c):
     with pytest.raises(etcd3.exceptions.PreconditionFailedError):
         client.lease(60, lease_id=0x5eed)
     short = client.lease(1)
-    assert short.granted_ttl >= 1
-    ttl = json.loads(c.etcdctl("lease", "timetolive", "%x" % short.id, "-w", "json").stdout)
-    assert ttl["granted-ttl"] >= 1 and ttl["granted-ttl"] == short.granted_ttl
+    assert short.granted_ttl >= 1  # at least the minimum TTL (it may expire at once)
+    # Time-to-live reports the granted TTL (checked on the long lease: on a loaded machine the
+    # short one may be gone before etcdctl starts).
+    ttl = json.loads(c.etcdctl("lease", "timetolive", "%x" % lease.id, "-w", "json").stdout)
+    assert ttl["granted-ttl"] == 60 and 0 < ttl["ttl"] <= 60
     lease.revoke()
     # Unknown leases: keep-alive answers TTL 0 and time-to-live -1 (not errors), as etcd.
     assert list(client.refresh_lease(0x0dead))[0].TTL == 0
@@ -66,7 +68,7 @@ def test_duplicate_id_and_minimum_ttl(c):
 def test_keep_alive_through_a_follower_and_expiry(c):
     leader = c.leader_member()
     follower = next(m for m in c.members if m is not leader)
-    kept = lease_id(c, 6)  # long enough for etcdctl keep-alive to start on a slow machine
+    kept = lease_id(c, 10)  # long enough for etcdctl keep-alive to start on a loaded machine
     dropped = lease_id(c, 2)
     c.etcdctl("put", "--lease=" + kept, "kept", "1")
     c.etcdctl("put", "--lease=" + dropped, "dropped", "1")
@@ -84,7 +86,7 @@ def test_keep_alive_through_a_follower_and_expiry(c):
     finally:
         keeper.send_signal(signal.SIGINT)
         keeper.wait(timeout=10)
-    assert wait_gone(c, "kept", 15) is not None
+    assert wait_gone(c, "kept", 30) is not None
 
 
 def test_python_etcd3_lock_taken_in_turn(c):
@@ -109,10 +111,10 @@ def test_python_etcd3_lock_taken_in_turn(c):
 
 def test_leases_survive_a_leader_kill_without_expiring_early():
     with harness.Cluster(3) as c:
-        lid = lease_id(c, 4)
+        lid = lease_id(c, 8)  # room for the election and etcdctl on a loaded machine
         c.etcdctl("put", "--lease=" + lid, "lk", "v")
         c.leader_member().kill(signal.SIGKILL)
         c.wait_for_leader()
         # The new leader resets expiry to the full TTL plus an election timeout.
         assert c.etcdctl("get", "lk", "--print-value-only").stdout.strip() == "v"
-        assert wait_gone(c, "lk", 20) is not None, "and the lease still expires later"
+        assert wait_gone(c, "lk", 30) is not None, "and the lease still expires later"
