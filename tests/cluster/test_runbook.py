@@ -1,6 +1,6 @@
 """docs/operations.md, run as written: every ```sh block, in order, from a scratch directory
 holding build/, scripts/ and nix/ (links to this checkout) and an empty work/. The runbook uses
-the documented fixed ports (2379.., 42379); they lie below the kernel's ephemeral range, so
+the documented fixed ports (2379.., 12379); they lie below the kernel's ephemeral range, so
 the other tests' free ports never take them."""
 import os
 import re
