@@ -33,6 +33,7 @@ std::unique_ptr<rocksdb::Iterator> Iter(storage::Engine* engine, const rocksdb::
   rocksdb::ReadOptions ro;
   ro.snapshot = snap;
   ro.fill_cache = false;
+  ro.total_order_seek = true;
   return std::unique_ptr<rocksdb::Iterator>(engine->db()->NewIterator(ro, engine->cf(c)));
 }
 

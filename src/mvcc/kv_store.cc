@@ -76,6 +76,25 @@ bool InRange(const std::string& k, const std::string& key, const std::string& ra
 }
 }  // namespace
 
+namespace {
+// A batch commits itself once it holds this many entries or bytes.
+constexpr size_t kMaxStagedEntries = 1000;
+constexpr size_t kMaxStagedBytes = 8 << 20;
+}  // namespace
+
+// Entries applied in a batch (BeginBatch .. CommitBatch) and not written yet.
+struct KvStore::Staged {
+  rocksdb::WriteBatch batch;
+  // The latest version of each key the staged entries wrote (nullopt: deleted).
+  std::map<std::string, std::optional<mvccpb::KeyValue>> latest;
+  std::vector<std::pair<int64_t, std::vector<mvccpb::Event>>> events;  // by revision, in order
+  uint64_t index = 0;    // the last staged entry; 0 when nothing is staged
+  int64_t revision = 0;  // the revision after the staged entries
+  size_t entries = 0;
+};
+
+KvStore::KvStore(storage::Engine* engine) : engine_(engine) {}
+
 absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine) {
   auto store = std::unique_ptr<KvStore>(new KvStore(engine));
   if (absl::Status s = store->Load(); !s.ok()) return s;
@@ -103,6 +122,7 @@ void KvStore::StopCompactor() {
 }
 
 absl::Status KvStore::ReplaceState(const std::function<absl::Status()>& install) {
+  FlushStaged();
   StopCompactor();
   std::unique_lock<std::shared_mutex> state(state_mu_);  // readers see the old or the new
   absl::Status s = install();
@@ -176,7 +196,7 @@ absl::Status KvStore::Load() {
 
 bool KvStore::Latest(const std::string& key, int64_t rev, mvccpb::KeyValue* kv) const {
   std::unique_ptr<rocksdb::Iterator> it(
-      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKv)));
+      engine_->db()->NewIterator(storage::OneKeyRead(), engine_->cf(Column::kKv)));
   it->Seek(VersionKey(key, {rev, INT64_MAX}));
   if (!it->Valid()) return false;
   std::string k;
@@ -198,7 +218,7 @@ void KvStore::Scan(const std::string& key, const std::string& range_end, int64_t
     return;
   }
   std::unique_ptr<rocksdb::Iterator> it(
-      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKv)));
+      engine_->db()->NewIterator(storage::OrderedRead(), engine_->cf(Column::kKv)));
   it->Seek(KeyPrefix(key));
   std::string k;
   Revision r;
@@ -239,6 +259,7 @@ void KvStore::Commit(rocksdb::WriteBatch* batch, uint64_t index, int64_t new_rev
 
 void KvStore::ApplyMemberAttributes(uint64_t index, uint64_t member_id,
                                     const std::string& attributes) {
+  FlushStaged();
   rocksdb::WriteBatch batch;
   batch.Put(engine_->cf(Column::kMeta), "member/" + storage::BigEndian64(member_id), attributes);
   Commit(&batch, index, revision());
@@ -257,19 +278,42 @@ std::map<uint64_t, std::string> KvStore::LoadMemberAttributes() const {
 }
 
 void KvStore::MarkApplied(uint64_t index) {
+  if (staged_) {
+    staged_->index = index;
+    ++staged_->entries;
+    return;
+  }
   rocksdb::WriteBatch batch;
   Commit(&batch, index, revision());
 }
 
 // Applies the writes of one log entry: every change lands in one WriteBatch at revision
 // base+1 (sub-revisions 0, 1, ... in order), and later operations of a txn see earlier ones.
+// In a batch, the entry writes into the staged WriteBatch (rolled back if the entry fails) and
+// sees the staged entries' writes.
 class KvStore::WriteTxn {
  public:
-  explicit WriteTxn(KvStore* store) : store_(store), base_(store->revision()) {}
+  explicit WriteTxn(KvStore* store)
+      : store_(store),
+        staged_(store->staged_.get()),
+        base_(staged_ != nullptr ? staged_->revision : store->revision()) {
+    if (staged_ != nullptr) staged_->batch.SetSavePoint();
+  }
 
   int64_t revision() const { return wrote_ ? base_ + 1 : base_; }
-  rocksdb::WriteBatch* batch() { return &batch_; }
+  rocksdb::WriteBatch* batch() { return staged_ != nullptr ? &staged_->batch : &batch_; }
   std::vector<std::unique_ptr<mvccpb::Event>>& events() { return events_; }
+
+  // In a batch: keeps (true) or drops (false) what this entry wrote into the staged batch.
+  void Settle(bool keep) {
+    if (staged_ == nullptr) return;
+    if (!keep) {
+      CF_CHECK(staged_->batch.RollbackToSavePoint().ok()) << "staged batch lost its save point";
+      return;
+    }
+    CF_CHECK(staged_->batch.PopSavePoint().ok()) << "staged batch lost its save point";
+    for (auto& [k, v] : overlay_) staged_->latest.insert_or_assign(k, std::move(v));
+  }
 
   absl::Status Put(const etcdserverpb::PutRequest& req, etcdserverpb::PutResponse* resp) {
     mvccpb::KeyValue prev;
@@ -286,14 +330,14 @@ class KvStore::WriteTxn {
     kv.set_create_revision(exists ? prev.create_revision() : rev.main);
     kv.set_mod_revision(rev.main);
     kv.set_version(exists ? prev.version() + 1 : 1);
-    batch_.Put(store_->engine_->cf(Column::kKv), VersionKey(req.key(), rev),
-               EncodeRecord(false, kv.create_revision(), kv.version(), kv.lease(), kv.value()));
-    batch_.Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), req.key());
+    batch()->Put(store_->engine_->cf(Column::kKv), VersionKey(req.key(), rev),
+                 EncodeRecord(false, kv.create_revision(), kv.version(), kv.lease(), kv.value()));
+    batch()->Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), req.key());
     if (exists && prev.lease() != 0 && prev.lease() != kv.lease()) {
-      batch_.Delete(store_->engine_->cf(Column::kMeta), LeaseKeyIndex(prev.lease(), req.key()));
+      batch()->Delete(store_->engine_->cf(Column::kMeta), LeaseKeyIndex(prev.lease(), req.key()));
     }
     if (kv.lease() != 0) {
-      batch_.Put(store_->engine_->cf(Column::kMeta), LeaseKeyIndex(kv.lease(), req.key()), "");
+      batch()->Put(store_->engine_->cf(Column::kMeta), LeaseKeyIndex(kv.lease(), req.key()), "");
     }
     mvccpb::Event* ev = events_.emplace_back(std::make_unique<mvccpb::Event>()).get();
     ev->set_type(mvccpb::Event::PUT);
@@ -310,12 +354,12 @@ class KvStore::WriteTxn {
     std::vector<mvccpb::KeyValue> doomed = Scan(req.key(), req.range_end());
     for (mvccpb::KeyValue& kv : doomed) {
       const Revision rev = NextRevision();
-      batch_.Put(store_->engine_->cf(Column::kKv), VersionKey(kv.key(), rev),
-                 EncodeRecord(true, 0, 0, 0, ""));
-      batch_.Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), kv.key());
+      batch()->Put(store_->engine_->cf(Column::kKv), VersionKey(kv.key(), rev),
+                   EncodeRecord(true, 0, 0, 0, ""));
+      batch()->Put(store_->engine_->cf(Column::kKvRevisions), RevisionKey(rev), kv.key());
       overlay_[kv.key()] = std::nullopt;
       if (kv.lease() != 0) {
-        batch_.Delete(store_->engine_->cf(Column::kMeta), LeaseKeyIndex(kv.lease(), kv.key()));
+        batch()->Delete(store_->engine_->cf(Column::kMeta), LeaseKeyIndex(kv.lease(), kv.key()));
       }
       mvccpb::Event* ev = events_.emplace_back(std::make_unique<mvccpb::Event>()).get();
       ev->set_type(mvccpb::Event::DELETE);
@@ -396,6 +440,14 @@ class KvStore::WriteTxn {
       *kv = *it->second;
       return true;
     }
+    if (staged_ != nullptr) {
+      auto st = staged_->latest.find(key);
+      if (st != staged_->latest.end()) {
+        if (!st->second) return false;
+        *kv = *st->second;
+        return true;
+      }
+    }
     return store_->Latest(key, base_, kv);
   }
 
@@ -404,14 +456,22 @@ class KvStore::WriteTxn {
     std::map<std::string, mvccpb::KeyValue> merged;
     store_->Scan(key, range_end, base_,
                  [&](mvccpb::KeyValue kv) { merged.emplace(kv.key(), std::move(kv)); });
-    for (const auto& [k, v] : overlay_) {
-      if (!InRange(k, key, range_end)) continue;
-      if (v) {
-        merged[k] = *v;
-      } else {
-        merged.erase(k);
+    auto apply = [&](const std::map<std::string, std::optional<mvccpb::KeyValue>>& writes) {
+      for (auto it = writes.lower_bound(key); it != writes.end(); ++it) {
+        const auto& [k, v] = *it;
+        if (!InRange(k, key, range_end)) {
+          if (range_end.empty() || (k >= range_end && range_end != std::string(1, '\0'))) break;
+          continue;
+        }
+        if (v) {
+          merged[k] = *v;
+        } else {
+          merged.erase(k);
+        }
       }
-    }
+    };
+    if (staged_ != nullptr) apply(staged_->latest);
+    apply(overlay_);
     std::vector<mvccpb::KeyValue> out;
     out.reserve(merged.size());
     for (auto& [k, v] : merged) out.push_back(std::move(v));
@@ -471,6 +531,7 @@ class KvStore::WriteTxn {
   }
 
   KvStore* store_;
+  Staged* staged_;
   const int64_t base_;
   int64_t sub_ = 0;
   bool wrote_ = false;
@@ -493,8 +554,22 @@ absl::Status KvStore::ApplyDeleteRange(uint64_t index, const etcdserverpb::Delet
   return Finish(index, &txn, s, resp->mutable_header());
 }
 
+namespace {
+// Whether a txn reads at a past revision (such reads go to storage, which lacks staged writes).
+bool ReadsHistory(const etcdserverpb::TxnRequest& t) {
+  for (const auto* ops : {&t.success(), &t.failure()}) {
+    for (const etcdserverpb::RequestOp& op : *ops) {
+      if (op.has_request_range() && op.request_range().revision() > 0) return true;
+      if (op.has_request_txn() && ReadsHistory(op.request_txn())) return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 absl::Status KvStore::ApplyTxn(uint64_t index, const etcdserverpb::TxnRequest& req,
                                etcdserverpb::TxnResponse* resp) {
+  if (ReadsHistory(req)) FlushStaged();
   WriteTxn txn(this);
   absl::Status s = txn.Txn(req, resp);
   return Finish(index, &txn, s, resp->mutable_header());
@@ -504,6 +579,7 @@ KvStore::~KvStore() { StopCompactor(); }
 
 absl::Status KvStore::ApplyCompact(uint64_t index, int64_t rev,
                                    etcdserverpb::CompactionResponse* resp) {
+  FlushStaged();
   absl::Status error;
   if (rev > revision()) {
     error = ErrFutureRevision();
@@ -575,7 +651,7 @@ int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
   std::unique_ptr<rocksdb::Iterator> revs(
       engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKvRevisions)));
   std::unique_ptr<rocksdb::Iterator> versions(
-      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKv)));
+      engine_->db()->NewIterator(storage::OneKeyRead(), engine_->cf(Column::kKv)));
   rocksdb::WriteBatch batch;
   std::set<std::string> done_keys;
   int64_t last = from;
@@ -620,6 +696,7 @@ int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
 
 absl::Status KvStore::ApplyLeaseGrant(uint64_t index, int64_t id, int64_t ttl,
                                       etcdserverpb::LeaseGrantResponse* resp) {
+  FlushStaged();
   if (HasLease(id)) {
     MarkApplied(index);
     return ErrLeaseExists();
@@ -639,6 +716,7 @@ absl::Status KvStore::ApplyLeaseGrant(uint64_t index, int64_t id, int64_t ttl,
 
 absl::Status KvStore::ApplyLeaseRevoke(uint64_t index, int64_t id,
                                        etcdserverpb::LeaseRevokeResponse* resp) {
+  FlushStaged();
   if (!HasLease(id)) {
     MarkApplied(index);
     return ErrLeaseNotFound();
@@ -656,7 +734,9 @@ absl::Status KvStore::ApplyLeaseRevoke(uint64_t index, int64_t id,
     std::lock_guard<std::mutex> l(leases_mu_);
     leases_.erase(id);
   }
-  return Finish(index, &txn, absl::OkStatus(), resp->mutable_header());
+  absl::Status s = Finish(index, &txn, absl::OkStatus(), resp->mutable_header());
+  FlushStaged();
+  return s;
 }
 
 std::map<int64_t, int64_t> KvStore::Leases() const {
@@ -683,6 +763,7 @@ std::vector<std::string> KvStore::LeaseKeys(int64_t id) const {
 
 void KvStore::ApplyAlarm(uint64_t index, const etcdserverpb::AlarmRequest& req,
                          etcdserverpb::AlarmResponse* resp) {
+  FlushStaged();
   const std::string key = "alarm/" + storage::BigEndian64(req.memberid()) +
                           storage::BigEndian64(static_cast<uint64_t>(req.alarm()));
   rocksdb::WriteBatch batch;
@@ -733,7 +814,7 @@ int64_t KvStore::ReadEvents(int64_t from, int64_t to, const std::string& key,
   std::unique_ptr<rocksdb::Iterator> revs(
       engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKvRevisions)));
   std::unique_ptr<rocksdb::Iterator> versions(
-      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKv)));
+      engine_->db()->NewIterator(storage::OneKeyRead(), engine_->cf(Column::kKv)));
   int64_t last = from - 1;
   size_t scanned = 0;
   for (revs->Seek(RevisionKey({from, 0})); revs->Valid(); revs->Next()) {
@@ -792,7 +873,7 @@ absl::Status KvStore::HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revisi
   if (rev > 0 && at < compacted) return ErrCompacted();
   uint32_t crc = 0;
   std::unique_ptr<rocksdb::Iterator> it(
-      engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kKv)));
+      engine_->db()->NewIterator(storage::OrderedRead(), engine_->cf(Column::kKv)));
   std::string k, last_key;
   bool have_last = false, kept_base = false;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -821,22 +902,58 @@ absl::Status KvStore::HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revisi
 
 absl::Status KvStore::Finish(uint64_t index, WriteTxn* txn, const absl::Status& status,
                              etcdserverpb::ResponseHeader* header) {
+  txn->Settle(status.ok());
   if (!status.ok()) {
     // A request error changes nothing, but the entry counts as applied.
     MarkApplied(index);
-    header->set_revision(revision());
+    header->set_revision(staged_ ? staged_->revision : revision());
     return status;
   }
   const int64_t rev = txn->revision();
-  Commit(txn->batch(), index, rev);
   header->set_revision(rev);
+  std::vector<mvccpb::Event> events;
   if (observer_ && !txn->events().empty()) {
-    std::vector<mvccpb::Event> events;
     events.reserve(txn->events().size());
     for (auto& e : txn->events()) events.push_back(std::move(*e));
-    observer_(rev, std::move(events));
   }
+  if (staged_) {
+    staged_->index = index;
+    staged_->revision = rev;
+    ++staged_->entries;
+    if (!events.empty()) staged_->events.emplace_back(rev, std::move(events));
+    if (staged_->entries >= kMaxStagedEntries || staged_->batch.GetDataSize() >= kMaxStagedBytes) {
+      FlushStaged();
+    }
+    return absl::OkStatus();
+  }
+  Commit(txn->batch(), index, rev);
+  if (!events.empty()) observer_(rev, std::move(events));
   return absl::OkStatus();
+}
+
+void KvStore::BeginBatch() {
+  CF_CHECK(!staged_) << "BeginBatch inside a batch";
+  staged_ = std::make_unique<Staged>();
+  staged_->revision = revision();
+}
+
+void KvStore::CommitBatch() {
+  FlushStaged();
+  staged_.reset();
+}
+
+void KvStore::FlushStaged() {
+  if (!staged_ || staged_->index == 0) return;
+  Commit(&staged_->batch, staged_->index, staged_->revision);
+  auto events = std::move(staged_->events);
+  staged_->batch.Clear();
+  staged_->latest.clear();
+  staged_->events.clear();
+  staged_->index = 0;
+  staged_->entries = 0;
+  if (observer_) {
+    for (auto& [rev, evs] : events) observer_(rev, std::move(evs));
+  }
 }
 
 absl::Status KvStore::Range(const etcdserverpb::RangeRequest& req,

@@ -119,7 +119,12 @@ bool RaftNode::PumpOnce() {
   if (must_persist) {
     PersistRequest req;
     req.snapshot = rd.snapshot;
-    req.entries = rd.entries;
+    // The entries move to storage; Advance needs only the last one's index and term.
+    if (!rd.entries.empty()) {
+      const raft::Entry last{rd.entries.back().term, rd.entries.back().index, std::string()};
+      req.entries = std::move(rd.entries);
+      rd.entries.assign(1, last);
+    }
     req.hard_state = rd.hard_state;
     storage_->SubmitWrite(std::move(req));
   }
@@ -141,6 +146,7 @@ void RaftNode::Finish(raft::Ready& rd) {
     app_->Apply(e);
     applied_ = e.index;
   }
+  if (!rd.committed_entries.empty()) app_->OnAppliedBatch();
   for (const raft::ReadState& rs : rd.read_states) {
     // Answers addressed to an earlier incarnation of this node carry another nonce: a stale
     // index must never complete a new read.

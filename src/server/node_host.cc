@@ -405,6 +405,10 @@ void NodeHost::Apply(const raft::Entry& entry) {
   // An installed snapshot may hold the state past its own index (the sender's applied index
   // when it wrote the file): those entries are in the store already.
   if (entry.index <= kv_->applied_index()) return;
+  if (!batch_open_) {
+    kv_->BeginBatch();
+    batch_open_ = true;
+  }
   if (entry.data.empty()) {
     kv_->MarkApplied(entry.index);  // a leader's no-op
     return;
@@ -457,9 +461,18 @@ void NodeHost::Apply(const raft::Entry& entry) {
   if (req.proposer() != options_.member_id) return;
   auto it = waiters_.find(req.id());
   if (it == waiters_.end()) return;
-  WriteDone done = std::move(it->second.done);
+  // Answered once the batch is visible (OnAppliedBatch), never before.
+  applied_replies_.emplace_back(std::move(it->second.done), std::move(result));
   waiters_.erase(it);
-  done(std::move(result));
+}
+
+void NodeHost::OnAppliedBatch() {
+  if (!batch_open_) return;
+  kv_->CommitBatch();
+  batch_open_ = false;
+  std::vector<std::pair<WriteDone, WriteResult>> replies;
+  replies.swap(applied_replies_);
+  for (auto& [done, result] : replies) done(std::move(result));
 }
 
 void NodeHost::RestoreSnapshot(const raft::Snapshot& snapshot) {

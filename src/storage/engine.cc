@@ -4,12 +4,48 @@
 
 #include "absl/strings/str_cat.h"
 #include "chainfire/storage/wal_scan.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
+#include "rocksdb/table.h"
 
 namespace chainfire::storage {
 
 namespace {
 const char* const kColumnNames[] = {"raft_log", "raft_state", "kv", "kv_revs", "meta"};
+
+// One block cache for every column (uncompressed blocks of the table files).
+constexpr size_t kBlockCacheBytes = 128 << 20;
+
+// The kv column's prefix of a key: the key without its 16-byte revision suffix, i.e. one user
+// key's versions (see engine.h). Bloom filters over it let a lookup of one key skip every
+// table file and memtable that holds no version of it; new keys never touch a table file.
+class VersionKeyPrefix : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "chainfire.VersionKeyPrefix.v1"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - kKvRevisionSuffixBytes);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.size() >= kKvRevisionSuffixBytes;
+  }
+};
+
+rocksdb::ColumnFamilyOptions ColumnOptions(Column c, const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions o;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  if (c == Column::kKv) {
+    o.prefix_extractor = std::make_shared<VersionKeyPrefix>();
+    o.memtable_prefix_bloom_size_ratio = 0.1;
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    t.whole_key_filtering = false;  // versions are found by prefix seeks, never by exact key
+  }
+  if (c == Column::kRaftState || c == Column::kMeta) o.write_buffer_size = 8 << 20;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
 constexpr char kFormatKey[] = "format_version";
 }  // namespace
 
@@ -71,8 +107,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
 
   std::vector<rocksdb::ColumnFamilyDescriptor> columns;
   columns.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-  for (const char* name : kColumnNames) {
-    columns.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  for (int c = 0; c < static_cast<int>(std::size(kColumnNames)); ++c) {
+    columns.emplace_back(kColumnNames[c], ColumnOptions(static_cast<Column>(c), cache));
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -132,6 +169,18 @@ Engine::~Engine() {
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
   if (db_) db_->Close();
+}
+
+rocksdb::ReadOptions OrderedRead() {
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  return ro;
+}
+
+rocksdb::ReadOptions OneKeyRead() {
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  return ro;
 }
 
 absl::Status Engine::Write(rocksdb::WriteBatch* batch, bool sync) {

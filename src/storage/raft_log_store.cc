@@ -17,13 +17,14 @@ std::string EncodeMeta(raft::SnapshotMeta m) {
   return v;
 }
 constexpr char kEntryVersion = 1;
+constexpr size_t kTailBytes = 32 << 20;
+constexpr size_t kTailEntryOverhead = 32;
 
-std::string EncodeEntry(const raft::Entry& e) {
+// The record's header (version, term); the entry's data follows it.
+std::string EntryHeader(const raft::Entry& e) {
   std::string v;
-  v.reserve(9 + e.data.size());
   v.push_back(kEntryVersion);
   PutBigEndian64(&v, e.term);
-  v += e.data;
   return v;
 }
 
@@ -139,6 +140,12 @@ absl::StatusOr<raft::Term> RaftLogStore::TermAt(raft::Index index) const {
   if (index == compacted.index) return compacted.term;
   if (index < first) return raft::CompactedError(index);
   if (index > last) return raft::UnavailableError(index);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!tail_.empty() && index >= tail_.front().index && index <= tail_.back().index) {
+      return tail_[index - tail_.front().index].term;
+    }
+  }
   auto v = engine_->Get(Column::kRaftLog, BigEndian64(index));
   if (!v.ok()) return v.status();
   auto e = DecodeEntry(index, *v);
@@ -158,6 +165,18 @@ absl::StatusOr<std::vector<raft::Entry>> RaftLogStore::Entries(raft::Index lo, r
   if (hi > last + 1) return raft::UnavailableError(hi - 1);
   std::vector<raft::Entry> out;
   uint64_t size = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!tail_.empty() && lo >= tail_.front().index && hi <= tail_.back().index + 1) {
+      for (raft::Index i = lo; i < hi; ++i) {
+        const raft::Entry& e = tail_[i - tail_.front().index];
+        size += e.data.size();
+        if (!out.empty() && size > max_bytes) break;
+        out.push_back(e);
+      }
+      return out;
+    }
+  }
   std::unique_ptr<rocksdb::Iterator> it(
       engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kRaftLog)));
   raft::Index next = lo;
@@ -232,7 +251,36 @@ absl::Status RaftLogStore::SaveSnapshotAndCompact(raft::Index index, std::string
   snapshot_ = raft::Snapshot{{index, *term}, std::move(data)};
   compacted_ = compacted;
   first_index_ = compacted.index + 1;
+  DropTailThrough(compacted.index);
   return absl::OkStatus();
+}
+
+void RaftLogStore::DropTailThrough(raft::Index index) {
+  while (!tail_.empty() && tail_.front().index <= index) {
+    tail_bytes_ -= tail_.front().data.size() + kTailEntryOverhead;
+    tail_.pop_front();
+  }
+}
+
+void RaftLogStore::AddToTail(std::vector<raft::Entry> entries) {
+  if (entries.empty()) return;
+  const raft::Index from = entries.front().index;
+  while (!tail_.empty() && tail_.back().index >= from) {  // a replaced (conflicting) suffix
+    tail_bytes_ -= tail_.back().data.size() + kTailEntryOverhead;
+    tail_.pop_back();
+  }
+  if (!tail_.empty() && tail_.back().index + 1 != from) {
+    tail_.clear();
+    tail_bytes_ = 0;
+  }
+  for (raft::Entry& e : entries) {
+    tail_bytes_ += e.data.size() + kTailEntryOverhead;
+    tail_.push_back(std::move(e));
+  }
+  while (tail_bytes_ > kTailBytes && tail_.size() > 1) {
+    tail_bytes_ -= tail_.front().data.size() + kTailEntryOverhead;
+    tail_.pop_front();
+  }
 }
 
 void RaftLogStore::FlushQueued(size_t max_writes) {
@@ -300,7 +348,12 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
         wb.DeleteRange(engine_->cf(Column::kRaftLog), BigEndian64(to + 1), BigEndian64(last + 1));
       }
       for (const raft::Entry& e : r.entries) {
-        wb.Put(engine_->cf(Column::kRaftLog), BigEndian64(e.index), EncodeEntry(e));
+        const std::string key = BigEndian64(e.index);
+        const std::string header = EntryHeader(e);
+        const rocksdb::Slice key_part(key);
+        const rocksdb::Slice value_parts[] = {header, e.data};
+        wb.Put(engine_->cf(Column::kRaftLog), rocksdb::SliceParts(&key_part, 1),
+               rocksdb::SliceParts(value_parts, 2));
       }
       last = to;
     }
@@ -324,6 +377,13 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
     } else {
       written_last_ = last;
       last_index_ = last;
+      for (node::PersistRequest& r : batch) {
+        if (r.snapshot) {
+          tail_.clear();
+          tail_bytes_ = 0;
+        }
+        AddToTail(std::move(r.entries));
+      }
       if (snapshot) {
         compacted_ = snapshot->meta;
         first_index_ = snapshot->meta.index + 1;

@@ -56,7 +56,7 @@ class CompactionTest : public ::testing::Test {
   }
   size_t VersionsOnDisk() {
     std::unique_ptr<rocksdb::Iterator> it(
-        engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(storage::Column::kKv)));
+        engine_->db()->NewIterator(storage::OrderedRead(), engine_->cf(storage::Column::kKv)));
     size_t n = 0;
     for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
     return n;

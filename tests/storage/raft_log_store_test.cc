@@ -8,6 +8,8 @@
 #include <fstream>
 #include <mutex>
 
+#include "absl/strings/str_cat.h"
+#include "chainfire/common/random.h"
 #include "chainfire/storage/wal_scan.h"
 #include "gtest/gtest.h"
 #include "rocksdb/write_batch.h"
@@ -308,6 +310,64 @@ TEST(RaftLogStore, InstallingASnapshotReplacesTheLog) {
   EXPECT_EQ(*s.log().TermAt(20), 3u);
   EXPECT_TRUE(raft::IsCompacted(s.log().TermAt(5).status()));
   EXPECT_EQ(s.log().GetSnapshot()->data, "leader-state");
+}
+
+// Every answer of a running store (served from its in-memory tail where it can) must equal the
+// answer of the same log reopened from disk (an empty tail: everything from RocksDB), through
+// appends, conflicting suffixes, snapshot installs and compactions.
+TEST(RaftLogStore, InMemoryTailAnswersAsTheDiskDoes) {
+  Random rng(31);
+  TempDir dir;
+  auto dump = [](RaftLogStore& log) {
+    std::string out;
+    for (raft::Index i = log.FirstIndex() > 0 ? log.FirstIndex() - 1 : 0; i <= log.LastIndex() + 1;
+         ++i) {
+      auto t = log.TermAt(i);
+      absl::StrAppend(&out, i, ":", t.ok() ? std::to_string(*t) : t.status().ToString(), " ");
+    }
+    for (raft::Index lo = log.FirstIndex(); lo <= log.LastIndex(); lo += 3) {
+      auto e = log.Entries(lo, log.LastIndex() + 1, 40);  // a byte limit cuts some answers
+      if (!e.ok()) {
+        absl::StrAppend(&out, e.status().ToString());
+        continue;
+      }
+      for (const raft::Entry& x : *e) absl::StrAppend(&out, x.index, "/", x.term, "/", x.data, ",");
+      absl::StrAppend(&out, ";");
+    }
+    return out;
+  };
+  raft::Term term = 1;
+  for (int round = 0; round < 30; ++round) {
+    std::string live;
+    {
+      Store s(dir.path());
+      for (int step = 0; step < 20; ++step) {
+        const raft::Index last = s.log().LastIndex();
+        const uint64_t what = rng.Uniform(10);
+        if (what < 6 || last == 0) {
+          s.WriteAndWait(Entries(last + 1, last + 1 + rng.Uniform(4), term));
+        } else if (what < 8) {
+          ++term;  // a new leader overwrites a suffix
+          const raft::Index from =
+              std::max<raft::Index>(s.log().FirstIndex(), last - std::min<raft::Index>(last, 3));
+          s.WriteAndWait(Entries(std::max<raft::Index>(from, 1), from + rng.Uniform(2), term));
+        } else if (what < 9 && last >= s.log().FirstIndex()) {
+          const raft::Index at =
+              s.log().FirstIndex() + rng.Uniform(last - s.log().FirstIndex() + 1);
+          (void)s.log().SaveSnapshotAndCompact(at, "snap", at - std::min<raft::Index>(at, 2));
+        } else {
+          ++term;
+          node::PersistRequest r;
+          r.snapshot = raft::Snapshot{{last + 5, term}, "leader"};
+          r.hard_state = raft::HardState{term, 0, last + 5};
+          s.WriteAndWait(std::move(r));
+        }
+      }
+      live = dump(s.log());
+    }
+    Store reopened(dir.path());
+    ASSERT_EQ(dump(reopened.log()), live) << "round " << round;
+  }
 }
 
 }  // namespace

@@ -50,6 +50,15 @@ class KvStore {
   int64_t compact_revision() const { return compact_revision_.load(std::memory_order_acquire); }
   uint64_t applied_index() const { return applied_.load(std::memory_order_acquire); }
 
+  // Batching (apply thread). Between BeginBatch() and CommitBatch(), Put, DeleteRange, Txn and
+  // MarkApplied are staged in one WriteBatch (later entries see earlier ones) and become
+  // visible together at CommitBatch: revision(), applied_index(), reads and the observer's
+  // events. Any other Apply* first commits what is staged. A large batch commits itself early.
+  // A staged entry's response must not reach a client before CommitBatch returns. Outside a
+  // batch every Apply* is written at once.
+  void BeginBatch();
+  void CommitBatch();
+
   // Applies a put from log entry `index`. A request error (etcd's) is returned and the entry
   // still counts as applied; a storage failure stops the process.
   absl::Status ApplyPut(uint64_t index, const etcdserverpb::PutRequest& req,
@@ -118,8 +127,11 @@ class KvStore {
   absl::Status Load();
   void StartCompactor();
   void StopCompactor();
-  explicit KvStore(storage::Engine* engine) : engine_(engine) {}
+  explicit KvStore(storage::Engine* engine);
   class WriteTxn;
+  struct Staged;
+  // Writes what is staged (if anything); batching continues.
+  void FlushStaged();
   absl::Status Finish(uint64_t index, WriteTxn* txn, const absl::Status& status,
                       etcdserverpb::ResponseHeader* header);
   // Calls fn for each live key in [key, range_end) (etcd's range conventions) at `rev`.
@@ -129,6 +141,7 @@ class KvStore {
   void Commit(rocksdb::WriteBatch* batch, uint64_t index, int64_t new_revision);
 
   storage::Engine* engine_;
+  std::unique_ptr<Staged> staged_;  // apply thread only: set between BeginBatch and CommitBatch
   void CompactorLoop();
   // Deletes superseded versions with revisions in (from, to]; returns the last revision done.
   int64_t CompactSlice(int64_t from, int64_t to, int64_t limit);

@@ -62,6 +62,10 @@ class Application {
   // Applies one committed entry (empty data: a leader's no-op). Called in index order, only
   // after the entry is durable locally.
   virtual void Apply(const raft::Entry& entry) = 0;
+  // Called after the Apply calls of one Ready's committed entries, before any read waiting for
+  // them is served or a snapshot is taken: an application that batches its applies makes them
+  // visible here.
+  virtual void OnAppliedBatch() {}
   // Replaces the whole state with a snapshot's.
   virtual void RestoreSnapshot(const raft::Snapshot& snapshot) = 0;
   // Serialises the current state (as of the last applied entry).

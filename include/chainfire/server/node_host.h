@@ -143,6 +143,7 @@ class NodeHost : private node::Application {
 
   // node::Application (node thread).
   void Apply(const raft::Entry& entry) override;
+  void OnAppliedBatch() override;
   void RestoreSnapshot(const raft::Snapshot& snapshot) override;
   std::string TakeSnapshot() override;
   void OnReadReady(uint64_t read_id) override;
@@ -197,6 +198,9 @@ class NodeHost : private node::Application {
 
   // Node thread only.
   std::map<uint64_t, Waiter> waiters_;
+  // One Ready's committed entries are applied as one KvStore batch; their replies wait for it.
+  bool batch_open_ = false;
+  std::vector<std::pair<WriteDone, WriteResult>> applied_replies_;
   std::map<uint64_t, ReadWaiter> read_waiters_;
   std::chrono::steady_clock::time_point leaderless_since_;
   bool publish_pending_ = false;

@@ -3,7 +3,9 @@
 // Column families (all share RocksDB's single WAL, which is never disabled):
 //   raft_log   index (8 bytes, big-endian) -> log entry record
 //   raft_state "hard_state", "snapshot", "identity" -> small records
-//   kv         MVCC versions of user keys (see mvcc/kv_store.h)
+//   kv         MVCC versions of user keys (see mvcc/kv_store.h); every key ends in a 16-byte
+//              revision, and the rest (one user key's versions) is the column's bloom-filtered
+//              prefix
 //   kv_revs    revision -> user key, for watch catch-up and compaction
 //   meta       "format_version", "applied_index", "revision"
 // Recovery tolerates only a torn WAL tail (kTolerateCorruptedTailRecords) and verifies the WAL
@@ -55,6 +57,16 @@ class Engine {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
 };
+
+// The kv column's keys end in this many bytes of revision; the rest is the key's prefix.
+inline constexpr size_t kKvRevisionSuffixBytes = 16;
+
+// Read options for iterators on the kv column. OneKeyRead: for an iterator that, after each
+// Seek to a version key, looks only at versions of that one user key (it becomes invalid past
+// them; files without the key are skipped by their bloom filters). OrderedRead: for every other
+// iterator (range scans, whole-column walks); other columns may use either.
+rocksdb::ReadOptions OneKeyRead();
+rocksdb::ReadOptions OrderedRead();
 
 // Converts a RocksDB status to an absl::Status with the same meaning.
 absl::Status FromRocks(const rocksdb::Status& s, const std::string& context);

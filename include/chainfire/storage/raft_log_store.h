@@ -12,7 +12,8 @@
 //               "compacted"  -> BE64(index) BE64(term): the entry before the first kept one
 //               "snapshot"   -> BE64(index) BE64(term) data: the latest snapshot
 // Thread-safety: LogStorage methods and NodeStorage methods are called from the node's loop
-// thread; the writer thread is internal. `on_write_done` runs on the writer thread. In manual
+// thread; the writer thread is internal. The newest durable entries are also kept in memory
+// (a bounded tail) and served from there. `on_write_done` runs on the writer thread. In manual
 // mode (the simulation) there is no writer thread: FlushQueued performs queued writes on the
 // caller's thread, deterministically.
 #pragma once
@@ -86,6 +87,13 @@ class RaftLogStore : public node::NodeStorage {
   raft::SnapshotMeta compacted_;            // guarded by mu_
   raft::Snapshot snapshot_;                 // guarded by mu_
   uint64_t syncs_ = 0, writes_ = 0;         // guarded by mu_
+  // The newest durable entries (contiguous, ending at last_index_; may be empty), so the
+  // leader's replication and term lookups rarely read RocksDB. Bounded by kTailBytes.
+  std::deque<raft::Entry> tail_;  // guarded by mu_
+  size_t tail_bytes_ = 0;         // guarded by mu_
+  // Appends `entries` (durable now) to tail_, replacing any overlapping suffix. Needs mu_.
+  void AddToTail(std::vector<raft::Entry> entries);
+  void DropTailThrough(raft::Index index);  // needs mu_
   raft::Index written_last_ = 0;            // writer thread only: last index written
   std::thread writer_;
 };
