@@ -7,13 +7,19 @@ namespace chainfire::mvcc {
 
 std::string KeyPrefix(std::string_view user_key) {
   std::string out;
-  out.reserve(user_key.size() + 2);
-  for (char c : user_key) {
-    out.push_back(c);
-    if (c == '\0') out.push_back('\xff');
+  out.reserve(user_key.size() + 2 + 16);  // room for a revision (VersionKey)
+  // Copy runs between 0x00 bytes whole; each 0x00 becomes 0x00 0xFF.
+  for (size_t from = 0;;) {
+    const size_t zero = user_key.find('\0', from);
+    if (zero == std::string_view::npos) {
+      out.append(user_key.data() + from, user_key.size() - from);
+      break;
+    }
+    out.append(user_key.data() + from, zero - from);
+    out.append("\0\xff", 2);
+    from = zero + 1;
   }
-  out.push_back('\0');
-  out.push_back('\x01');
+  out.append("\0\x01", 2);
   return out;
 }
 
@@ -37,7 +43,11 @@ bool DecodeVersionKey(std::string_view encoded, std::string* user_key, Revision*
   size_t i = 0;
   for (; i < body.size(); ++i) {
     if (body[i] != '\0') {
-      user_key->push_back(body[i]);
+      // Copy the run up to the next 0x00 whole.
+      size_t zero = body.find('\0', i);
+      if (zero == std::string_view::npos) zero = body.size();
+      user_key->append(body.data() + i, zero - i);
+      i = zero - 1;
       continue;
     }
     if (i + 1 >= body.size()) return false;

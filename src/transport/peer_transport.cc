@@ -33,6 +33,11 @@ grpc::ChannelArguments PeerChannelArguments() {
 }
 
 peer::RaftMessage ToProto(const raft::Message& m) {
+  raft::Message copy = m;
+  return ToProto(std::move(copy));
+}
+
+peer::RaftMessage ToProto(raft::Message&& m) {
   peer::RaftMessage p;
   p.set_type(static_cast<uint32_t>(m.type));
   p.set_from(m.from);
@@ -43,23 +48,28 @@ peer::RaftMessage ToProto(const raft::Message& m) {
   p.set_commit(m.commit);
   p.set_reject(m.reject);
   p.set_reject_hint(m.reject_hint);
-  for (const raft::Entry& e : m.entries) {
+  for (raft::Entry& e : m.entries) {
     peer::Entry* pe = p.add_entries();
     pe->set_term(e.term);
     pe->set_index(e.index);
-    pe->set_data(e.data);
+    pe->set_data(std::move(e.data));
   }
   if (m.snapshot) {
     p.mutable_snapshot()->set_index(m.snapshot->meta.index);
     p.mutable_snapshot()->set_term(m.snapshot->meta.term);
-    p.mutable_snapshot()->set_data(m.snapshot->data);
+    p.mutable_snapshot()->set_data(std::move(m.snapshot->data));
   }
-  p.set_context(m.context);
+  p.set_context(std::move(m.context));
   p.set_recovering(m.recovering);
   return p;
 }
 
 raft::Message FromProto(const peer::RaftMessage& p) {
+  peer::RaftMessage copy = p;
+  return FromProto(std::move(copy));
+}
+
+raft::Message FromProto(peer::RaftMessage&& p) {
   raft::Message m;
   m.type = static_cast<raft::MessageType>(p.type());
   m.from = p.from();
@@ -71,11 +81,14 @@ raft::Message FromProto(const peer::RaftMessage& p) {
   m.reject = p.reject();
   m.reject_hint = p.reject_hint();
   m.entries.reserve(p.entries_size());
-  for (const peer::Entry& e : p.entries()) m.entries.push_back({e.term(), e.index(), e.data()});
-  if (p.has_snapshot()) {
-    m.snapshot = raft::Snapshot{{p.snapshot().index(), p.snapshot().term()}, p.snapshot().data()};
+  for (peer::Entry& e : *p.mutable_entries()) {
+    m.entries.push_back({e.term(), e.index(), std::move(*e.mutable_data())});
   }
-  m.context = p.context();
+  if (p.has_snapshot()) {
+    m.snapshot = raft::Snapshot{{p.snapshot().index(), p.snapshot().term()},
+                                std::move(*p.mutable_snapshot()->mutable_data())};
+  }
+  m.context = std::move(*p.mutable_context());
   m.recovering = p.recovering();
   return m;
 }
@@ -133,7 +146,7 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
         } else {
           std::vector<raft::Message> msgs;
           msgs.reserve(batch_.messages_size());
-          for (const peer::RaftMessage& m : batch_.messages()) {
+          for (peer::RaftMessage& m : *batch_.mutable_messages()) {
             if (absl::Status s = ValidatePeerMessage(m, t_->self_id_, t_->members_); !s.ok()) {
               if (t_->invalid_messages_.fetch_add(1) % 100 == 0) {
                 spdlog::warn("dropping a message from {:x}: {}", m.from(),
@@ -141,7 +154,7 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
               }
               continue;
             }
-            msgs.push_back(FromProto(m));
+            msgs.push_back(FromProto(std::move(m)));
           }
           if (!msgs.empty() && !t_->stopping_) t_->deliver_(std::move(msgs));
         }
@@ -444,7 +457,7 @@ void PeerTransport::SenderLoop(Peer* p) {
       if (stopping_) break;
       if (p->queue.empty()) continue;
       while (!p->queue.empty() && batch.messages_size() < static_cast<int>(kMaxBatch)) {
-        *batch.add_messages() = ToProto(p->queue.front());
+        *batch.add_messages() = ToProto(std::move(p->queue.front()));
         p->queue.pop_front();
       }
     }

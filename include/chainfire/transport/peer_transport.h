@@ -34,7 +34,9 @@
 namespace chainfire::transport {
 
 peer::RaftMessage ToProto(const raft::Message& m);
+peer::RaftMessage ToProto(raft::Message&& m);  // moves the entries' data instead of copying
 raft::Message FromProto(const peer::RaftMessage& m);
+raft::Message FromProto(peer::RaftMessage&& m);  // moves the entries' data out
 // The structural checks a received message must pass before it reaches Raft: a known type,
 // addressed to `self`, from another member of `members`; entries only on appends, numbered
 // consecutively after the message's index and no newer than its term; a snapshot exactly on
