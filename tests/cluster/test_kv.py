@@ -222,3 +222,48 @@ def test_compaction_hashkv_defrag_move_leader(c):
     target_id = next(x[0] for x in members if x[1] == target.name)
     c.etcdctl("move-leader", target_id, endpoints=c.endpoints)
     assert c.leader_member() is target
+
+
+def _bench(c, *args):
+    import os
+    import subprocess
+    binary = os.path.join(os.path.dirname(os.environ["CHAINFIRE_BIN"]), "chainfire-bench")
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_bench_tool_each_acknowledged_put_is_one_revision(c):
+    """chainfire-bench's puts against every member (under load, so apply batches hold many
+    entries): each acknowledged put is exactly one new revision, every member converges."""
+    eps = ",".join(m.endpoint for m in c.members)
+    before = json.loads(c.etcdctl("put", "bench-before", "x", "-w", "json").stdout)
+    run = _bench(c, "--endpoints", eps, "--op", "put", "--clients", "64", "--conns", "6",
+                 "--seconds", "2", "--keys", "500", "--val-size", "100")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["errors"] == 0 and result["ok"] > 100, result
+    after = json.loads(c.etcdctl("put", "bench-after", "x", "-w", "json").stdout)
+    assert after["header"]["revision"] - before["header"]["revision"] == result["ok"] + 1
+    # Reads see the writes, and all members hold the same state.
+    got = _bench(c, "--endpoints", eps, "--op", "get", "--clients", "16", "--conns", "3",
+                 "--seconds", "1", "--keys", "500")
+    assert got.returncode == 0 and json.loads(got.stdout)["errors"] == 0, got.stdout
+    keys = c.etcdctl("get", "bench/", "--prefix", "--keys-only").stdout.split()
+    assert 0 < len(keys) <= 500
+    hashes = set()
+    for m in c.members:
+        for _ in range(100):  # bounded: followers apply within a moment
+            st = json.loads(c.etcdctl("endpoint", "hashkv", "-w", "json",
+                                      endpoints=m.endpoint).stdout)[0]["HashKV"]
+            if st["header"]["revision"] >= after["header"]["revision"]:
+                break
+        assert st["header"]["revision"] == after["header"]["revision"]
+        hashes.add(st["hash"])
+    assert len(hashes) == 1
+
+
+def test_bench_tool_fails_against_a_dead_endpoint(c):
+    run = _bench(c, "--endpoints", "127.0.0.1:1", "--op", "put", "--clients", "2", "--conns",
+                 "1", "--seconds", "1")
+    assert run.returncode == 1
+    result = json.loads(run.stdout)
+    assert result["ok"] == 0 and result["errors"] > 0

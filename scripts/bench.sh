@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Side-by-side throughput: the same client (build/bin/chainfire-bench, C++ gRPC, closed loop)
+# against a local 3-member ChainFire cluster and, if etcd 3.4 is installed (Debian package
+# etcd-server), a local 3-member etcd cluster with the same flags. Both fsync every
+# acknowledged write. Runs puts, then linearizable gets, spread over all three members.
+# Usage: scripts/bench.sh [seconds per run (10)] [clients (200)] [value bytes (256)]
+# Prints one JSON line per run and writes them to work/bench/bench-<UTC time>.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+clients=${2:-200}
+val_size=${3:-256}
+mkdir -p work/bench
+out=work/bench/bench-$(date -u +%Y%m%dT%H%M%SZ).jsonl
+dir=$(mktemp -d /tmp/chainfire-bench.XXXX)
+pids=()
+cleanup() { kill -9 "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+scripts/build.sh >/dev/null
+
+run_cluster() { # binary base-port
+  local bin=$1 base=$2 cluster="" i
+  for i in 1 2 3; do cluster+="b$i=http://127.0.0.1:$((base + 10 + i)),"; done
+  cluster=${cluster%,}
+  for i in 1 2 3; do
+    "$bin" --name "b$i" --data-dir "$dir/$(basename "$bin")-$i" \
+      --listen-client-urls "http://127.0.0.1:$((base + i))" \
+      --advertise-client-urls "http://127.0.0.1:$((base + i))" \
+      --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
+      --initial-cluster "$cluster" --initial-cluster-token bench \
+      >"$dir/$(basename "$bin")-$i.log" 2>&1 &
+    pids+=($!)
+  done
+  # Bounded wait for a leader (a write succeeds).
+  local eps="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
+  for _ in $(seq 1 100); do
+    if ETCDCTL_API=3 etcdctl --endpoints="$eps" --command-timeout=1s put bench/ready 1 \
+      >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "bench: $bin cluster did not elect a leader" >&2
+  exit 1
+}
+
+measure() { # name base-port
+  local eps="127.0.0.1:$(($2 + 1)),127.0.0.1:$(($2 + 2)),127.0.0.1:$(($2 + 3))" op line
+  for op in put get; do
+    line=$(build/bin/chainfire-bench --endpoints "$eps" --op "$op" --clients "$clients" \
+      --conns 30 --seconds "$seconds" --val-size "$val_size")
+    line="{\"server\":\"$1\",${line#\{}"
+    echo "$line" | tee -a "$out"
+  done
+}
+
+run_cluster build/bin/chainfire 25300
+measure chainfire 25300
+kill -9 "${pids[@]}"
+wait 2>/dev/null || true
+pids=()
+if command -v etcd >/dev/null; then
+  run_cluster "$(command -v etcd)" 25400
+  measure "etcd-$(etcd --version | head -1 | awk '{print $3}')" 25400
+fi
+echo "results in $out"
