@@ -13,21 +13,8 @@ dir=$(mktemp -d /tmp/chainfire-bench.XXXX)
 pids=()
 cleanup() { kill -9 "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
-run_cluster() { # binary base-port
-  local bin=$1 base=$2 cluster="" i
-  for i in 1 2 3; do cluster+="b$i=http://127.0.0.1:$((base + 10 + i)),"; done
-  cluster=${cluster%,}
-  for i in 1 2 3; do
-    "$bin" --name "b$i" --data-dir "$dir/$(basename "$bin")-$i" \
-      --listen-client-urls "http://127.0.0.1:$((base + i))" \
-      --advertise-client-urls "http://127.0.0.1:$((base + i))" \
-      --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
-      --initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
-      --initial-cluster "$cluster" --initial-cluster-token bench >"$dir/$(basename "$bin")-$i.log" 2>&1 &
-    pids+=($!)
-  done
-  sleep 3
-}
+# shellcheck source=bench-cluster.sh
+source scripts/bench-cluster.sh
 measure() { # name base-port
   local eps="127.0.0.1:$(($2 + 1)),127.0.0.1:$(($2 + 2)),127.0.0.1:$(($2 + 3))"
   echo "== $1 (etcdctl check perf --load=$load)" | tee -a "$out"
