@@ -74,9 +74,10 @@ bool InRange(const std::string& k, const std::string& key, const std::string& ra
   if (range_end == std::string(1, '\0')) return k >= key;
   return k >= key && k < range_end;
 }
-}  // namespace
 
-namespace {
+// A key's latest version as written by a txn or a batch (nullopt: deleted there).
+using Writes = std::map<std::string, std::optional<mvccpb::KeyValue>>;
+
 // A batch commits itself once it holds this many entries or bytes.
 constexpr size_t kMaxStagedEntries = 1000;
 constexpr size_t kMaxStagedBytes = 8 << 20;
@@ -86,7 +87,7 @@ constexpr size_t kMaxStagedBytes = 8 << 20;
 struct KvStore::Staged {
   rocksdb::WriteBatch batch;
   // The latest version of each key the staged entries wrote (nullopt: deleted).
-  std::map<std::string, std::optional<mvccpb::KeyValue>> latest;
+  Writes latest;
   std::vector<std::pair<int64_t, std::vector<mvccpb::Event>>> events;  // by revision, in order
   uint64_t index = 0;    // the last staged entry; 0 when nothing is staged
   int64_t revision = 0;  // the revision after the staged entries
@@ -434,19 +435,14 @@ class KvStore::WriteTxn {
   }
 
   bool Latest(const std::string& key, mvccpb::KeyValue* kv) {
-    auto it = overlay_.find(key);
-    if (it != overlay_.end()) {
+    // This entry's own writes, then the batch's, then storage.
+    for (const Writes* writes : {&overlay_, staged_ != nullptr ? &staged_->latest : nullptr}) {
+      if (writes == nullptr) continue;
+      auto it = writes->find(key);
+      if (it == writes->end()) continue;
       if (!it->second) return false;
       *kv = *it->second;
       return true;
-    }
-    if (staged_ != nullptr) {
-      auto st = staged_->latest.find(key);
-      if (st != staged_->latest.end()) {
-        if (!st->second) return false;
-        *kv = *st->second;
-        return true;
-      }
     }
     return store_->Latest(key, base_, kv);
   }
@@ -456,7 +452,7 @@ class KvStore::WriteTxn {
     std::map<std::string, mvccpb::KeyValue> merged;
     store_->Scan(key, range_end, base_,
                  [&](mvccpb::KeyValue kv) { merged.emplace(kv.key(), std::move(kv)); });
-    auto apply = [&](const std::map<std::string, std::optional<mvccpb::KeyValue>>& writes) {
+    auto apply = [&](const Writes& writes) {
       for (auto it = writes.lower_bound(key); it != writes.end(); ++it) {
         const auto& [k, v] = *it;
         if (!InRange(k, key, range_end)) {
@@ -536,7 +532,7 @@ class KvStore::WriteTxn {
   int64_t sub_ = 0;
   bool wrote_ = false;
   rocksdb::WriteBatch batch_;
-  std::map<std::string, std::optional<mvccpb::KeyValue>> overlay_;
+  Writes overlay_;
   std::vector<std::unique_ptr<mvccpb::Event>> events_;  // in revision order
 };
 
