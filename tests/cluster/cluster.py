@@ -175,6 +175,27 @@ class Cluster:
         raise AssertionError("leader %x is not among the members" % leader)
 
 
+@contextlib.contextmanager
+def etcd_client(port, **kw):
+    """A python-etcd3 client on 127.0.0.1:`port`, closed on exit with its watch thread joined.
+
+    python-etcd3 runs watches on a daemon thread that holds a gRPC stream for as long as the
+    channel is open; such a thread still inside gRPC when the interpreter exits can crash it
+    (SIGSEGV after every test passed). Closing the channel ends the stream, and the thread is
+    joined (bounded) before the test goes on.
+    """
+    import etcd3
+    client = etcd3.client(host="127.0.0.1", port=port, **kw)
+    try:
+        yield client
+    finally:
+        client.close()
+        thread = client.watcher._callback_thread
+        if thread is not None:
+            thread.join(timeout=10)
+            assert not thread.is_alive(), "python-etcd3 watch thread still running after close"
+
+
 def read_varint(data, pos):
     """Decodes a protobuf varint at `pos`; returns (value, next position)."""
     value, shift = 0, 0

@@ -1,6 +1,5 @@
 """Backups through the real tools: `etcdctl snapshot save` and `chainfire-backup` against real
 members; restore into the same and into a new membership; every refusal."""
-import base64
 import json
 import os
 import shutil

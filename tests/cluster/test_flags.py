@@ -101,14 +101,13 @@ def test_auto_compaction_by_revision_and_period():
         assert c.etcdctl("get", "ac", "--rev=3", "--print-value-only").stdout.strip() == "1"
 
 
-def test_quota_raises_nospace_and_space_can_be_freed():
-    import etcd3
+def test_quota_raises_nospace_and_space_can_be_freed(clients):
     import time
     c = harness.Cluster(1)
     try:
         c.members[0].start(extra=["--quota-backend-bytes", "1000000"])
         c.wait_for_leader()
-        client = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
+        client = clients(c.members[0].client_port)
         value = "x" * 300000
         error = None
         for i in range(20):

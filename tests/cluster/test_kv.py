@@ -1,7 +1,6 @@
 """Three real members; etcdctl 3.4 and python-etcd3 as clients."""
 import json
 
-import etcd3
 import pytest
 
 import cluster as harness
@@ -68,17 +67,16 @@ def test_delete_ranges_and_prev_kv(c):
     assert c.etcdctl("del", "nothing-here").stdout.strip() == "0"
 
 
-def test_bad_input_is_refused_and_member_keeps_serving(c):
+def test_bad_input_is_refused_and_member_keeps_serving(c, clients):
     r = c.etcdctl("put", "", "x", check=False)
     assert r.returncode != 0 and "etcdserver: key is not provided" in r.stderr
     r = c.etcdctl("put", "missing-key", "--ignore-value", check=False)
     assert r.returncode != 0 and "etcdserver: key not found" in r.stderr
     big = "x" * (1572864 + 10)
-    client = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
+    client = clients(c.members[0].client_port)
     with pytest.raises(Exception) as err:
         client.put("big", big)
     assert "request is too large" in str(err.value)
-    client.close()
     c.etcdctl("put", "still-serving", "yes")
     assert c.etcdctl("get", "still-serving", "--print-value-only").stdout.strip() == "yes"
 
@@ -112,8 +110,8 @@ def test_membership_changes_are_refused(c):
         assert "FailedPrecondition" in r.stderr and "membership is fixed at boot" in r.stderr
 
 
-def test_python_etcd3(c):
-    client = etcd3.client(host="127.0.0.1", port=c.members[1].client_port)
+def test_python_etcd3(c, clients):
+    client = clients(c.members[1].client_port)
     client.put("py/a", "1")
     client.put("py/b", "2")
     value, meta = client.get("py/a")
@@ -123,7 +121,6 @@ def test_python_etcd3(c):
     assert client.delete("py/a")
     assert client.get("py/a") == (None, None)
     assert client.status().version == "3.4.0"
-    client.close()
 
 
 def test_five_members_and_one_member():
@@ -180,8 +177,8 @@ def test_etcdctl_txn_from_a_file_and_interactive(c):
     assert r.returncode != 0 and "duplicate key given in txn request" in r.stderr
 
 
-def test_python_etcd3_transaction(c):
-    client = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
+def test_python_etcd3_transaction(c, clients):
+    client = clients(c.members[0].client_port)
     client.put("ptx", "a")
     ok, responses = client.transaction(
         compare=[client.transactions.value("ptx") == "a"],
@@ -195,7 +192,6 @@ def test_python_etcd3_transaction(c):
     assert not ok
     assert client.get("ptx")[0] == b"b"
     assert client.get("ptx-failed")[0] == b"1"
-    client.close()
 
 
 def test_compaction_hashkv_defrag_move_leader(c):

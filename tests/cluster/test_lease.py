@@ -2,7 +2,6 @@
 python-etcd3 leases and lock(), expiry decided by the leader, and a leader kill."""
 import json
 import signal
-import threading
 import time
 
 import etcd3
@@ -46,8 +45,8 @@ def test_grant_attach_time_to_live_list_revoke(c):
     assert r.returncode != 0 and "requested lease not found" in r.stderr
 
 
-def test_duplicate_id_and_minimum_ttl(c):
-    client = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
+def test_duplicate_id_and_minimum_ttl(c, clients):
+    client = clients(c.members[0].client_port)
     lease = client.lease(60, lease_id=0x5eed)
     # FailedPrecondition "etcdserver: lease already exists"; python-etcd3 maps the code.
     with pytest.raises(etcd3.exceptions.PreconditionFailedError):
@@ -89,12 +88,12 @@ def test_keep_alive_through_a_follower_and_expiry(c):
     assert wait_gone(c, "kept", 30) is not None
 
 
-def test_python_etcd3_lock_taken_in_turn(c):
+def test_python_etcd3_lock_taken_in_turn(c, clients):
     # python3-etcd3's blocking acquire is broken against Debian's tenacity (a TypeError in its
     # retry wait), so each acquire here is uncontended: the lock changes hands by release and
     # by lease expiry, and the holder is visible in the store meanwhile.
-    a = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
-    b = etcd3.client(host="127.0.0.1", port=c.members[1].client_port)
+    a = clients(c.members[0].client_port)
+    b = clients(c.members[1].client_port)
     lock_a = a.lock("res", ttl=10)
     assert lock_a.acquire(timeout=5)
     assert lock_a.is_acquired()

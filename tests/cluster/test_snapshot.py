@@ -1,7 +1,6 @@
 """Raft snapshots in the daemon: the log is truncated every --snapshot-count entries, and a
 follower that fell behind the truncation point catches up by a streamed snapshot."""
 import json
-import os
 import threading
 
 import cluster as harness

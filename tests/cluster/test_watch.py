@@ -8,7 +8,6 @@ import tempfile
 import threading
 import time
 
-import etcd3
 import pytest
 
 import cluster as harness
@@ -88,8 +87,8 @@ def test_watch_from_a_compacted_revision_is_cancelled(c):
     assert "required revision has been compacted" in r.stdout + r.stderr
 
 
-def test_python_etcd3_watch_iterator_and_callback(c):
-    client = etcd3.client(host="127.0.0.1", port=c.members[1].client_port)
+def test_python_etcd3_watch_iterator_and_callback(c, clients):
+    client = clients(c.members[1].client_port)
     events, cancel = client.watch_prefix("pw/")
 
     def writer():  # watch_prefix returned once the watch was created
@@ -119,11 +118,11 @@ def test_python_etcd3_watch_iterator_and_callback(c):
     client.cancel_watch(watch_id)
 
 
-def test_watch_survives_leader_kill_exactly_once_in_order():
+def test_watch_survives_leader_kill_exactly_once_in_order(clients):
     with harness.Cluster(3) as c:
         leader = c.leader_member()
         follower = next(m for m in c.members if m is not leader)
-        client = etcd3.client(host="127.0.0.1", port=follower.client_port)
+        client = clients(follower.client_port)
         events, cancel = client.watch_prefix("k/")
         acked, stop = [], threading.Event()
 
@@ -185,7 +184,7 @@ def _next_within(stream, seconds):
     return holder[0]
 
 
-def test_progress_notify_and_fragment():
+def test_progress_notify_and_fragment(clients):
     from etcd3.etcdrpc import rpc_pb2
     c = harness.Cluster(1)
     try:
@@ -204,7 +203,7 @@ def test_progress_notify_and_fragment():
         # python-etcd3 protos lack `fragment`, so the request carries it as raw field 8.
         import queue
         import grpc
-        client = etcd3.client(host="127.0.0.1", port=c.members[0].client_port)
+        client = clients(c.members[0].client_port)
         for i in range(20):
             client.put("fr/%02d" % i, "x" * 100000)
         create = rpc_pb2.WatchCreateRequest(key=b"fr/", range_end=b"fr0", prev_kv=True)
@@ -236,11 +235,11 @@ def test_progress_notify_and_fragment():
         c.__exit__(None, None, None)
 
 
-def test_watch_resumes_after_a_member_restart_without_gaps_or_duplicates():
+def test_watch_resumes_after_a_member_restart_without_gaps_or_duplicates(clients):
     with harness.Cluster(3) as c:
         leader = c.leader_member()
         m = next(x for x in c.members if x is not leader)  # restart a follower: writes go on
-        client = etcd3.client(host="127.0.0.1", port=m.client_port)
+        client = clients(m.client_port)
         events, cancel = client.watch_prefix("rs/")
         for i in range(5):
             c.etcdctl("put", "rs/%02d" % i, str(i), endpoints=leader.endpoint)
@@ -255,7 +254,7 @@ def test_watch_resumes_after_a_member_restart_without_gaps_or_duplicates():
             c.etcdctl("put", "rs/%02d" % i, str(i), endpoints=leader.endpoint)
         m.start()
         c.wait_for_leader(members=c.members)
-        client = etcd3.client(host="127.0.0.1", port=m.client_port)
+        client = clients(m.client_port)
         events, cancel = client.watch_prefix("rs/", start_revision=last + 1)
         c.etcdctl("put", "rs/10", "10", endpoints=leader.endpoint)
         for ev in events:
