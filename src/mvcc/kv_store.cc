@@ -198,15 +198,15 @@ absl::Status KvStore::Load() {
 bool KvStore::Latest(const std::string& key, int64_t rev, mvccpb::KeyValue* kv) const {
   std::unique_ptr<rocksdb::Iterator> it(
       engine_->db()->NewIterator(storage::OneKeyRead(), engine_->cf(Column::kKv)));
-  it->Seek(VersionKey(key, {rev, INT64_MAX}));
+  const std::string seek = VersionKey(key, {rev, INT64_MAX});
+  it->Seek(seek);
   if (!it->Valid()) return false;
-  std::string k;
-  Revision r;
-  CF_CHECK(DecodeVersionKey(it->key().ToStringView(), &k, &r)) << "corrupt mvcc key";
-  if (k != key) return false;
+  // The same user key iff the same escaped prefix: compared encoded, without decoding.
+  const std::string_view prefix(seek.data(), seek.size() - 16);
+  if (!IsVersionKeyOf(it->key().ToStringView(), prefix)) return false;
   if (!DecodeRecord(it->value(), kv)) return false;
   kv->set_key(key);
-  kv->set_mod_revision(r.main);
+  kv->set_mod_revision(VersionKeyRevision(it->key().ToStringView()).main);
   return true;
 }
 

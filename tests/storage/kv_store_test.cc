@@ -50,6 +50,60 @@ TEST(KeyEncoding, RoundTripsAndSortsKeysWithAnyByte) {
   EXPECT_FALSE(DecodeVersionKey("short", &k, &r));
 }
 
+// The encoding as documented in key_encoding.h, written the plain way, as the reference.
+std::string ReferenceVersionKey(const std::string& key, Revision rev) {
+  std::string out;
+  for (char c : key) {
+    out.push_back(c);
+    if (c == '\0') out.push_back('\xff');
+  }
+  out += std::string("\0\x01", 2);
+  for (uint64_t v : {~static_cast<uint64_t>(rev.main), ~static_cast<uint64_t>(rev.sub)}) {
+    for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+  }
+  return out;
+}
+
+TEST(KeyEncoding, MatchesTheReferenceOnRandomAndZeroHeavyKeys) {
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    // Bytes drawn mostly from {0x00, 0x01, 0xff, 'a'}, as etcdctl check perf's zero-padded keys.
+    std::string key(rng() % 300, '\0');
+    for (char& c : key) {
+      const char alphabet[] = {'\0', '\0', '\x01', '\xff', 'a'};
+      c = alphabet[rng() % 5];
+    }
+    const Revision rev{static_cast<int64_t>(rng() >> 1), static_cast<int64_t>(rng() % 100)};
+    const std::string encoded = VersionKey(key, rev);
+    ASSERT_EQ(encoded, ReferenceVersionKey(key, rev)) << i;
+    ASSERT_EQ(KeyPrefix(key), encoded.substr(0, encoded.size() - 16));
+    std::string back;
+    Revision r;
+    ASSERT_TRUE(DecodeVersionKey(encoded, &back, &r)) << i;
+    EXPECT_EQ(back, key);
+    EXPECT_EQ(r, rev);
+    EXPECT_EQ(VersionKeyRevision(encoded), rev);
+    EXPECT_TRUE(IsVersionKeyOf(encoded, KeyPrefix(key)));
+    EXPECT_FALSE(IsVersionKeyOf(encoded, KeyPrefix(key + std::string(1, '\0'))));
+    if (!key.empty()) EXPECT_FALSE(IsVersionKeyOf(encoded, KeyPrefix(key.substr(1))));
+  }
+}
+
+TEST(KeyEncoding, MalformedKeysAreRefused) {
+  const std::string rev(16, '\x07');
+  std::string k;
+  Revision r;
+  for (const std::string& body : {std::string("a\0", 2),            // 0x00 at the end
+                                  std::string("a\0\0\x01", 4),      // 0x00 0x00
+                                  std::string("\0\x01x\0\x01", 5),  // terminator inside
+                                  std::string("a\0\x02", 3),        // wrong terminator
+                                  std::string("ab", 2)}) {          // no terminator
+    EXPECT_FALSE(DecodeVersionKey(body + rev, &k, &r)) << body.size();
+  }
+  EXPECT_TRUE(DecodeVersionKey(std::string("a\0\xff\0\x01", 5) + rev, &k, &r));
+  EXPECT_EQ(k, std::string("a\0", 2));
+}
+
 class KvStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }

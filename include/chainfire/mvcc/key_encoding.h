@@ -29,6 +29,11 @@ std::string KeyPrefixEnd(std::string_view user_key);
 std::string VersionKey(std::string_view user_key, Revision rev);
 // Decodes a version key; false when it is malformed.
 bool DecodeVersionKey(std::string_view encoded, std::string* user_key, Revision* rev);
+// The revision of a version key (its last 16 bytes); `encoded` must be at least 16 bytes.
+Revision VersionKeyRevision(std::string_view encoded);
+// Whether `encoded` is a version key of the user key whose KeyPrefix is `key_prefix`, compared
+// encoded (no decoding).
+bool IsVersionKeyOf(std::string_view encoded, std::string_view key_prefix);
 // BE64(main) BE64(sub): the kv_revs column's key, ascending by revision.
 std::string RevisionKey(Revision rev);
 
