@@ -116,6 +116,7 @@ void NodeHost::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  readers_.Stop();
 }
 
 void NodeHost::Wake() {
@@ -153,7 +154,18 @@ void NodeHost::Propose(internal::Request request, WriteDone done) {
   cv_.notify_one();
 }
 
-void NodeHost::LinearizableRead(ReadDone done) {
+void NodeHost::LinearizableRead(ReadDone done, ReadWork work) {
+  if (work == ReadWork::kScan) {
+    // Once the store has applied the read index any later state is as good, so the scan may
+    // run later, on another thread.
+    done = [this, scan = std::move(done)](absl::Status s) {
+      if (!s.ok()) {
+        scan(s);
+        return;
+      }
+      readers_.Submit([scan] { scan(absl::OkStatus()); });
+    };
+  }
   const uint64_t id = next_id_.fetch_add(1);
   {
     std::lock_guard<std::mutex> l(mu_);

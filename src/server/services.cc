@@ -108,7 +108,8 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
   if (req->serializable()) {
     serve(absl::OkStatus());
   } else {
-    host_->LinearizableRead(std::move(serve));
+    host_->LinearizableRead(std::move(serve), req->range_end().empty() ? NodeHost::ReadWork::kPoint
+                                                                       : NodeHost::ReadWork::kScan);
   }
   return reactor;
 }

@@ -183,9 +183,14 @@ def etcd_client(port, **kw):
     channel is open; such a thread still inside gRPC when the interpreter exits can crash it
     (SIGSEGV after every test passed). Closing the channel ends the stream, and the thread is
     joined (bounded) before the test goes on.
+
+    Each client has its own gRPC subchannels: by default gRPC shares them between channels to
+    the same address, so a client made after a member restarted would inherit the old one's
+    reconnect backoff and fail at once with "Connection refused".
     """
     import etcd3
-    client = etcd3.client(host="127.0.0.1", port=port, **kw)
+    options = [("grpc.use_local_subchannel_pool", 1)] + list(kw.pop("grpc_options", None) or [])
+    client = etcd3.client(host="127.0.0.1", port=port, grpc_options=options, **kw)
     try:
         yield client
     finally:

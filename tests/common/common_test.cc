@@ -1,8 +1,14 @@
+#include <atomic>
+#include <chrono>
+#include <future>
 #include <set>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "chainfire/common/check.h"
 #include "chainfire/common/random.h"
+#include "chainfire/common/worker_pool.h"
 #include "gtest/gtest.h"
 
 namespace chainfire {
@@ -52,6 +58,57 @@ TEST(Check, FailureReachesTheFatalHandlerWithItsMessage) {
 
 TEST(CheckDeathTest, DefaultHandlerAborts) {
   EXPECT_DEATH({ CF_CHECK(false) << "boom"; }, "check failed: false: boom");
+}
+
+TEST(WorkerPool, OneThreadRunsEveryTaskOnceInOrder) {
+  std::vector<int> order;
+  {
+    WorkerPool pool(1);
+    for (int i = 0; i < 1000; ++i) pool.Submit([&order, i] { order.push_back(i); });
+    pool.Stop();
+  }
+  ASSERT_EQ(order.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST(WorkerPool, StopRunsWhatIsQueuedAndLaterTasksRunInline) {
+  WorkerPool pool(1);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> ran{0};
+  pool.Submit([released] { released.wait(); });  // holds the only thread
+  for (int i = 0; i < 100; ++i) pool.Submit([&ran] { ++ran; });
+  EXPECT_EQ(ran.load(), 0);
+  std::thread releaser([&release] {  // lets Stop() start first, usually; holds either way
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    release.set_value();
+  });
+  pool.Stop();  // returns only after the 100 queued tasks ran
+  releaser.join();
+  EXPECT_EQ(ran.load(), 100);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::thread::id ran_on;
+  pool.Submit([&ran_on] { ran_on = std::this_thread::get_id(); });
+  EXPECT_EQ(ran_on, caller);
+}
+
+TEST(WorkerPool, TwoThreadsRunTwoTasksAtOnce) {
+  WorkerPool pool(2);
+  std::promise<void> a_started, b_started;
+  auto a = a_started.get_future();
+  auto b = b_started.get_future();
+  std::atomic<bool> a_saw_b{false}, b_saw_a{false};
+  pool.Submit([&] {
+    a_started.set_value();
+    a_saw_b = b.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  });
+  pool.Submit([&] {
+    b_started.set_value();
+    b_saw_a = a.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  });
+  pool.Stop();
+  EXPECT_TRUE(a_saw_b.load());
+  EXPECT_TRUE(b_saw_a.load());
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "chainfire/common/worker_pool.h"
 #include "chainfire/internal.pb.h"
 #include "chainfire/mvcc/kv_store.h"
 #include "chainfire/mvcc/watch_hub.h"
@@ -87,9 +88,15 @@ class NodeHost : private node::Application {
   void Deliver(std::vector<raft::Message> messages);
   // Proposes a write; `done` runs once, on the node thread (or at once on failure).
   void Propose(internal::Request request, WriteDone done);
+  // How much a read does once it may run: one key (a seek), or a scan of any length.
+  enum class ReadWork { kPoint, kScan };
   // Confirms leadership and waits until the local store has applied everything committed
-  // before the call; then `done(OK)` runs on the node thread and a local read is linearizable.
-  void LinearizableRead(ReadDone done);
+  // before the call; then `done(OK)` runs and a local read is linearizable. A point read runs
+  // on the node thread (cheaper than a hand-off); a scan runs on one of the host's reader
+  // threads, as a long scan on the node thread would hold up heartbeats and elect another
+  // leader. A failure runs `done` with etcd's error on the node thread (or at once when
+  // stopping).
+  void LinearizableRead(ReadDone done, ReadWork work = ReadWork::kScan);
   // Writes this member's whole state (a raft-snapshot container) for the kSnap message `m`
   // to a file under <data-dir>/snap and returns its path. Any thread (the transport's).
   absl::StatusOr<std::string> WriteSnapshotForPeer(const raft::Message& m);
@@ -202,6 +209,9 @@ class NodeHost : private node::Application {
   bool batch_open_ = false;
   std::vector<std::pair<WriteDone, WriteResult>> applied_replies_;
   std::map<uint64_t, ReadWaiter> read_waiters_;
+  // Serves linearizable scans once their index is applied; stopped by Stop() after the node
+  // thread, running what is queued.
+  WorkerPool readers_{2};
   std::chrono::steady_clock::time_point leaderless_since_;
   bool publish_pending_ = false;
   bool published_ = false;
