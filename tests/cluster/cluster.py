@@ -189,8 +189,8 @@ def etcd_client(port, **kw):
     reconnect backoff and fail at once with "Connection refused".
     """
     import etcd3
-    options = [("grpc.use_local_subchannel_pool", 1)] + list(kw.pop("grpc_options", None) or [])
-    client = etcd3.client(host="127.0.0.1", port=port, grpc_options=options, **kw)
+    client = etcd3.client(host="127.0.0.1", port=port,
+                          grpc_options=[("grpc.use_local_subchannel_pool", 1)], **kw)
     try:
         yield client
     finally:

@@ -64,9 +64,5 @@ def test_long_scans_keep_the_leader_and_let_writes_through():
         statuses = c.statuses()
         assert {s["header"]["raft_term"] for s in statuses.values()} == {term}, \
             "a scan held up the leader's heartbeats: %s" % statuses
-        assert harness.leader_of(statuses) == leader_id(statuses, leader)
+        assert harness.leader_of(statuses) == statuses[leader.endpoint]["header"]["member_id"]
         assert puts and all(rc == 0 for rc in puts), puts
-
-
-def leader_id(statuses, member):
-    return statuses[member.endpoint]["header"]["member_id"]
