@@ -207,7 +207,10 @@ absl::Status InstallRawState(storage::Engine* engine, const std::string& path,
     if (absl::Status s = engine->Write(&batch, true); !s.ok()) return s;  // all but the index
     return absl::AbortedError("testing: crashed before the last batch of the install");
   }
-  if (!applied.empty()) batch.Put(engine->cf(Column::kMeta), mvcc::layout::kAppliedKey, applied);
+  if (!applied.empty()) {
+    batch.Put(engine->cf(Column::kMeta), mvcc::layout::kAppliedKey, applied);
+    batch.Put(engine->cf(Column::kMeta), mvcc::layout::kInstalledAppliedKey, applied);
+  }
   return flush(true);
 }
 

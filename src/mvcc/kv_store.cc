@@ -94,10 +94,12 @@ struct KvStore::Staged {
   size_t entries = 0;
 };
 
-KvStore::KvStore(storage::Engine* engine) : engine_(engine) {}
+KvStore::KvStore(storage::Engine* engine, KvStoreOptions options)
+    : engine_(engine), options_(options) {}
 
-absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine) {
-  auto store = std::unique_ptr<KvStore>(new KvStore(engine));
+absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine,
+                                                       KvStoreOptions options) {
+  auto store = std::unique_ptr<KvStore>(new KvStore(engine, options));
   if (absl::Status s = store->Load(); !s.ok()) return s;
   store->StartCompactor();
   return store;
@@ -110,7 +112,7 @@ void KvStore::StartCompactor() {
     // A compaction interrupted by a crash resumes here.
     compact_target_ = compact_revision_;
   }
-  compactor_ = std::thread([this] { CompactorLoop(); });
+  if (options_.background_compaction) compactor_ = std::thread([this] { CompactorLoop(); });
 }
 
 void KvStore::StopCompactor() {
@@ -613,34 +615,49 @@ void KvStore::WhenPhysicallyCompacted(int64_t rev, std::function<void()> done) {
 
 void KvStore::CompactorLoop() {
   for (;;) {
-    int64_t from, to;
     {
       std::unique_lock<std::mutex> l(compact_mu_);
       compact_cv_.wait(l, [&] { return stopping_ || compacted_through_ < compact_target_; });
       if (stopping_) return;
-      from = compacted_through_;
-      to = compact_target_;
     }
-    const int64_t done = CompactSlice(from, to, kCompactSlice);
-    std::vector<std::function<void()>> ready;
-    {
-      std::lock_guard<std::mutex> l(compact_mu_);
-      compacted_through_ = done;
-      for (auto it = compact_waiters_.begin(); it != compact_waiters_.end();) {
-        if (it->first <= done) {
-          ready.push_back(std::move(it->second));
-          it = compact_waiters_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-    }
-    for (auto& f : ready) f();
+    CompactOnce();
   }
 }
 
+bool KvStore::CompactStep() {
+  CF_CHECK(!options_.background_compaction) << "CompactStep with a background compactor";
+  FlushStaged();
+  return CompactOnce();
+}
+
+bool KvStore::CompactOnce() {
+  int64_t from, to;
+  {
+    std::lock_guard<std::mutex> l(compact_mu_);
+    if (compacted_through_ >= compact_target_) return false;
+    from = compacted_through_;
+    to = compact_target_;
+  }
+  const int64_t done = CompactSlice(from, to, kCompactSlice);
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard<std::mutex> l(compact_mu_);
+    compacted_through_ = done;
+    for (auto it = compact_waiters_.begin(); it != compact_waiters_.end();) {
+      if (it->first <= done) {
+        ready.push_back(std::move(it->second));
+        it = compact_waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& f : ready) f();
+  return true;
+}
+
 int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
-  // Walk the revision index over (from, to]. For each key written there, keep only its newest
+  // Walk the revision index over [from, to]. For each key written there, keep only its newest
   // version at or below `to` (none, if that is a tombstone): every older version goes, also
   // those an earlier compaction kept, or a deleted key would come back when its tombstone is
   // removed.
@@ -653,7 +670,8 @@ int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
   int64_t last = from;
   int64_t n = 0;
   bool hit_limit = false;
-  for (revs->Seek(RevisionKey({from + 1, 0})); revs->Valid(); revs->Next()) {
+  // From `from` itself: a delete kept at the previous compaction revision goes now.
+  for (revs->Seek(RevisionKey({std::max<int64_t>(from, 1), 0})); revs->Valid(); revs->Next()) {
     const int64_t main = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data()));
     if (main > to) break;
     if (n >= limit && main != last) {  // slices end on a revision boundary
@@ -673,10 +691,15 @@ int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
       if (k != key) break;
       const bool tombstone =
           versions->value().size() > 0 && versions->value().data()[0] == kTombstone;
-      if (newest && !tombstone) {
-        newest = false;  // the live value at `to`: kept
+      if (newest && (!tombstone || r.main == to)) {
+        // The live value at `to` is kept; so is a delete at `to` itself, so that revision `to`
+        // (still readable, and where a watch may start or resume) keeps all its events (found
+        // by the member simulation: a watch resumed at the compaction revision missed a
+        // delete). A later compaction removes it.
+        newest = false;
         continue;
       }
+      if (!newest && options_.testing_compaction_resurrects) break;  // the bug: keeps the rest
       newest = false;
       batch.Delete(engine_->cf(Column::kKv), versions->key());
       batch.Delete(engine_->cf(Column::kKvRevisions), RevisionKey(r));

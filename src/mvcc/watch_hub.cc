@@ -14,13 +14,13 @@ bool Matches(const WatchSpec& spec, const std::string& k) {
 }
 }  // namespace
 
-WatchHub::WatchHub(KvStore* kv, std::chrono::milliseconds progress_interval)
+WatchHub::WatchHub(KvStore* kv, std::chrono::milliseconds progress_interval, bool catch_up_thread)
     : kv_(kv), progress_interval_(progress_interval) {
   notified_ = kv->revision();
   kv_->SetObserver([this](int64_t rev, std::vector<mvccpb::Event> events) {
     OnCommitted(rev, std::move(events));
   });
-  catch_up_ = std::thread([this] { CatchUpLoop(); });
+  if (catch_up_thread) catch_up_ = std::thread([this] { CatchUpLoop(); });
 }
 
 WatchHub::~WatchHub() {
@@ -29,7 +29,7 @@ WatchHub::~WatchHub() {
     stopping_ = true;
   }
   cv_.notify_all();
-  catch_up_.join();
+  if (catch_up_.joinable()) catch_up_.join();
 }
 
 std::vector<mvccpb::Event> WatchHub::Filter(const WatchSpec& spec,
@@ -51,6 +51,7 @@ void WatchHub::Add(WatchSink* sink, int64_t id, const WatchSpec& spec) {
     Watcher w;
     w.spec = spec;
     w.last_sent = std::chrono::steady_clock::now();
+    w.seq = next_seq_++;
     if (spec.start_revision <= 0 || spec.start_revision > notified_) {
       // From now (or from a future revision: live events carry it there).
       w.next_rev = spec.start_revision > 0 ? spec.start_revision : notified_ + 1;
@@ -121,48 +122,56 @@ void WatchHub::Resync(int64_t revision) {
 void WatchHub::CatchUpLoop() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stopping_) {
-    // Pick one unsynced watcher whose stream has room.
-    Key target{nullptr, 0};
-    Watcher snapshot;
-    int64_t upto = notified_;
-    for (auto& [key, w] : watchers_) {
-      if (!w.synced && key.first->HasRoom()) {
-        target = key;
-        snapshot = w;
-        break;
-      }
-    }
-    if (target.first == nullptr) {
+    if (!CatchUpOnce(l)) {
       SendProgressLocked();
       cv_.wait_for(l, std::chrono::milliseconds(20));
-      continue;
     }
-    const int64_t compacted = kv_->compact_revision();
-    if (snapshot.next_rev < compacted) {
-      target.first->Compacted(target.second, compacted);
-      watchers_.erase(target);
-      continue;
-    }
-    // Read from storage without the lock: revisions <= upto are committed and immutable.
-    l.unlock();
-    std::vector<mvccpb::Event> events;
-    const int64_t done =
-        kv_->ReadEvents(snapshot.next_rev, upto, snapshot.spec.key, snapshot.spec.range_end,
-                        snapshot.spec.prev_kv, kCatchUpBatch, &events);
-    l.lock();
-    auto it = watchers_.find(target);
-    if (it == watchers_.end() || it->second.next_rev != snapshot.next_rev || it->second.synced) {
-      continue;  // removed or changed meanwhile
-    }
-    std::vector<mvccpb::Event> mine = Filter(snapshot.spec, events);
-    if (!mine.empty() && !target.first->Deliver(target.second, std::move(mine), done)) {
-      continue;  // no room after all; try again later
-    }
-    it->second.next_rev = done + 1;
-    it->second.last_sent = std::chrono::steady_clock::now();
-    // The switch to live events happens here, under the lock, at a revision boundary.
-    if (it->second.next_rev > notified_) it->second.synced = true;
   }
+}
+
+bool WatchHub::CatchUpStep() {
+  std::unique_lock<std::mutex> l(mu_);
+  return CatchUpOnce(l);
+}
+
+bool WatchHub::CatchUpOnce(std::unique_lock<std::mutex>& l) {
+  // Pick the oldest unsynced watcher whose stream has room.
+  Key target{nullptr, 0};
+  Watcher snapshot;
+  const int64_t upto = notified_;
+  for (auto& [key, w] : watchers_) {
+    if (!w.synced && (target.first == nullptr || w.seq < snapshot.seq) && key.first->HasRoom()) {
+      target = key;
+      snapshot = w;
+    }
+  }
+  if (target.first == nullptr) return false;
+  const int64_t compacted = kv_->compact_revision();
+  if (snapshot.next_rev < compacted) {
+    target.first->Compacted(target.second, compacted);
+    watchers_.erase(target);
+    return true;
+  }
+  // Read from storage without the lock: revisions <= upto are committed and immutable.
+  l.unlock();
+  std::vector<mvccpb::Event> events;
+  const int64_t done =
+      kv_->ReadEvents(snapshot.next_rev, upto, snapshot.spec.key, snapshot.spec.range_end,
+                      snapshot.spec.prev_kv, kCatchUpBatch, &events);
+  l.lock();
+  auto it = watchers_.find(target);
+  if (it == watchers_.end() || it->second.next_rev != snapshot.next_rev || it->second.synced) {
+    return true;  // removed or changed meanwhile
+  }
+  std::vector<mvccpb::Event> mine = Filter(snapshot.spec, events);
+  if (!mine.empty() && !target.first->Deliver(target.second, std::move(mine), done)) {
+    return true;  // no room after all; try again later
+  }
+  it->second.next_rev = done + 1;
+  it->second.last_sent = std::chrono::steady_clock::now();
+  // The switch to live events happens here, under the lock, at a revision boundary.
+  if (it->second.next_rev > notified_) it->second.synced = true;
+  return true;
 }
 
 void WatchHub::SendProgressLocked() {

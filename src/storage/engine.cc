@@ -79,7 +79,8 @@ std::string BigEndian64(uint64_t v) {
   return s;
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, rocksdb::Env* env) {
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, rocksdb::Env* env,
+                                                     bool background_compaction) {
   bool existed = false;
   if (env == nullptr) {
     std::error_code ec;
@@ -110,6 +111,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
   const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(kBlockCacheBytes);
   for (int c = 0; c < static_cast<int>(std::size(kColumnNames)); ++c) {
     columns.emplace_back(kColumnNames[c], ColumnOptions(static_cast<Column>(c), cache));
+  }
+  for (rocksdb::ColumnFamilyDescriptor& c : columns) {
+    c.options.disable_auto_compactions = !background_compaction;
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;

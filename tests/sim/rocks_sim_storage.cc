@@ -11,7 +11,8 @@ absl::StatusOr<std::unique_ptr<RocksSimStorage>> RocksSimStorage::Open(
   s->rng_ = rng;
   s->now_ms_ = now_ms;
   s->on_durable_ = std::move(on_durable);
-  auto engine = storage::Engine::Open(dir, env);
+  // No RocksDB compaction on its own threads: the run must replay exactly.
+  auto engine = storage::Engine::Open(dir, env, /*background_compaction=*/false);
   if (!engine.ok()) return engine.status();
   s->engine_ = std::move(*engine);
   auto log = storage::RaftLogStore::Open(s->engine_.get(), nullptr, /*manual=*/true);

@@ -35,6 +35,9 @@ class RocksSimStorage : public node::NodeStorage {
   raft::Index LastIndex() const override { return log_->LastIndex(); }
   absl::StatusOr<raft::Snapshot> GetSnapshot() const override { return log_->GetSnapshot(); }
 
+  // The member's one RocksDB (the KvStore opens its columns on it too).
+  storage::Engine* engine() const { return engine_.get(); }
+
   void SubmitWrite(node::PersistRequest request) override;
   absl::StatusOr<size_t> PollCompletedWrites() override;
   absl::Status SaveSnapshotAndCompact(raft::Index index, std::string data,

@@ -32,10 +32,12 @@ int Usage() {
       "usage: chainfire-sim --seed=N "
       "[--profile=calm|lossy|partition|crash|chaos|leader-crash|election-storm|disk-loss|faulty-"
       "disk] "
-      "[--trace] [--storage=sim|rocksdb] [--bug=vote-not-persisted|commit-before-leader-fsync|"
+      "[--trace] [--storage=sim|rocksdb] [--app=member|register] "
+      "[--bug=vote-not-persisted|commit-before-leader-fsync|"
       "read-without-read-index|fsync-lies|lease-no-reset|disk-loss-rejoins-as-new|ignore-fsync-"
-      "failure]\n"
-      "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--bug=B]\n");
+      "failure|reply-before-visible|reply-to-wrong-waiter|snapshot-forgets-leases|"
+      "compaction-resurrects]\n"
+      "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--app=A] [--bug=B]\n");
   return 2;
 }
 }  // namespace
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
   bool trace = false;
   BugSwitches bugs;
   StorageKind storage = StorageKind::kAuto;
+  Application application = Application::kAuto;
   for (int i = 1; i < argc; ++i) {
     if (Flag(argv[i], "--seed", &v)) {
       seed = std::strtoull(v.c_str(), nullptr, 10);
@@ -60,6 +63,14 @@ int main(int argc, char** argv) {
         storage = StorageKind::kSimDisk;
       } else if (v == "rocksdb") {
         storage = StorageKind::kRocksDbInMemory;
+      } else {
+        return Usage();
+      }
+    } else if (Flag(argv[i], "--app", &v)) {
+      if (v == "member") {
+        application = Application::kMember;
+      } else if (v == "register") {
+        application = Application::kRegister;
       } else {
         return Usage();
       }
@@ -80,6 +91,14 @@ int main(int argc, char** argv) {
         bugs.disk_loss_rejoins_as_new = true;
       } else if (v == "ignore-fsync-failure") {
         bugs.ignore_fsync_failure = true;
+      } else if (v == "reply-before-visible") {
+        bugs.reply_before_batch_visible = true;
+      } else if (v == "reply-to-wrong-waiter") {
+        bugs.reply_to_wrong_waiter = true;
+      } else if (v == "snapshot-forgets-leases") {
+        bugs.snapshot_forgets_leases = true;
+      } else if (v == "compaction-resurrects") {
+        bugs.compaction_resurrects = true;
       } else {
         return Usage();
       }
@@ -99,14 +118,16 @@ int main(int argc, char** argv) {
     o.bugs = bugs;
     o.trace = trace;
     o.storage = storage;
+    o.application = application;
     const SimResult r = RunSimulation(o);
     std::printf(
-        "seed=%llu profile=%s: %s (acked writes %llu, reads %llu, elections %llu, "
+        "seed=%llu profile=%s app=%s: %s (acked writes %llu, reads %llu, elections %llu, "
         "crashes %llu, max commit %llu)\n",
         static_cast<unsigned long long>(seed), o.profile.name.c_str(),
-        r.ok ? "ok" : r.failure.c_str(), static_cast<unsigned long long>(r.acked_writes),
-        static_cast<unsigned long long>(r.reads), static_cast<unsigned long long>(r.elections),
-        static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.max_commit));
+        r.real_member ? "member" : "register", r.ok ? "ok" : r.failure.c_str(),
+        static_cast<unsigned long long>(r.acked_writes), static_cast<unsigned long long>(r.reads),
+        static_cast<unsigned long long>(r.elections), static_cast<unsigned long long>(r.crashes),
+        static_cast<unsigned long long>(r.max_commit));
     return r.ok ? 0 : 1;
   }
   if (seeds == 0) return Usage();
@@ -116,6 +137,7 @@ int main(int argc, char** argv) {
   so.profile = profile;
   so.bugs = bugs;
   so.storage = storage;
+  so.application = application;
   const SweepResult r = Sweep(so);
   return r.failures.empty() ? 0 : 1;
 }

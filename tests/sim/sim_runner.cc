@@ -6,7 +6,8 @@
 
 namespace chainfire::sim {
 
-std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSwitches& bugs) {
+std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSwitches& bugs,
+                          Application application) {
   std::string cmd = absl::StrCat("build/bin/chainfire-sim --seed=", seed, " --profile=", profile);
   if (bugs.vote_not_persisted) cmd += " --bug=vote-not-persisted";
   if (bugs.commit_before_leader_fsync) cmd += " --bug=commit-before-leader-fsync";
@@ -15,6 +16,12 @@ std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSw
   if (bugs.lease_no_reset_on_promote) cmd += " --bug=lease-no-reset";
   if (bugs.disk_loss_rejoins_as_new) cmd += " --bug=disk-loss-rejoins-as-new";
   if (bugs.ignore_fsync_failure) cmd += " --bug=ignore-fsync-failure";
+  if (bugs.reply_before_batch_visible) cmd += " --bug=reply-before-visible";
+  if (bugs.reply_to_wrong_waiter) cmd += " --bug=reply-to-wrong-waiter";
+  if (bugs.snapshot_forgets_leases) cmd += " --bug=snapshot-forgets-leases";
+  if (bugs.compaction_resurrects) cmd += " --bug=compaction-resurrects";
+  if (application == Application::kMember) cmd += " --app=member";
+  if (application == Application::kRegister) cmd += " --app=register";
   return cmd + " --trace";
 }
 
@@ -26,9 +33,14 @@ SweepResult Sweep(const SweepOptions& o) {
     so.profile = o.profile.empty() ? ProfileForSeed(seed) : ProfileByName(o.profile);
     so.bugs = o.bugs;
     so.storage = o.storage;
+    so.application = o.application;
     const SimResult res = RunSimulation(so);
     ++r.runs;
     ++r.per_profile[so.profile.name];
+    if (res.real_member) ++r.per_profile_member[so.profile.name];
+    r.serializable_reads += res.serializable_reads;
+    r.watch_events += res.watch_events;
+    r.compactions += res.compactions;
     r.acked_writes += res.acked_writes;
     r.reads += res.reads;
     r.elections += res.elections;
@@ -49,7 +61,8 @@ SweepResult Sweep(const SweepOptions& o) {
       if (!o.quiet) {
         std::printf("FAIL seed=%llu profile=%s: %s\n  reproduce: %s\n",
                     static_cast<unsigned long long>(seed), so.profile.name.c_str(),
-                    res.failure.c_str(), ReplayCommand(seed, so.profile.name, o.bugs).c_str());
+                    res.failure.c_str(),
+                    ReplayCommand(seed, so.profile.name, o.bugs, o.application).c_str());
       }
       if (o.stop_at_first_failure) break;
     }
@@ -80,6 +93,22 @@ SweepResult Sweep(const SweepOptions& o) {
         static_cast<unsigned long long>(r.bits_flipped),
         static_cast<unsigned long long>(r.corruptions_detected),
         static_cast<unsigned long long>(r.inconclusive));
+    uint64_t members = 0;
+    std::printf("simulated over the real Member:");
+    for (const auto& [name, n] : r.per_profile) {
+      const auto it = r.per_profile_member.find(name);
+      const uint64_t m = it == r.per_profile_member.end() ? 0 : it->second;
+      members += m;
+      std::printf(" %s=%llu/%llu", name.c_str(), static_cast<unsigned long long>(m),
+                  static_cast<unsigned long long>(n));
+    }
+    std::printf(
+        " (%llu of %llu seeds): %llu serializable reads, %llu watch events delivered, "
+        "%llu compactions\n",
+        static_cast<unsigned long long>(members), static_cast<unsigned long long>(r.runs),
+        static_cast<unsigned long long>(r.serializable_reads),
+        static_cast<unsigned long long>(r.watch_events),
+        static_cast<unsigned long long>(r.compactions));
   }
   return r;
 }

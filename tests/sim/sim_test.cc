@@ -14,12 +14,19 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
   return v ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-// At least 300 seeds per CI run; CHAINFIRE_SIM_SEEDS / CHAINFIRE_SIM_FIRST_SEED override.
-TEST(Simulation, SweepAcrossAllFaultProfiles) {
+// At least 300 seeds per CI run; CHAINFIRE_SIM_SEEDS / CHAINFIRE_SIM_FIRST_SEED override. Three
+// seeds in four run the real Member (the member simulation), the rest the register machine; the
+// sweep runs in two halves so that ctest runs them side by side.
+SweepResult SweepHalf(int half) {
+  const uint64_t first = EnvOr("CHAINFIRE_SIM_FIRST_SEED", 1);
+  const uint64_t seeds = EnvOr("CHAINFIRE_SIM_SEEDS", 1600);
   SweepOptions o;
-  o.first_seed = EnvOr("CHAINFIRE_SIM_FIRST_SEED", 1);
-  o.seeds = EnvOr("CHAINFIRE_SIM_SEEDS", 1600);
-  const SweepResult r = Sweep(o);
+  o.first_seed = half == 0 ? first : first + seeds / 2;
+  o.seeds = half == 0 ? seeds / 2 : seeds - seeds / 2;
+  return Sweep(o);
+}
+
+void ExpectEverythingExercised(const SweepResult& r) {
   EXPECT_TRUE(r.failures.empty()) << r.failures.size() << " seeds failed; first: seed="
                                   << (r.failures.empty() ? 0 : r.failures[0].first);
   EXPECT_EQ(r.per_profile.size(), Profiles().size()) << "every profile ran";
@@ -34,7 +41,16 @@ TEST(Simulation, SweepAcrossAllFaultProfiles) {
   EXPECT_GT(r.recoveries, 0u) << "members finished disk-loss recovery";
   EXPECT_GT(r.bits_flipped, 0u) << "bit flips at rest were exercised";
   EXPECT_GT(r.corruptions_detected, 0u) << "damaged data dirs were refused";
+  uint64_t member_runs = 0;
+  for (const auto& [profile, n] : r.per_profile_member) member_runs += n;
+  EXPECT_GT(member_runs * 2, r.runs) << "most seeds ran the real Member";
+  EXPECT_GT(r.serializable_reads, 0u);
+  EXPECT_GT(r.watch_events, 0u);
+  EXPECT_GT(r.compactions, 0u);
 }
+
+TEST(Simulation, SweepAcrossAllFaultProfilesFirstHalf) { ExpectEverythingExercised(SweepHalf(0)); }
+TEST(Simulation, SweepAcrossAllFaultProfilesSecondHalf) { ExpectEverythingExercised(SweepHalf(1)); }
 
 // The fault file system keeps runs on RocksDB replayable: torn prefixes, failed syncs and bit
 // flips all come from the seed.
@@ -153,6 +169,80 @@ TEST(BugSwitch, DiskLossRejoiningAsNewIsCaught) {
   BugSwitches bugs;
   bugs.disk_loss_rejoins_as_new = true;
   const auto failures = Hunt("disk-loss", bugs, 300);
+  ASSERT_FALSE(failures.empty());
+}
+
+// ---- Bug switches in the real Member (the member simulation) ----
+
+// Runs `seeds` seeds of `profile` over the real Member with `bugs`; returns the failures found.
+std::vector<std::pair<uint64_t, std::string>> HuntMember(const std::string& profile,
+                                                         BugSwitches bugs, uint64_t seeds) {
+  SweepOptions o;
+  o.profile = profile;
+  o.bugs = bugs;
+  o.seeds = seeds;
+  o.quiet = true;
+  o.application = Application::kMember;
+  const SweepResult r = Sweep(o);
+  std::printf("member bug hunt on %s: %zu of %llu seeds caught it%s%s\n", profile.c_str(),
+              r.failures.size(), static_cast<unsigned long long>(r.runs),
+              r.failures.empty() ? "" : "; first: ",
+              r.failures.empty() ? "" : r.failures[0].second.substr(0, 120).c_str());
+  return r.failures;
+}
+
+bool AnyStartsWith(const std::vector<std::pair<uint64_t, std::string>>& failures,
+                   const std::string& prefix) {
+  for (const auto& f : failures) {
+    if (f.second.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+// Stated bound: within 5 calm seeds (every seed when measured), by the client's read of its
+// member right after the acknowledgement.
+TEST(MemberBugSwitch, ReplyBeforeTheBatchIsVisibleIsCaught) {
+  BugSwitches bugs;
+  bugs.reply_before_batch_visible = true;
+  const auto failures = HuntMember("calm", bugs, 5);
+  ASSERT_FALSE(failures.empty());
+  EXPECT_TRUE(AnyStartsWith(failures, "reply before visible")) << failures[0].second;
+}
+
+// Stated bound: within REPLY_TO_WRONG_WAITER_BOUND seeds of election-storm.
+TEST(MemberBugSwitch, ReplyToTheWrongWaiterAfterALeaderChangeIsCaught) {
+  BugSwitches bugs;
+  bugs.reply_to_wrong_waiter = true;
+  const auto failures = HuntMember("election-storm", bugs, 100);
+  ASSERT_FALSE(failures.empty());
+}
+
+// Stated bound: within 20 partition seeds (8 of 20 when measured), by the lease-expiry checker:
+// a lease revoked before its TTL ran out since the last acknowledged keep-alive.
+TEST(MemberBugSwitch, LeaseExpiryNotResetOnPromotionIsCaught) {
+  BugSwitches bugs;
+  bugs.lease_no_reset_on_promote = true;
+  const auto failures = HuntMember("partition", bugs, 20);
+  ASSERT_FALSE(failures.empty());
+  EXPECT_TRUE(AnyStartsWith(failures, "lease expiry")) << failures[0].second;
+}
+
+// Stated bound: within 40 disk-loss seeds, by the keep-alive check (a leader whose store holds a
+// lease its lessor does not know) or the lease-expiry liveness check.
+TEST(MemberBugSwitch, SnapshotInstallForgettingLeasesIsCaught) {
+  BugSwitches bugs;
+  bugs.snapshot_forgets_leases = true;
+  const auto failures = HuntMember("disk-loss", bugs, 40);
+  ASSERT_FALSE(failures.empty());
+  EXPECT_TRUE(AnyStartsWith(failures, "lease")) << failures[0].second;
+}
+
+// Stated bound: within 30 calm seeds, by the watch checker (members disagree on a revision's
+// events: the resurrected key's next put carries the old generation) or the revision checker.
+TEST(MemberBugSwitch, CompactionResurrectingADeletedKeyIsCaught) {
+  BugSwitches bugs;
+  bugs.compaction_resurrects = true;
+  const auto failures = HuntMember("calm", bugs, 30);
   ASSERT_FALSE(failures.empty());
 }
 

@@ -892,7 +892,21 @@ SimResult World::Run() {
 
 }  // namespace
 
+Application ApplicationFor(const SimOptions& o) {
+  if (o.application != Application::kAuto) return o.application;
+  const BugSwitches& b = o.bugs;
+  if (b.reply_before_batch_visible || b.reply_to_wrong_waiter || b.snapshot_forgets_leases ||
+      b.compaction_resurrects) {
+    return Application::kMember;
+  }
+  if (o.storage == StorageKind::kSimDisk || b.fsync_lies || b.read_without_read_index) {
+    return Application::kRegister;
+  }
+  return o.seed % 4 != 0 ? Application::kMember : Application::kRegister;
+}
+
 SimResult RunSimulation(const SimOptions& options) {
+  if (ApplicationFor(options) == Application::kMember) return RunMemberSimulation(options);
   FatalHandler previous = SetFatalHandler(&ThrowViolation);
   SimResult result;
   {

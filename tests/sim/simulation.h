@@ -43,7 +43,18 @@ struct BugSwitches {
   bool disk_loss_rejoins_as_new = false;    // a member that lost its disk votes at once
   bool ignore_fsync_failure = false;        // RocksDB runs: writes count as durable after a
                                             // failed WAL fsync (the member carries on)
+  // In the real Member (member simulation only):
+  bool reply_before_batch_visible = false;  // a write is answered before its batch commits
+  bool reply_to_wrong_waiter = false;       // replies matched by the index a leader predicted
+  bool snapshot_forgets_leases = false;     // a snapshot install leaves the lessor stale
+  bool compaction_resurrects = false;       // physical compaction brings a deleted key back
 };
+
+// What runs behind Raft. kMember: the real member::Member on the real KvStore (etcd clients);
+// kRegister: a register machine (tests/sim/register_app.h) on SimDisk or RocksDB. kAuto: three
+// seeds in four run the real Member, unless the storage or a bug switch needs the register
+// machine.
+enum class Application { kAuto, kRegister, kMember };
 
 // Which storage the members run on. kAuto: a quarter of the seeds (every profile) run the
 // production RaftLogStore on RocksDB's in-memory Env; the rest run on SimDisk (torn writes).
@@ -59,6 +70,7 @@ struct SimOptions {
   int registers = 3;
   bool trace = false;  // print every event (for replaying one seed)
   StorageKind storage = StorageKind::kAuto;
+  Application application = Application::kAuto;
 };
 
 struct SimResult {
@@ -84,6 +96,10 @@ struct SimResult {
   uint64_t corruptions_detected = 0;  // opens refused on a flipped bit (then rebuilt)
   bool linearizability_inconclusive = false;
   bool real_storage = false;  // ran on RocksDB (in-memory Env)
+  bool real_member = false;   // ran the real Member (member simulation)
+  uint64_t serializable_reads = 0;
+  uint64_t watch_events = 0;  // delivered to simulated clients
+  uint64_t compactions = 0;   // acknowledged
 };
 
 // The named profiles: calm, lossy, partition, crash, chaos, leader-crash, election-storm,
@@ -94,6 +110,11 @@ const FaultProfile& ProfileByName(const std::string& name);
 // The profile a seed uses when none is named (spreads seeds over all profiles).
 const FaultProfile& ProfileForSeed(uint64_t seed);
 
+// Which application a run of `options` uses (resolves kAuto).
+Application ApplicationFor(const SimOptions& options);
+
 SimResult RunSimulation(const SimOptions& options);
+// The member simulation (tests/sim/member_world.cc); RunSimulation calls it for kMember.
+SimResult RunMemberSimulation(const SimOptions& options);
 
 }  // namespace chainfire::sim

@@ -67,6 +67,26 @@ class CompactionTest : public ::testing::Test {
   uint64_t index_ = 0;
 };
 
+// A watch may start (or resume) at the compaction revision: that revision's delete events must
+// still be read from storage; a later compaction removes the tombstone.
+TEST_F(CompactionTest, TheCompactionRevisionKeepsItsDeletes) {
+  Put("a", "1");
+  Delete("a");
+  const int64_t rev = kv_->revision();
+  etcdserverpb::CompactionResponse cresp;
+  ASSERT_TRUE(kv_->ApplyCompact(++index_, rev, &cresp).ok());
+  WaitPhysical(rev);
+  std::vector<mvccpb::Event> events;
+  kv_->ReadEvents(rev, rev, "a", "", false, 100, &events);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type(), mvccpb::Event::DELETE);
+  EXPECT_EQ(VersionsOnDisk(), 1u) << "the put below it is gone";
+  Put("b", "2");
+  ASSERT_TRUE(kv_->ApplyCompact(++index_, kv_->revision(), &cresp).ok());
+  WaitPhysical(kv_->revision());
+  EXPECT_EQ(VersionsOnDisk(), 1u) << "only b's put remains";
+}
+
 TEST_F(CompactionTest, OldRevisionsGoAwayAndReadsBelowFail) {
   for (int i = 0; i < 3000; ++i) Put("k" + std::to_string(i % 10), "v" + std::to_string(i));
   Put("gone", "x");
@@ -81,8 +101,10 @@ TEST_F(CompactionTest, OldRevisionsGoAwayAndReadsBelowFail) {
   int64_t at = 0;
   ASSERT_TRUE(kv_->HashKV(0, &hash_early, &at).ok());
   WaitPhysical(rev);
-  // 10 live keys at the compact revision plus one newer version remain; "gone" is gone.
-  EXPECT_EQ(VersionsOnDisk(), 11u) << "before compaction: " << before;
+  // 10 live keys at the compact revision plus one newer version remain, and the delete of
+  // "gone" at the compact revision itself (that revision stays readable with all its events);
+  // "gone"'s value is gone.
+  EXPECT_EQ(VersionsOnDisk(), 12u) << "before compaction: " << before;
   uint32_t hash_late = 0;
   ASSERT_TRUE(kv_->HashKV(0, &hash_late, &at).ok());
   EXPECT_EQ(hash_early, hash_late) << "the hash does not depend on physical progress";

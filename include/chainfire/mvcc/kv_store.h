@@ -1,9 +1,10 @@
 // KvStore: etcd's revisioned key-value model on the Engine's kv, kv_revs and meta columns.
 //
 // Every write request that changes something takes the next main revision; a DeleteRange that
-// deletes n keys writes n tombstones at (rev, 0..n-1). All history is kept (compaction arrives
-// with issue 4). create_revision, mod_revision and version follow etcd: a key's version counts
-// modifications since its creation and a delete ends the generation.
+// deletes n keys writes n tombstones at (rev, 0..n-1). History is kept until a compaction
+// (ApplyCompact), after which superseded versions below it are removed. create_revision,
+// mod_revision and version follow etcd: a key's version counts modifications since its
+// creation and a delete ends the generation.
 //
 // Value record (kv column): u8 flags (1 = tombstone), BE64 create_revision, BE64 version,
 // BE64 lease, value bytes. kv_revs: RevisionKey(rev) -> user key. meta: "revision",
@@ -39,9 +40,19 @@ absl::Status ErrCompacted();
 absl::Status ErrNoSpace();
 absl::Status ErrLeaseExists();
 
+struct KvStoreOptions {
+  // True: a background thread removes superseded versions after a compaction. False (the
+  // simulation): nothing is removed until the owner calls CompactStep().
+  bool background_compaction = true;
+  // TEST ONLY: physical compaction drops a deleted key's tombstone but keeps the versions
+  // below it, so the key comes back (a bug the simulation must catch).
+  bool testing_compaction_resurrects = false;
+};
+
 class KvStore {
  public:
-  static absl::StatusOr<std::unique_ptr<KvStore>> Open(storage::Engine* engine);
+  static absl::StatusOr<std::unique_ptr<KvStore>> Open(storage::Engine* engine,
+                                                       KvStoreOptions options = {});
 
   ~KvStore();
 
@@ -75,10 +86,13 @@ class KvStore {
   absl::Status ApplyCompact(uint64_t index, int64_t rev, etcdserverpb::CompactionResponse* resp);
   // Calls `done` (on the compactor thread, or at once) when versions below `rev` are gone.
   void WhenPhysicallyCompacted(int64_t rev, std::function<void()> done);
+  // Without background compaction: removes one bounded slice of superseded versions on the
+  // caller's thread (apply thread). Returns false when there was nothing to remove.
+  bool CompactStep();
   // etcd's HashKV: a CRC-32 of the logical MVCC state up to `rev` (0: the current revision),
   // the same on every member at the same revision whatever its physical compaction progress.
   absl::Status HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revision) const;
-  // Leases (replicated part: ID and granted TTL; expiry is the leader's, see server::Lessor).
+  // Leases (replicated part: ID and granted TTL; expiry is the leader's, see node::Lessor).
   absl::Status ApplyLeaseGrant(uint64_t index, int64_t id, int64_t ttl,
                                etcdserverpb::LeaseGrantResponse* resp);
   // Deletes every key attached to the lease at one revision, then the lease.
@@ -127,7 +141,9 @@ class KvStore {
   absl::Status Load();
   void StartCompactor();
   void StopCompactor();
-  explicit KvStore(storage::Engine* engine);
+  explicit KvStore(storage::Engine* engine, KvStoreOptions options);
+  // One slice of physical compaction, if any is due; completes its waiters. False when none.
+  bool CompactOnce();
   class WriteTxn;
   struct Staged;
   // Writes what is staged (if anything); batching continues.
@@ -141,6 +157,7 @@ class KvStore {
   void Commit(rocksdb::WriteBatch* batch, uint64_t index, int64_t new_revision);
 
   storage::Engine* engine_;
+  const KvStoreOptions options_;
   std::unique_ptr<Staged> staged_;  // apply thread only: set between BeginBatch and CommitBatch
   void CompactorLoop();
   // Deletes superseded versions with revisions in (from, to]; returns the last revision done.

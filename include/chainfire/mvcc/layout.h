@@ -16,6 +16,10 @@ namespace chainfire::mvcc::layout {
 
 inline constexpr char kRevisionKey[] = "revision";
 inline constexpr char kAppliedKey[] = "applied_index";
+// BE64: the applied index a Raft snapshot install left (the sender's, which may be past the
+// snapshot's own index and so past this member's commit index until Raft catches up); written
+// in the install's last batch, with kAppliedKey.
+inline constexpr char kInstalledAppliedKey[] = "installed_applied_index";
 inline constexpr char kCompactKey[] = "compact_revision";
 inline constexpr char kCompactDoneKey[] = "compacted_through";
 inline constexpr char kLeasePrefix[] = "lease/";

@@ -51,8 +51,11 @@ class WatchHub {
   // Attaches to `kv` as its observer; `kv` must outlive the hub.
   // `progress_interval`: how long a progress_notify watch may stay quiet before it gets an
   // empty response carrying the current revision (etcd's default: 10 minutes).
+  // `catch_up_thread` false (the simulation): no thread; unsynced watchers catch up only when
+  // the owner calls CatchUpStep(), and no progress notifications are sent.
   explicit WatchHub(KvStore* kv,
-                    std::chrono::milliseconds progress_interval = std::chrono::minutes(10));
+                    std::chrono::milliseconds progress_interval = std::chrono::minutes(10),
+                    bool catch_up_thread = true);
   ~WatchHub();
 
   // Starts watching; the caller has already queued the `created` response on `sink`.
@@ -65,6 +68,9 @@ class WatchHub {
   void Resync(int64_t revision);
   // True when every watch of `sink` is synced; *revision is then the last notified revision.
   bool Synced(WatchSink* sink, int64_t* revision);
+  // Without a catch-up thread: moves one unsynced watcher forward by one batch read from
+  // storage (or cancels it as compacted). False when no watcher could be moved.
+  bool CatchUpStep();
 
  private:
   struct Watcher {
@@ -72,11 +78,14 @@ class WatchHub {
     int64_t next_rev = 0;  // first revision not yet delivered
     bool synced = false;
     std::chrono::steady_clock::time_point last_sent;
+    uint64_t seq = 0;  // order of Add: catch-up serves watchers in this order, not by address
   };
   using Key = std::pair<WatchSink*, int64_t>;
 
   void OnCommitted(int64_t revision, std::vector<mvccpb::Event> events);
   void CatchUpLoop();
+  // One catch-up step with mu_ held by `l` (released while reading storage).
+  bool CatchUpOnce(std::unique_lock<std::mutex>& l);
   static std::vector<mvccpb::Event> Filter(const WatchSpec& spec,
                                            const std::vector<mvccpb::Event>& events);
 
@@ -88,6 +97,7 @@ class WatchHub {
   std::condition_variable cv_;
   std::map<Key, Watcher> watchers_;  // guarded by mu_
   int64_t notified_ = 0;             // guarded by mu_: last revision passed to OnCommitted
+  uint64_t next_seq_ = 0;            // guarded by mu_
   bool stopping_ = false;            // guarded by mu_
   std::thread catch_up_;
 };

@@ -32,8 +32,11 @@ class Engine {
   // Opens (creating if empty) the data dir `dir`. Refuses a data dir of another format version
   // or with corruption beyond a torn WAL tail, with a message naming what is wrong.
   // `env` (optional, e.g. RocksDB's in-memory Env for the simulation) must outlive the Engine.
+  // `background_compaction` false (the simulation): RocksDB starts no compaction of its own, so
+  // its files change only on the caller's thread and a seeded run replays exactly.
   static absl::StatusOr<std::unique_ptr<Engine>> Open(const std::string& dir,
-                                                      rocksdb::Env* env = nullptr);
+                                                      rocksdb::Env* env = nullptr,
+                                                      bool background_compaction = true);
   ~Engine();
 
   rocksdb::DB* db() const { return db_.get(); }
