@@ -133,8 +133,9 @@ struct LeaseState {
   uint64_t call_ms = 0;
   uint64_t keep_until = 0;
   int64_t last_renew_ok = 0;
-  bool granted = false;  // acknowledged
-  bool revoked = false;  // a revoke was applied
+  bool granted = false;         // acknowledged
+  bool revoked = false;         // a revoke was applied
+  bool client_revoked = false;  // a client asked for the revoke (no expiry to check)
 };
 
 std::string Describe(const mvccpb::Event& e) {
@@ -471,6 +472,7 @@ void MemberWorld::OnApplied(Node& n, const raft::Entry& e, const internal::Reque
     if (it != leases_.end() && !it->second.revoked) {
       LeaseState& l = it->second;
       l.revoked = true;
+      if (l.client_revoked) return;
       ++result_.leases_expired;
       const int64_t from = std::max<int64_t>(static_cast<int64_t>(l.call_ms), l.last_renew_ok);
       Trace(absl::StrCat("lease ", it->first, " revoked (renewed at ", l.last_renew_ok, ")"));
@@ -725,6 +727,18 @@ void MemberWorld::Leases() {
   }
   if (now_ % 50 != 0) return;
   for (auto& [id, l] : leases_) {
+    if (!settling_ && !l.revoked && !l.client_revoked && now_ >= l.keep_until &&
+        now_ < l.keep_until + 50 && rng_.Chance(0.3)) {
+      // Some clients revoke their lease when done instead of letting it lapse.
+      Node& n = N(rng_.Range(1, n_));
+      if (n.up) {
+        l.client_revoked = true;
+        internal::Request req;
+        req.mutable_lease_revoke()->set_id(id);
+        Trace(absl::StrCat("client revokes lease ", id, " via n", n.id));
+        n.member->Propose(n.member->Prepare(std::move(req)), [](member::WriteResult) {});
+      }
+    }
     if (l.revoked || now_ >= l.keep_until) continue;
     for (Node& n : nodes_) {
       if (!n.up || !n.member->is_leader()) continue;
