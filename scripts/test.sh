@@ -7,7 +7,7 @@ scripts/install-deps.sh
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j2 --timeout 900
 # ctest keeps passing tests' output to itself: show the simulation's seed count and profile mix.
-grep -hE "^(simulated|bug hunt)" build/Testing/Temporary/LastTest.log || true
+grep -hE "^(simulated|bug hunt|member bug hunt)" build/Testing/Temporary/LastTest.log || true
 # The core again under ASan + UBSan (build-asan/).
 scripts/test-sanitizers.sh
 grep -hE "^simulated" build-asan/Testing/Temporary/LastTest.log | sed 's/^/asan+ubsan: /' || true

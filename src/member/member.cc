@@ -319,6 +319,8 @@ void Member::Apply(const raft::Entry& entry) {
   }
   if (entry.data.empty()) {
     kv_->MarkApplied(entry.index);  // a leader's no-op
+    // The bug answers whatever lands at a predicted index, a new leader's no-op included.
+    if (options_.bugs.reply_by_log_index) Reply(entry.index, internal::Request(), WriteResult());
     return;
   }
   internal::Request req;

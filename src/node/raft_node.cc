@@ -15,6 +15,11 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const raft::Config& c
                                                            NodeStorage* storage,
                                                            Transport* transport, Application* app) {
   raft::Config cfg = config;
+  if (cfg.recovering && !storage->InitialHardState().recovering) {
+    // Found by the simulation: a wiped member that crashed before its first write restarted
+    // as a member with an empty log, not in recovery, and voted.
+    if (absl::Status s = storage->PersistRecovering(); !s.ok()) return s;
+  }
   // An application without durable state restarts from the latest snapshot.
   auto snapshot = storage->GetSnapshot();
   if (!snapshot.ok()) return snapshot.status();

@@ -1,5 +1,7 @@
 #include "chainfire/storage/raft_log_store.h"
 
+#include "chainfire/common/check.h"
+
 #include "absl/strings/str_cat.h"
 #include "rocksdb/write_batch.h"
 
@@ -20,6 +22,16 @@ constexpr char kEntryVersion = 1;
 constexpr size_t kTailBytes = 32 << 20;
 constexpr size_t kTailEntryOverhead = 32;
 
+// BE64(term) BE64(vote) BE64(commit), then a byte 1 while recovering from disk loss.
+std::string EncodeHardState(const raft::HardState& hs) {
+  std::string v;
+  PutBigEndian64(&v, hs.term);
+  PutBigEndian64(&v, hs.vote);
+  PutBigEndian64(&v, hs.commit);
+  if (hs.recovering) v.push_back(1);
+  return v;
+}
+
 // The record's header (version, term); the entry's data follows it.
 std::string EntryHeader(const raft::Entry& e) {
   std::string v;
@@ -29,8 +41,15 @@ std::string EntryHeader(const raft::Entry& e) {
 }
 
 absl::StatusOr<raft::Entry> DecodeEntry(raft::Index index, const rocksdb::Slice& v) {
-  if (v.size() < 9 || v.data()[0] != kEntryVersion) {
-    return absl::DataLossError(absl::StrCat("log entry ", index, " has an unknown format"));
+  if (v.size() < 9) {
+    return absl::DataLossError(absl::StrCat("log entry ", index, " is truncated (", v.size(),
+                                            " bytes)"));
+  }
+  if (v.data()[0] != kEntryVersion) {
+    return absl::DataLossError(absl::StrCat(
+        "log entry ", index, " has record version ", static_cast<int>(v.data()[0]),
+        "; this build reads version ", static_cast<int>(kEntryVersion),
+        " (written by a newer ChainFire? upgrade this member; the entry is never skipped)"));
   }
   raft::Entry e;
   e.index = index;
@@ -212,6 +231,22 @@ absl::StatusOr<size_t> RaftLogStore::PollCompletedWrites() {
   return n;
 }
 
+absl::Status RaftLogStore::PersistRecovering() {
+  raft::HardState hs;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    CF_CHECK(queue_.empty()) << "PersistRecovering with writes queued";
+    hs = hard_state_;
+  }
+  hs.recovering = true;
+  rocksdb::WriteBatch wb;
+  wb.Put(engine_->cf(Column::kRaftState), kHardStateKey, EncodeHardState(hs));
+  if (absl::Status s = engine_->Write(&wb, /*sync=*/true); !s.ok()) return s;
+  std::lock_guard<std::mutex> l(mu_);
+  hard_state_ = hs;
+  return absl::OkStatus();
+}
+
 absl::Status RaftLogStore::SaveSnapshotAndCompact(raft::Index index, std::string data,
                                                   raft::Index compact_to) {
   raft::Index first, last;
@@ -359,14 +394,7 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
     }
     if (r.hard_state) hs = r.hard_state;
   }
-  if (hs) {
-    std::string v;
-    PutBigEndian64(&v, hs->term);
-    PutBigEndian64(&v, hs->vote);
-    PutBigEndian64(&v, hs->commit);
-    if (hs->recovering) v.push_back(1);
-    wb.Put(engine_->cf(Column::kRaftState), kHardStateKey, v);
-  }
+  if (hs) wb.Put(engine_->cf(Column::kRaftState), kHardStateKey, EncodeHardState(*hs));
   absl::Status s = engine_->Write(&wb, /*sync=*/true);
   {
     std::lock_guard<std::mutex> l(mu_);

@@ -224,6 +224,8 @@ class MemberWorld {
   void OnWriteDone(size_t ci, uint64_t token, raft::NodeId via, member::WriteResult r);
   void OnReadDone(size_t ci, uint64_t token, raft::NodeId via, absl::Status s);
   void SerializableRead(size_t ci, Node& n, const std::string& key);
+  void ServeRead(size_t ci, raft::NodeId via);
+  void ServeDeferredReads();
   void Timeouts();
   void Leases();
   void Watches();
@@ -255,6 +257,13 @@ class MemberWorld {
 
   std::vector<Client> clients_;
   uint64_t next_token_ = 1;
+  struct DeferredRead {
+    size_t client;
+    uint64_t token;
+    raft::NodeId via;
+    uint64_t incarnation;
+  };
+  std::vector<DeferredRead> deferred_reads_;  // confirmed, served later (a reader thread)
   std::vector<Operation> history_;
   std::vector<bool> discarded_;
   std::map<std::string, std::string> last_written_;
@@ -269,6 +278,7 @@ class MemberWorld {
 
   std::map<int64_t, LeaseState> leases_;
   int64_t next_lease_ = 1000;
+  uint64_t last_election_ms_ = 0;
   SafetyChecker checker_;
   SimResult result_;
 };
@@ -431,6 +441,7 @@ void MemberWorld::ObserveRole(Node& n) {
   if (!v.empty()) Fail(v);
   if (!new_leader) return;
   ++result_.elections;
+  last_election_ms_ = now_;
   Trace(absl::StrCat("n", n.id, " leads term ", st.hard_state.term));
 }
 
@@ -640,12 +651,24 @@ void MemberWorld::OnWriteDone(size_t ci, uint64_t token, raft::NodeId via, membe
 void MemberWorld::OnReadDone(size_t ci, uint64_t token, raft::NodeId via, absl::Status s) {
   Client& c = clients_[ci];
   if (!c.busy || c.token != token) return;
-  c.busy = false;
   if (!s.ok()) {
+    c.busy = false;
     discarded_[c.op] = true;
     ++result_.failed_ops;
     return;
   }
+  // The daemon serves a scan later, on a reader thread: any state from the read index on is as
+  // good. Half of the reads here are served a few steps later.
+  if (rng_.Chance(0.5)) {
+    deferred_reads_.push_back(DeferredRead{ci, token, via, N(via).incarnation});
+    return;
+  }
+  ServeRead(ci, via);
+}
+
+void MemberWorld::ServeRead(size_t ci, raft::NodeId via) {
+  Client& c = clients_[ci];
+  c.busy = false;
   Operation& op = history_[c.op];
   etcdserverpb::RangeRequest req;
   req.set_key(op.key);
@@ -654,6 +677,26 @@ void MemberWorld::OnReadDone(size_t ci, uint64_t token, raft::NodeId via, absl::
   op.output = resp.kvs_size() > 0 ? resp.kvs(0).value() : std::string();
   op.ret = ++logical_;
   ++result_.reads;
+}
+
+void MemberWorld::ServeDeferredReads() {
+  for (auto it = deferred_reads_.begin(); it != deferred_reads_.end();) {
+    Client& c = clients_[it->client];
+    Node& n = N(it->via);
+    if (c.token != it->token || !c.busy) {
+      it = deferred_reads_.erase(it);  // the client gave up
+    } else if (!n.up || n.incarnation != it->incarnation) {
+      discarded_[c.op] = true;  // the member went away with the connection
+      ++result_.failed_ops;
+      c.busy = false;
+      it = deferred_reads_.erase(it);
+    } else if (rng_.Chance(0.3)) {
+      ServeRead(it->client, it->via);
+      it = deferred_reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void MemberWorld::SerializableRead(size_t ci, Node& n, const std::string& key) {
@@ -916,6 +959,14 @@ void MemberWorld::Faults() {
   }
   if (partition_until_ == 0 && rng_.Chance(profile_.partition_rate)) {
     partition_until_ = now_ + rng_.Range(50, profile_.partition_ms);
+    if (profile_.isolate_leader) {
+      raft::NodeId lead = raft::kNoNode;
+      for (Node& n : nodes_) {
+        if (n.up && n.member->is_leader()) lead = n.id;
+      }
+      Trace("partition: " + IsolateLeader(blocked_, n_, lead, rng_));
+      return;
+    }
     const int x = static_cast<int>(rng_.Range(1, n_));
     if (rng_.Chance(0.5)) {
       for (int b = 1; b <= n_; ++b) blocked_[x][b] = blocked_[b][x] = b != x;
@@ -976,7 +1027,9 @@ void MemberWorld::PumpAll() {
 }
 
 void MemberWorld::Background() {
-  // What the compactor and the watch catch-up threads do in production, in a seeded order.
+  // What the compactor, the watch catch-up and the reader threads do in production, in a
+  // seeded order.
+  ServeDeferredReads();
   for (Node& n : nodes_) {
     if (!n.up) continue;
     if (rng_.Chance(0.2)) n.member->kv().CompactStep();
@@ -1120,13 +1173,6 @@ SimResult MemberWorld::Run() {
     settling_ = true;
     for (auto& row : blocked_) std::fill(row.begin(), row.end(), false);
     disk_faults_.fsync_failure = 0;
-    // Leases left to lapse expire within their TTL plus an election timeout after a leader is
-    // back; settle at least that long.
-    uint64_t lease_quiet = now_;
-    for (const auto& [id, l] : leases_) {
-      const uint64_t last = std::max<uint64_t>(l.keep_until, l.last_renew_ok);
-      lease_quiet = std::max<uint64_t>(lease_quiet, last + kLeaseTtlSeconds * 1000);
-    }
     const uint64_t settle_end = now_ + opt_.settle_ms;
     std::string why;
     bool converged = false;
@@ -1138,8 +1184,18 @@ SimResult MemberWorld::Run() {
       }
     }
     if (!converged) Fail("liveness: no convergence after settling: " + why);
-    const uint64_t quiet_until = std::max(now_, lease_quiet) + 4 * kElectionMs;
-    while (now_ < quiet_until) StepOnce();
+    // A lease left to lapse expires within its TTL of its last renewal, or of the last
+    // leader's promotion (which gives every lease its TTL plus an election timeout again),
+    // whichever is later; wait that long (and a few election timeouts for the revoke).
+    auto lease_quiet = [&] {
+      uint64_t until = last_election_ms_ + kLeaseTtlSeconds * 1000 + kElectionMs;
+      for (const auto& [id, l] : leases_) {
+        const uint64_t last = std::max<uint64_t>(l.keep_until, l.last_renew_ok);
+        until = std::max<uint64_t>(until, last + kLeaseTtlSeconds * 1000);
+      }
+      return until + 4 * kElectionMs;
+    };
+    for (const uint64_t cap = now_ + 10000; now_ < lease_quiet() && now_ < cap;) StepOnce();
     for (Client& c : clients_) c.deadline = 0;
     Timeouts();
     for (int i = 0; i < 200 && !Converged(&why); ++i) StepOnce();

@@ -44,6 +44,7 @@ class RocksSimStorage : public node::NodeStorage {
                                       raft::Index compact_to) override {
     return log_->SaveSnapshotAndCompact(index, std::move(data), compact_to);
   }
+  absl::Status PersistRecovering() override { return log_->PersistRecovering(); }
 
  private:
   struct Pending {

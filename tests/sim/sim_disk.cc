@@ -207,8 +207,23 @@ absl::Status SimStorage::SaveSnapshotAndCompact(raft::Index index, std::string d
     s = view_.Compact(std::min(compact_to, index));
     if (!s.ok()) return s;
   }
-  // Checkpoint: a new file holding the durable state in one record replaces the old one
-  // atomically (write, fsync, rename). The unsynced tail carries over unchanged.
+  Checkpoint();
+  return absl::OkStatus();
+}
+
+absl::Status SimStorage::PersistRecovering() {
+  if (failed_) return absl::DataLossError("fsync failed earlier");
+  CF_CHECK(pending_.empty()) << "PersistRecovering with writes queued";
+  raft::HardState hs = view_.InitialHardState();
+  hs.recovering = true;
+  view_.SetHardState(hs);
+  Checkpoint();
+  return absl::OkStatus();
+}
+
+void SimStorage::Checkpoint() {
+  // A new file holding the durable state in one record replaces the old one atomically
+  // (write, fsync, rename). The unsynced tail carries over unchanged.
   node::PersistRequest base;
   base.snapshot = *view_.GetSnapshot();
   base.hard_state = view_.InitialHardState();
@@ -217,7 +232,6 @@ absl::Status SimStorage::SaveSnapshotAndCompact(raft::Index index, std::string d
   }
   disk_->synced = EncodeRecord(base);
   disk_->before_last_sync = disk_->synced.size();
-  return absl::OkStatus();
 }
 
 }  // namespace chainfire::sim

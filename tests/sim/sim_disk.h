@@ -72,6 +72,7 @@ class SimStorage : public node::NodeStorage {
   absl::StatusOr<size_t> PollCompletedWrites() override;
   absl::Status SaveSnapshotAndCompact(raft::Index index, std::string data,
                                       raft::Index compact_to) override;
+  absl::Status PersistRecovering() override;
 
   // Records cut from the tail at recovery (a torn write), for statistics.
   int torn_records_cut() const { return torn_records_cut_; }
@@ -85,6 +86,8 @@ class SimStorage : public node::NodeStorage {
     bool fails;
   };
   void ApplyToView(const node::PersistRequest& r);
+  // Makes the view's whole state the synced content of the disk.
+  void Checkpoint();
 
   SimDisk* disk_;
   const DiskFaults* faults_;  // owned by the simulation; may change between writes

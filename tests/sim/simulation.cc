@@ -125,6 +125,17 @@ const std::vector<FaultProfile>& Profiles() {
     faulty_disk.bit_flip = 0.3;
     faulty_disk.rocksdb_only = true;
     p.push_back(faulty_disk);
+
+    // The leader cut off for a moment, again and again (a flapping link, a long GC pause): its
+    // writes in flight are replaced by a new leader's while it still holds their waiters.
+    FaultProfile isolation;
+    isolation.name = "leader-isolation";
+    isolation.nodes = 0;
+    isolation.max_delay_ms = 5;
+    isolation.partition_rate = 0.006;
+    isolation.partition_ms = 260;
+    isolation.isolate_leader = true;
+    p.push_back(isolation);
     return p;
   }();
   return profiles;
@@ -138,6 +149,19 @@ const FaultProfile& ProfileByName(const std::string& name) {
 }
 
 const FaultProfile& ProfileForSeed(uint64_t seed) { return Profiles()[seed % Profiles().size()]; }
+
+std::string IsolateLeader(std::vector<std::vector<bool>>& blocked, int n, uint64_t leader,
+                          Random& rng) {
+  if (leader == 0) return "no leader to isolate";
+  const bool outbound_only = rng.Chance(0.5);
+  for (int b = 1; b <= n; ++b) {
+    if (static_cast<uint64_t>(b) == leader) continue;
+    blocked[leader][b] = true;
+    blocked[b][leader] = !outbound_only;
+  }
+  return absl::StrCat(outbound_only ? "leader n" : "isolate leader n", leader,
+                      outbound_only ? " cannot send" : "");
+}
 
 namespace {
 
@@ -609,9 +633,15 @@ void World::Faults() {
   }
   if (partition_until_ == 0 && rng_.Chance(profile_.partition_rate)) {
     partition_until_ = now_ + rng_.Range(50, profile_.partition_ms);
-    const uint64_t kind = rng_.Uniform(3);
+    const uint64_t kind = profile_.isolate_leader ? 3 : rng_.Uniform(3);
     std::string desc;
-    if (kind == 0) {  // symmetric split into two random sides
+    if (kind == 3) {
+      raft::NodeId lead = raft::kNoNode;
+      for (Member& m : members_) {
+        if (m.up && m.node->status().soft_state.role == raft::Role::kLeader) lead = m.id;
+      }
+      desc = IsolateLeader(blocked_, n_, lead, rng_);
+    } else if (kind == 0) {  // symmetric split into two random sides
       std::vector<int> side(n_ + 1);
       for (int i = 1; i <= n_; ++i) side[i] = static_cast<int>(rng_.Uniform(2));
       for (int a = 1; a <= n_; ++a) {
@@ -902,7 +932,8 @@ Application ApplicationFor(const SimOptions& o) {
   if (o.storage == StorageKind::kSimDisk || b.fsync_lies || b.read_without_read_index) {
     return Application::kRegister;
   }
-  return o.seed % 4 != 0 ? Application::kMember : Application::kRegister;
+  // Mixed, so that the choice is independent of the profile (seed mod 10).
+  return MixSeed(o.seed, 0x6d656d) % 4 != 0 ? Application::kMember : Application::kRegister;
 }
 
 SimResult RunSimulation(const SimOptions& options) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "chainfire/common/random.h"
+
 namespace chainfire::sim {
 
 // How hostile the environment is. See docs/testing.md for the profiles.
@@ -31,6 +33,7 @@ struct FaultProfile {
   double disk_loss = 0;          // chance a crash also destroys the member's whole disk
   double bit_flip = 0;           // RocksDB runs: chance a crash also flips a bit of a data file
   bool rocksdb_only = false;     // every seed runs on RocksDB through the fault file system
+  bool isolate_leader = false;   // partitions cut the leader off (or only its outbound links)
 };
 
 // Test-only bugs, each of which a checker must catch.
@@ -52,8 +55,8 @@ struct BugSwitches {
 
 // What runs behind Raft. kMember: the real member::Member on the real KvStore (etcd clients);
 // kRegister: a register machine (tests/sim/register_app.h) on SimDisk or RocksDB. kAuto: three
-// seeds in four run the real Member, unless the storage or a bug switch needs the register
-// machine.
+// seeds in four (by a hash of the seed) run the real Member, unless the storage or a bug switch
+// needs the register machine.
 enum class Application { kAuto, kRegister, kMember };
 
 // Which storage the members run on. kAuto: a quarter of the seeds (every profile) run the
@@ -103,12 +106,16 @@ struct SimResult {
 };
 
 // The named profiles: calm, lossy, partition, crash, chaos, leader-crash, election-storm,
-// disk-loss, faulty-disk.
+// disk-loss, faulty-disk, leader-isolation.
 const std::vector<FaultProfile>& Profiles();
 // The profile by name; aborts on an unknown name.
 const FaultProfile& ProfileByName(const std::string& name);
 // The profile a seed uses when none is named (spreads seeds over all profiles).
 const FaultProfile& ProfileForSeed(uint64_t seed);
+// Cuts `leader` off (every link, or only its outbound ones, by chance): a leader-isolation
+// partition in `blocked[from][to]`. Returns what it did, for the trace.
+std::string IsolateLeader(std::vector<std::vector<bool>>& blocked, int n, uint64_t leader,
+                          Random& rng);
 
 // Which application a run of `options` uses (resolves kAuto).
 Application ApplicationFor(const SimOptions& options);

@@ -235,6 +235,36 @@ TEST(RaftLogStore, UnknownFormatVersionIsRefused) {
   EXPECT_NE(engine.status().message().find("format version 99"), std::string::npos);
 }
 
+// A log record of a newer record version is refused, naming the entry and both versions;
+// it is never read as something else, and never skipped.
+TEST(RaftLogStore, UnknownLogRecordVersionIsRefusedNamingIt) {
+  TempDir dir;
+  {
+    Store s(dir.path());
+    s.WriteAndWait(Entries(1, 5, 2, 3));
+  }
+  {
+    auto engine = std::move(*Engine::Open(dir.path()));
+    std::string record(1, '\x02');  // version 2, then term and data as version 1 lays them out
+    PutBigEndian64(&record, 2);
+    record += "data-3-2";
+    rocksdb::WriteBatch b;
+    b.Put(engine->cf(Column::kRaftLog), BigEndian64(3), record);
+    ASSERT_TRUE(engine->Write(&b, true).ok());
+  }
+  auto engine = std::move(*Engine::Open(dir.path()));
+  auto log = RaftLogStore::Open(engine.get(), nullptr);
+  absl::Status s = log.status();
+  if (log.ok()) s = (*log)->Entries(1, 6, raft::kNoLimit).status();
+  ASSERT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("log entry 3 has record version 2; this build reads version 1"),
+            std::string::npos)
+      << s;
+  if (log.ok()) {
+    EXPECT_TRUE((*log)->Entries(1, 3, raft::kNoLimit).ok()) << "the entries before it still read";
+  }
+}
+
 TEST(RaftLogStore, CommitBeyondLastIndexIsRefused) {
   TempDir dir;
   {

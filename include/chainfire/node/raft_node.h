@@ -46,6 +46,10 @@ class NodeStorage : public raft::LogStorage {
   // durable; the node then stops.
   virtual absl::Status SaveSnapshotAndCompact(raft::Index index, std::string data,
                                               raft::Index compact_to) = 0;
+  // Durably sets the hard state's disk-loss recovery flag at once, before the node runs (no
+  // write may be queued), so that a crash before the node's first write cannot make a member
+  // that lost its disk forget it and vote with a forgotten log.
+  virtual absl::Status PersistRecovering() = 0;
 };
 
 // Sends messages to other members; best effort (messages may be lost).

@@ -51,6 +51,7 @@ class RaftLogStore : public node::NodeStorage {
   absl::StatusOr<size_t> PollCompletedWrites() override;
   absl::Status SaveSnapshotAndCompact(raft::Index index, std::string data,
                                       raft::Index compact_to) override;
+  absl::Status PersistRecovering() override;
 
   // Adds to `batch` the records of a log that starts after a snapshot at (index, term), with
   // that index committed: how a restored data dir starts, so its state (which no log entry
