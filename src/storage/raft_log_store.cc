@@ -1,8 +1,7 @@
 #include "chainfire/storage/raft_log_store.h"
 
-#include "chainfire/common/check.h"
-
 #include "absl/strings/str_cat.h"
+#include "chainfire/common/check.h"
 #include "rocksdb/write_batch.h"
 
 namespace chainfire::storage {
@@ -42,8 +41,8 @@ std::string EntryHeader(const raft::Entry& e) {
 
 absl::StatusOr<raft::Entry> DecodeEntry(raft::Index index, const rocksdb::Slice& v) {
   if (v.size() < 9) {
-    return absl::DataLossError(absl::StrCat("log entry ", index, " is truncated (", v.size(),
-                                            " bytes)"));
+    return absl::DataLossError(
+        absl::StrCat("log entry ", index, " is truncated (", v.size(), " bytes)"));
   }
   if (v.data()[0] != kEntryVersion) {
     return absl::DataLossError(absl::StrCat(

@@ -229,7 +229,7 @@ class MemberWorld {
   void Timeouts();
   void Leases();
   void Watches();
-  void OpenWatch(ClientWatch& w, int64_t from);
+  void OpenWatch(size_t ci, ClientWatch& w, int64_t from);
   void ReadReference(Node& n);
   void CheckWatches();
 
@@ -263,7 +263,9 @@ class MemberWorld {
     raft::NodeId via;
     uint64_t incarnation;
   };
-  std::vector<DeferredRead> deferred_reads_;  // confirmed, served later (a reader thread)
+  std::vector<DeferredRead> deferred_reads_;
+  bool proposing_ = false;  // inside a client's Member::Propose call  // confirmed, served later (a
+                            // reader thread)
   std::vector<Operation> history_;
   std::vector<bool> discarded_;
   std::map<std::string, std::string> last_written_;
@@ -596,6 +598,7 @@ void MemberWorld::IssueKv(size_t ci, Node& n) {
     c.op = history_.size() - 1;
     acked_.emplace(request_id, SIZE_MAX);  // filled in when acknowledged
   }
+  proposing_ = true;  // a reply during the call is Raft's refusal: certainly no effect
   n.member->Propose(std::move(p), [this, ci, token, via, request_id](member::WriteResult r) {
     if (clients_[ci].busy && clients_[ci].token == token && clients_[ci].kind != Kind::kCompact &&
         r.status.ok()) {
@@ -603,6 +606,7 @@ void MemberWorld::IssueKv(size_t ci, Node& n) {
     }
     OnWriteDone(ci, token, via, std::move(r));
   });
+  proposing_ = false;
 }
 
 void MemberWorld::OnWriteDone(size_t ci, uint64_t token, raft::NodeId via, member::WriteResult r) {
@@ -614,6 +618,11 @@ void MemberWorld::OnWriteDone(size_t ci, uint64_t token, raft::NodeId via, membe
     return;
   }
   Operation& op = history_[c.op];
+  if (!r.status.ok() && proposing_) {
+    discarded_[c.op] = true;  // refused before it reached the log
+    ++result_.failed_ops;
+    return;
+  }
   if (!r.status.ok()) {
     op.unknown = true;  // the write may or may not have happened
     ++result_.unknown_writes;
@@ -804,7 +813,7 @@ void MemberWorld::Leases() {
   }
 }
 
-void MemberWorld::OpenWatch(ClientWatch& w, int64_t from) {
+void MemberWorld::OpenWatch(size_t ci, ClientWatch& w, int64_t from) {
   std::vector<raft::NodeId> up;
   for (Node& n : nodes_) {
     if (n.up) up.push_back(n.id);
@@ -826,14 +835,15 @@ void MemberWorld::OpenWatch(ClientWatch& w, int64_t from) {
   spec.range_end = kWatchEnd;
   spec.start_revision = from;
   n.member->watch_hub().Add(w.sink.get(), 1, spec);
-  Trace(absl::StrCat("watch on n", n.id, " from revision ", from));
+  Trace(absl::StrCat("client ", ci, " watches on n", n.id, " (revision ", n.member->kv().revision(),
+                     ") from revision ", from));
 }
 
 void MemberWorld::Watches() {
   for (size_t ci = 0; ci < clients_.size(); ++ci) {
     ClientWatch& w = clients_[ci].watch;
     if (!w.active) {
-      if (!settling_ && rng_.Chance(0.01)) OpenWatch(w, 0);
+      if (!settling_ && rng_.Chance(0.01)) OpenWatch(ci, w, 0);
       continue;
     }
     Node& n = N(w.member);
@@ -844,7 +854,7 @@ void MemberWorld::Watches() {
         n.member->watch_hub().RemoveAll(w.sink.get());
       }
       w.sink.reset();
-      OpenWatch(w, w.last_covered + 1);
+      OpenWatch(ci, w, w.last_covered + 1);
       continue;
     }
     if (!rng_.Chance(0.3)) continue;  // a slow reader
@@ -852,6 +862,13 @@ void MemberWorld::Watches() {
     while (!sink.queue().empty()) {
       SimSink::Batch b = std::move(sink.queue().front());
       sink.queue().pop_front();
+      if (opt_.trace) {
+        Trace(absl::StrCat(
+            "client ", ci, " reads ", b.events.size(), " events through revision ", b.revision,
+            " from n", w.member,
+            b.events.empty() ? ""
+                             : absl::StrCat(" (first at ", b.events[0].kv().mod_revision(), ")")));
+      }
       for (const mvccpb::Event& e : b.events) {
         const int64_t rev = e.kv().mod_revision();
         if (rev <= w.last_covered || rev < w.last_event_rev || rev > b.revision) {

@@ -124,7 +124,9 @@ int main(int argc, char** argv) {
         "seed=%llu profile=%s app=%s: %s (acked writes %llu, reads %llu, elections %llu, "
         "crashes %llu, max commit %llu)\n",
         static_cast<unsigned long long>(seed), o.profile.name.c_str(),
-        r.real_member ? "member" : "register", r.ok ? "ok" : r.failure.c_str(),
+        r.real_member ? "member" : "register",
+        r.ok ? (r.linearizability_inconclusive ? "ok (linearizability inconclusive)" : "ok")
+             : r.failure.c_str(),
         static_cast<unsigned long long>(r.acked_writes), static_cast<unsigned long long>(r.reads),
         static_cast<unsigned long long>(r.elections), static_cast<unsigned long long>(r.crashes),
         static_cast<unsigned long long>(r.max_commit));

@@ -140,6 +140,29 @@ TEST_F(WatchHubTest, FiltersAndRanges) {
   hub_->RemoveAll(&sink);
 }
 
+// A watch from a future revision on a member that then installs a snapshot (every watcher
+// resynced) below that revision must still start there: the catch-up has nothing to read and
+// must not move it back (found by the member simulation: a resumed watch got a revision twice).
+TEST_F(WatchHubTest, AWatchFromTheFutureStaysThereAcrossAResync) {
+  hub_ = std::make_unique<WatchHub>(kv_.get(), std::chrono::minutes(10),
+                                    /*catch_up_thread=*/false);
+  Put("f", "0");  // revision 2
+  SlowSink sink(100);
+  WatchSpec spec;
+  spec.key = "f";
+  spec.start_revision = kv_->revision() + 3;  // 5
+  hub_->Add(&sink, 1, spec);
+  hub_->Resync(kv_->revision());  // what a snapshot install does
+  for (int i = 0; i < 10 && hub_->CatchUpStep(); ++i) {
+  }
+  for (int i = 1; i <= 5; ++i) Put("f", std::to_string(i));  // revisions 3..7
+  const std::vector<mvccpb::Event> events = sink.Drain(std::chrono::milliseconds(0));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].kv().mod_revision(), 5);
+  EXPECT_EQ(events[2].kv().mod_revision(), 7);
+  hub_->RemoveAll(&sink);
+}
+
 TEST_F(WatchHubTest, CompactedStartIsCancelled) {
   for (int i = 0; i < 10; ++i) Put("k", std::to_string(i));
   etcdserverpb::CompactionResponse c;
