@@ -110,13 +110,17 @@ void NodeHost::Deliver(std::vector<raft::Message> messages) {
 void NodeHost::Propose(internal::Request request, WriteDone done) {
   // Serialized here, on the caller's thread, to keep the node thread's work per write small.
   member::Member::Proposal p = member_->Prepare(std::move(request));
+  bool queued = false;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!stopping_) {
       proposals_.push_back(PendingWrite{std::move(p), std::move(done)});
-      cv_.notify_one();
-      return;
+      queued = true;
     }
+  }
+  if (queued) {
+    cv_.notify_one();  // after unlocking: the node thread does not wake into a held lock
+    return;
   }
   WriteResult r;
   r.status = ErrStopped();
@@ -135,13 +139,17 @@ void NodeHost::LinearizableRead(ReadDone done, ReadWork work) {
       readers_.Submit([scan] { scan(absl::OkStatus()); });
     };
   }
+  bool queued = false;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!stopping_) {
       reads_.push_back(std::move(done));
-      cv_.notify_one();
-      return;
+      queued = true;
     }
+  }
+  if (queued) {
+    cv_.notify_one();
+    return;
   }
   done(ErrStopped());
 }
