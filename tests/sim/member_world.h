@@ -27,6 +27,7 @@
 
 namespace chainfire::sim::member_sim {
 
+// What a checker throws (and CF_CHECK, through the fatal handler): ends the seed as failed.
 struct Violation : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -139,6 +140,9 @@ std::string Describe(const mvccpb::Event& e);
 // The revision in a write's response header (0 for requests without one).
 int64_t HeaderRevision(const internal::Request& req, const member::WriteResult& r);
 
+// One run: Run() starts the members, steps the world 1 ms at a time (faults, network, ticks,
+// clients, pumps, the background steps) for the run's duration, settles, and checks; the first
+// violation ends it. Not reusable: one world per run.
 class MemberWorld {
  public:
   explicit MemberWorld(const SimOptions& o) : opt_(o), profile_(o.profile), rng_(o.seed) {
