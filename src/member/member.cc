@@ -174,14 +174,18 @@ void Member::UpdateStatus() {
   }
 }
 
-void Member::FailPending() {
+void Member::FailAllWrites(const absl::Status& status) {
   std::map<uint64_t, Waiter> waiters;
-  waiters.swap(waiters_);
+  waiters.swap(waiters_);  // a completion may propose again: it finds an empty table
   for (auto& [id, w] : waiters) {
     WriteResult r;
-    r.status = ErrStopped();
+    r.status = status;
     w.done(std::move(r));
   }
+}
+
+void Member::FailPending() {
+  FailAllWrites(ErrStopped());
   std::map<uint64_t, ReadWaiter> reads;
   reads.swap(read_waiters_);
   for (auto& [id, w] : reads) w.done(ErrStopped());
@@ -192,15 +196,7 @@ void Member::ExpireRequests() {
   // their deadline. Their outcome is unknown to the client (one may still commit later), as
   // with any error after a proposal.
   const int64_t election = int64_t{options_.heartbeat_ms} * options_.election_ticks;
-  if (leader_ == 0 && now_ms_ - leaderless_since_ms_ >= election) {
-    std::map<uint64_t, Waiter> waiters;
-    waiters.swap(waiters_);
-    for (auto& [id, w] : waiters) {
-      WriteResult r;
-      r.status = ErrNoLeader();
-      w.done(std::move(r));
-    }
-  }
+  if (leader_ == 0 && now_ms_ - leaderless_since_ms_ >= election) FailAllWrites(ErrNoLeader());
   for (auto it = waiters_.begin(); it != waiters_.end();) {
     WriteResult r;
     if (it->second.leader_change_deadline_ms && *it->second.leader_change_deadline_ms <= now_ms_) {

@@ -417,16 +417,20 @@ void MemberWorld::Watches() {
   }
 }
 
+void MemberWorld::WatchEverything(Node& n) {
+  n.reference = std::make_unique<SimSink>(SIZE_MAX);
+  mvcc::WatchSpec all;
+  all.key = kWatchKey;
+  all.range_end = kWatchEnd;
+  all.start_revision = n.member->kv().revision() + 1;
+  n.member->watch_hub().Add(n.reference.get(), 0, all);
+}
+
 void MemberWorld::ReadReference(Node& n) {
   if (n.reference->compacted()) {
     // Its catch-up fell below a compaction (after a snapshot install): watch live again.
     n.member->watch_hub().RemoveAll(n.reference.get());
-    n.reference = std::make_unique<SimSink>(SIZE_MAX);
-    mvcc::WatchSpec all;
-    all.key = kWatchKey;
-    all.range_end = kWatchEnd;
-    all.start_revision = n.member->kv().revision() + 1;
-    n.member->watch_hub().Add(n.reference.get(), 0, all);
+    WatchEverything(n);
     return;
   }
   for (SimSink::Batch& b : n.reference->queue()) {

@@ -121,12 +121,7 @@ void MemberWorld::Start(Node& n) {
   n.was_leader = false;
   n.last_revision = n.member->kv().revision();
   n.recovering = n.member->raft_status().hard_state.recovering;
-  n.reference = std::make_unique<SimSink>(SIZE_MAX);
-  mvcc::WatchSpec all;
-  all.key = kWatchKey;
-  all.range_end = kWatchEnd;
-  all.start_revision = n.member->kv().revision() + 1;
-  n.member->watch_hub().Add(n.reference.get(), 0, all);
+  WatchEverything(n);
   Trace(absl::StrCat("start n", n.id, " incarnation ", n.incarnation, " applied ",
                      n.member->applied_index(), " revision ", n.member->kv().revision()));
 }
@@ -201,17 +196,8 @@ void MemberWorld::ObserveRole(Node& n) {
 }
 
 void MemberWorld::OnDurable(Node& n, const node::PersistRequest& r) {
-  for (const raft::Entry& e : r.entries) {
-    if (e.index < n.storage->FirstIndex()) continue;
-    std::optional<raft::Term> prev;
-    if (e.index == 1) {
-      prev = 0;
-    } else if (auto t = n.storage->TermAt(e.index - 1); t.ok()) {
-      prev = *t;
-    }
-    const std::string v = checker_.OnDurable(n.id, e, prev);
-    if (!v.empty()) Fail(v);
-  }
+  const std::string v = checker_.OnDurableEntries(n.id, r.entries, *n.storage);
+  if (!v.empty()) Fail(v);
 }
 
 void MemberWorld::OnApplied(Node& n, const raft::Entry& e, const internal::Request& req,
@@ -415,19 +401,9 @@ bool MemberWorld::Converged(std::string* why) {
 
 void MemberWorld::FinalChecks() {
   // Log matching over whole logs.
-  for (int a = 0; a < n_; ++a) {
-    for (int b = a + 1; b < n_; ++b) {
-      RocksSimStorage& x = *nodes_[a].storage;
-      RocksSimStorage& y = *nodes_[b].storage;
-      const raft::Index lo = std::max(x.FirstIndex(), y.FirstIndex());
-      const raft::Index hi = std::min(x.LastIndex(), y.LastIndex());
-      if (lo > hi) continue;
-      auto ex = x.Entries(lo, hi + 1, raft::kNoLimit);
-      auto ey = y.Entries(lo, hi + 1, raft::kNoLimit);
-      CF_CHECK(ex.ok() && ey.ok()) << "final log read failed";
-      if (*ex != *ey) Fail(absl::StrCat("log matching: n", a + 1, " and n", b + 1, " differ"));
-    }
-  }
+  std::vector<const raft::LogStorage*> logs;
+  for (const Node& n : nodes_) logs.push_back(n.storage.get());
+  if (const std::string v = CheckLogsMatch(logs); !v.empty()) Fail(v);
   // HashKV equal at the same revision on every member.
   uint32_t hash0 = 0;
   int64_t rev0 = 0;

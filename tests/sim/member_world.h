@@ -147,11 +147,7 @@ class MemberWorld {
  public:
   explicit MemberWorld(const SimOptions& o) : opt_(o), profile_(o.profile), rng_(o.seed) {
     n_ = profile_.nodes != 0 ? profile_.nodes : (rng_.Chance(0.5) ? 3 : 5);
-    disk_faults_.max_latency_ms = profile_.disk_max_latency_ms;
-    disk_faults_.fsync_failure = profile_.fsync_failure;
-    disk_faults_.keep_unsynced = profile_.keep_unsynced;
-    disk_faults_.testing_drop_vote = o.bugs.vote_not_persisted;
-    disk_faults_.testing_ignore_fsync_failure = o.bugs.ignore_fsync_failure;
+    disk_faults_ = DiskFaultsFor(o);
     nodes_.resize(n_);
     blocked_.assign(n_ + 1, std::vector<bool>(n_ + 1, false));
     for (int i = 0; i < n_; ++i) {
@@ -211,6 +207,8 @@ class MemberWorld {
   void Leases();
   void Watches();
   void OpenWatch(size_t ci, ClientWatch& w, int64_t from);
+  // The member's own watch of every key from its next revision: the watch checkers' reference.
+  void WatchEverything(Node& n);
   void ReadReference(Node& n);
   void CheckWatches();
 
@@ -265,6 +263,5 @@ class MemberWorld {
   SafetyChecker checker_;
   SimResult result_;
 };
-
 
 }  // namespace chainfire::sim::member_sim

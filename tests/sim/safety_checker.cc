@@ -1,6 +1,9 @@
 #include "safety_checker.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "chainfire/common/check.h"
 #include "chainfire/raft/raw_node.h"
 
 namespace chainfire::sim {
@@ -69,6 +72,39 @@ std::string SafetyChecker::OnDurable(raft::NodeId node, const raft::Entry& e,
                         " on n", node, " but term ", *it->second.prev_term, " elsewhere");
   }
   if (!it->second.prev_term) it->second.prev_term = prev_term;
+  return "";
+}
+
+std::string SafetyChecker::OnDurableEntries(raft::NodeId node,
+                                            const std::vector<raft::Entry>& entries,
+                                            const raft::LogStorage& log) {
+  for (const raft::Entry& e : entries) {
+    if (e.index < log.FirstIndex()) continue;
+    std::optional<raft::Term> prev;
+    if (e.index == 1) {
+      prev = 0;
+    } else if (auto t = log.TermAt(e.index - 1); t.ok()) {
+      prev = *t;
+    }
+    if (std::string v = OnDurable(node, e, prev); !v.empty()) return v;
+  }
+  return "";
+}
+
+std::string CheckLogsMatch(const std::vector<const raft::LogStorage*>& logs) {
+  for (size_t a = 0; a < logs.size(); ++a) {
+    for (size_t b = a + 1; b < logs.size(); ++b) {
+      const raft::LogStorage& x = *logs[a];
+      const raft::LogStorage& y = *logs[b];
+      const raft::Index lo = std::max(x.FirstIndex(), y.FirstIndex());
+      const raft::Index hi = std::min(x.LastIndex(), y.LastIndex());
+      if (lo > hi) continue;
+      auto ex = x.Entries(lo, hi + 1, raft::kNoLimit);
+      auto ey = y.Entries(lo, hi + 1, raft::kNoLimit);
+      CF_CHECK(ex.ok() && ey.ok()) << "final log read failed";
+      if (*ex != *ey) return absl::StrCat("log matching: n", a + 1, " and n", b + 1, " differ");
+    }
+  }
   return "";
 }
 

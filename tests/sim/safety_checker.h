@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "chainfire/raft/log_storage.h"
 #include "chainfire/raft/types.h"
 
 namespace chainfire::sim {
@@ -36,6 +37,11 @@ class SafetyChecker {
   std::string OnDurable(raft::NodeId node, const raft::Entry& entry,
                         std::optional<raft::Term> prev_term);
 
+  // OnDurable for every entry of a write that became durable on `node`, whose log (after the
+  // write) is `log`; entries below its first index are skipped.
+  std::string OnDurableEntries(raft::NodeId node, const std::vector<raft::Entry>& entries,
+                               const raft::LogStorage& log);
+
   raft::Index max_applied() const { return applied_.empty() ? 0 : applied_.rbegin()->first; }
 
  private:
@@ -49,6 +55,11 @@ class SafetyChecker {
 };
 
 uint64_t HashBytes(const std::string& s);
+
+// Log matching across whole logs (at the end, after convergence): every pair of members agrees
+// on the entries both hold. `logs[i]` is member i + 1's. Returns "" or the first pair that
+// differs.
+std::string CheckLogsMatch(const std::vector<const raft::LogStorage*>& logs);
 
 // Durability: every acknowledged write must be applied on every member. `applied_on(member,
 // op_id)` answers for members 1..members. Returns "" or the first lost write.

@@ -150,6 +150,16 @@ const FaultProfile& ProfileByName(const std::string& name) {
 
 const FaultProfile& ProfileForSeed(uint64_t seed) { return Profiles()[seed % Profiles().size()]; }
 
+DiskFaults DiskFaultsFor(const SimOptions& o) {
+  DiskFaults f;
+  f.max_latency_ms = o.profile.disk_max_latency_ms;
+  f.fsync_failure = o.profile.fsync_failure;
+  f.keep_unsynced = o.profile.keep_unsynced;
+  f.testing_drop_vote = o.bugs.vote_not_persisted;
+  f.testing_ignore_fsync_failure = o.bugs.ignore_fsync_failure;
+  return f;
+}
+
 std::string IsolateLeader(std::vector<std::vector<bool>>& blocked, int n, uint64_t leader,
                           Random& rng) {
   if (leader == 0) return "no leader to isolate";
@@ -231,11 +241,7 @@ class World {
                     (o.storage == StorageKind::kAuto && (o.seed / 7) % 4 == 0);
     result_.real_storage = real_storage_;
     n_ = profile_.nodes != 0 ? profile_.nodes : (rng_.Chance(0.5) ? 3 : 5);
-    disk_faults_.max_latency_ms = profile_.disk_max_latency_ms;
-    disk_faults_.fsync_failure = profile_.fsync_failure;
-    disk_faults_.keep_unsynced = profile_.keep_unsynced;
-    disk_faults_.testing_drop_vote = o.bugs.vote_not_persisted;
-    disk_faults_.testing_ignore_fsync_failure = o.bugs.ignore_fsync_failure;
+    disk_faults_ = DiskFaultsFor(o);
     members_.resize(n_);
     blocked_.assign(n_ + 1, std::vector<bool>(n_ + 1, false));
     for (int i = 0; i < n_; ++i) {
@@ -502,17 +508,8 @@ void World::OnEntryApplied(Member& m, const raft::Entry& e) {
 
 void World::OnDurable(Member& m, const node::PersistRequest& r) {
   if (r.snapshot) ++result_.snapshots_installed;
-  for (const raft::Entry& e : r.entries) {
-    if (e.index < m.storage->FirstIndex()) continue;
-    std::optional<raft::Term> prev;
-    if (e.index == 1) {
-      prev = 0;
-    } else if (auto t = m.storage->TermAt(e.index - 1); t.ok()) {
-      prev = *t;
-    }
-    const std::string v = checker_.OnDurable(m.id, e, prev);
-    if (!v.empty()) Fail(v);
-  }
+  const std::string v = checker_.OnDurableEntries(m.id, r.entries, *m.storage);
+  if (!v.empty()) Fail(v);
 }
 
 void World::OnLeaseRevoked(int64_t id) {
@@ -846,19 +843,9 @@ bool World::Converged(std::string* why) {
 
 void World::FinalChecks() {
   // Log matching over whole logs: after convergence every pair agrees on their overlap.
-  for (int a = 0; a < n_; ++a) {
-    for (int b = a + 1; b < n_; ++b) {
-      node::NodeStorage& x = *members_[a].storage;
-      node::NodeStorage& y = *members_[b].storage;
-      const raft::Index lo = std::max(x.FirstIndex(), y.FirstIndex());
-      const raft::Index hi = std::min(x.LastIndex(), y.LastIndex());
-      if (lo > hi) continue;
-      auto ex = x.Entries(lo, hi + 1, raft::kNoLimit);
-      auto ey = y.Entries(lo, hi + 1, raft::kNoLimit);
-      CF_CHECK(ex.ok() && ey.ok()) << "final log read failed";
-      if (*ex != *ey) Fail(absl::StrCat("log matching: n", a + 1, " and n", b + 1, " differ"));
-    }
-  }
+  std::vector<const raft::LogStorage*> logs;
+  for (const Member& m : members_) logs.push_back(m.storage.get());
+  if (const std::string v = CheckLogsMatch(logs); !v.empty()) Fail(v);
   // Replicas end byte-identical.
   const std::string reference = members_[0].app->TakeSnapshot();
   for (int i = 1; i < n_; ++i) {

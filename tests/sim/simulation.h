@@ -117,6 +117,10 @@ const FaultProfile& ProfileForSeed(uint64_t seed);
 std::string IsolateLeader(std::vector<std::vector<bool>>& blocked, int n, uint64_t leader,
                           Random& rng);
 
+// The disk faults of `options`' profile and bug switches (sim_disk.h), for either world.
+struct DiskFaults;
+DiskFaults DiskFaultsFor(const SimOptions& options);
+
 // Which application a run of `options` uses (resolves kAuto).
 Application ApplicationFor(const SimOptions& options);
 

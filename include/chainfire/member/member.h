@@ -178,6 +178,8 @@ class Member : private node::Application {
  private:
   explicit Member(MemberOptions options) : options_(std::move(options)) {}
   void ExpireRequests();
+  // Fails every waiting write with `status`.
+  void FailAllWrites(const absl::Status& status);
   void MaybePublish();
   void ExpireLeases();
   void ProposeInternal(internal::Request req, WriteDone done);
