@@ -95,10 +95,14 @@ absl::Status WriteLogicalBackup(storage::Engine* engine, const rocksdb::Snapshot
   auto it = Iter(engine, snapshot, Column::kMeta);
   const std::string prefix = mvcc::layout::kLeasePrefix;
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (it->key().size() != prefix.size() + 8 || it->value().size() != 8) continue;
+    int64_t id = 0, ttl = 0;
+    if (!mvcc::layout::DecodeLease(it->key().ToStringView(), it->value().ToStringView(), &id,
+                                   &ttl)) {
+      continue;
+    }
     BackupLease l;
-    l.set_id(static_cast<int64_t>(storage::GetBigEndian64(it->key().data() + prefix.size())));
-    l.set_ttl(static_cast<int64_t>(storage::GetBigEndian64(it->value().data())));
+    l.set_id(id);
+    l.set_ttl(ttl);
     if (s = writer->AddLease(l); !s.ok()) return s;
   }
   if (!it->status().ok()) return storage::FromRocks(it->status(), "reading leases");

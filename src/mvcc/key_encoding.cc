@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "chainfire/mvcc/layout.h"
 #include "chainfire/storage/engine.h"
 
 namespace chainfire::mvcc {
@@ -83,34 +82,3 @@ std::string RevisionKey(Revision rev) {
 }
 
 }  // namespace chainfire::mvcc
-
-namespace chainfire::mvcc::layout {
-
-std::string EncodeValueRecord(bool tombstone, int64_t create, int64_t version, int64_t lease,
-                              std::string_view value) {
-  std::string out;
-  out.reserve(25 + value.size());
-  out.push_back(tombstone ? 1 : 0);
-  storage::PutBigEndian64(&out, static_cast<uint64_t>(create));
-  storage::PutBigEndian64(&out, static_cast<uint64_t>(version));
-  storage::PutBigEndian64(&out, static_cast<uint64_t>(lease));
-  out.append(value);
-  return out;
-}
-
-bool DecodeValueRecord(std::string_view v, ValueRecord* out) {
-  if (v.size() < 25) return false;
-  out->tombstone = v[0] == 1;
-  out->create_revision = static_cast<int64_t>(storage::GetBigEndian64(v.data() + 1));
-  out->version = static_cast<int64_t>(storage::GetBigEndian64(v.data() + 9));
-  out->lease = static_cast<int64_t>(storage::GetBigEndian64(v.data() + 17));
-  out->value = v.substr(25);
-  return true;
-}
-
-std::string LeaseKey(int64_t id) { return kLeasePrefix + storage::BigEndian64(id); }
-std::string LeaseKeyIndex(int64_t id, std::string_view key) {
-  return kLeaseKeyPrefix + storage::BigEndian64(id) + std::string(key);
-}
-
-}  // namespace chainfire::mvcc::layout

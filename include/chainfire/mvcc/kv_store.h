@@ -4,14 +4,18 @@
 // deletes n keys writes n tombstones at (rev, 0..n-1). History is kept until a compaction
 // (ApplyCompact), after which superseded versions below it are removed. create_revision,
 // mod_revision and version follow etcd: a key's version counts modifications since its
-// creation and a delete ends the generation.
+// creation and a delete ends the generation. The records are defined in layout.h and
+// key_encoding.h; the applied index and revision are written in the same WriteBatch as the
+// change they describe.
 //
-// Value record (kv column): u8 flags (1 = tombstone), BE64 create_revision, BE64 version,
-// BE64 lease, value bytes. kv_revs: RevisionKey(rev) -> user key. meta: "revision",
-// "applied_index" (BE64), written in the same WriteBatch as the change they describe.
+// Thread-safety: Apply*, BeginBatch/CommitBatch, MarkApplied, CompactStep and ReplaceState on
+// the apply thread only. Range, ReadEvents, HashKV, the lease/alarm queries, revision(),
+// applied_index(): any thread; a read at revision R sees exactly the writes up to R (versions
+// are immutable once written), and never a state half replaced by ReplaceState.
 //
-// Apply* methods: the apply thread only. Range, revision(), applied_index(): any thread; a
-// read at revision R sees exactly the writes up to R (versions are immutable once written).
+// Sources by job: kv_store.cc (open, load, apply entry points), apply_batch.cc (staged
+// batches), write_txn.cc (Put/DeleteRange/Txn), reads.cc (Range, events), compaction.cc,
+// hash.cc, tables.cc (leases, alarms, members).
 #pragma once
 
 #include <atomic>
@@ -25,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "chainfire/storage/engine.h"
@@ -92,7 +97,8 @@ class KvStore {
   // etcd's HashKV: a CRC-32 of the logical MVCC state up to `rev` (0: the current revision),
   // the same on every member at the same revision whatever its physical compaction progress.
   absl::Status HashKV(int64_t rev, uint32_t* hash, int64_t* hashed_revision) const;
-  // Leases (replicated part: ID and granted TTL; expiry is the leader's, see node::Lessor).
+  // Leases (the replicated part: ID and granted TTL; expiry is the leader's, see
+  // member::Member and node::Lessor).
   absl::Status ApplyLeaseGrant(uint64_t index, int64_t id, int64_t ttl,
                                etcdserverpb::LeaseGrantResponse* resp);
   // Deletes every key attached to the lease at one revision, then the lease.
@@ -138,7 +144,10 @@ class KvStore {
   absl::Status ReplaceState(const std::function<absl::Status()>& install);
 
  private:
+  // Reads every cached value (revision, applied index, compaction progress, tables) from disk.
   absl::Status Load();
+  // Reads the lease and alarm tables (tables.cc).
+  absl::Status LoadTables();
   void StartCompactor();
   void StopCompactor();
   explicit KvStore(storage::Engine* engine, KvStoreOptions options);
@@ -151,8 +160,8 @@ class KvStore {
   absl::Status Finish(uint64_t index, WriteTxn* txn, const absl::Status& status,
                       etcdserverpb::ResponseHeader* header);
   // Calls fn for each live key in [key, range_end) (etcd's range conventions) at `rev`.
-  template <typename Fn>
-  void Scan(const std::string& key, const std::string& range_end, int64_t rev, Fn&& fn) const;
+  void Scan(const std::string& key, const std::string& range_end, int64_t rev,
+            absl::FunctionRef<void(mvccpb::KeyValue)> fn) const;
   bool Latest(const std::string& key, int64_t rev, mvccpb::KeyValue* kv) const;
   void Commit(rocksdb::WriteBatch* batch, uint64_t index, int64_t new_revision);
 

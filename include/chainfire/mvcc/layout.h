@@ -1,11 +1,14 @@
-// The MVCC store's records, shared by KvStore and the backup code that dumps and restores them.
+// The MVCC store's on-disk records: the one place their keys, constants and encodings live.
+// KvStore, the backup dump/restore code and the snapshot install all read and write through it.
 //
-// kv column:      VersionKey(key, rev) -> value record:
+// kv column:      VersionKey(key, rev) (key_encoding.h) -> value record:
 //                 u8 flags (1 = tombstone), BE64 create_revision, BE64 version, BE64 lease, value
-// kv_revs column: RevisionKey(rev) -> user key
-// meta column:    "revision", "applied_index", "compact_revision", "compacted_through" (BE64);
+// kv_revs column: RevisionKey(rev) (key_encoding.h) -> user key
+// meta column:    "revision", "applied_index", "installed_applied_index", "compact_revision",
+//                 "compacted_through" -> BE64;
 //                 "lease/" BE64(id) -> BE64 granted TTL; "leasekey/" BE64(id) key -> "";
 //                 "alarm/" BE64(member) BE64(type) -> ""; "member/" BE64(id) -> attributes.
+// The meta column's "format_version" belongs to the storage engine (storage/engine.h).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +27,12 @@ inline constexpr char kCompactKey[] = "compact_revision";
 inline constexpr char kCompactDoneKey[] = "compacted_through";
 inline constexpr char kLeasePrefix[] = "lease/";
 inline constexpr char kLeaseKeyPrefix[] = "leasekey/";
+inline constexpr char kAlarmPrefix[] = "alarm/";
+inline constexpr char kMemberPrefix[] = "member/";
+
+// The value record's flags byte.
+inline constexpr char kTombstoneFlag = 1;
+inline constexpr size_t kValueRecordHeaderBytes = 25;
 
 struct ValueRecord {
   bool tombstone = false;
@@ -37,7 +46,25 @@ std::string EncodeValueRecord(bool tombstone, int64_t create, int64_t version, i
                               std::string_view value);
 // False when the bytes are too short to be a record.
 bool DecodeValueRecord(std::string_view bytes, ValueRecord* out);
+// Whether the record's flags mark a tombstone (without decoding the rest).
+inline bool IsTombstoneRecord(std::string_view bytes) {
+  return !bytes.empty() && bytes[0] == kTombstoneFlag;
+}
+
+// "lease/" BE64(id): the lease's granted TTL.
 std::string LeaseKey(int64_t id);
+// "leasekey/" BE64(id): the prefix of the lease's attached keys; + key: one of them.
+std::string LeaseKeysPrefix(int64_t id);
 std::string LeaseKeyIndex(int64_t id, std::string_view key);
+// "alarm/" BE64(member) BE64(type): an active alarm.
+std::string AlarmKey(uint64_t member, int type);
+// Decodes an alarm key; false when it is not one.
+bool DecodeAlarmKey(std::string_view key, uint64_t* member, int* type);
+// "member/" BE64(id): a member's published attributes.
+std::string MemberKey(uint64_t id);
+// Decodes a member key; false when it is not one.
+bool DecodeMemberKey(std::string_view key, uint64_t* id);
+// Decodes a lease key and its BE64 TTL value; false when they are not one.
+bool DecodeLease(std::string_view key, std::string_view value, int64_t* id, int64_t* ttl);
 
 }  // namespace chainfire::mvcc::layout
