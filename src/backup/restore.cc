@@ -7,6 +7,7 @@
 #include "chainfire/mvcc/key_encoding.h"
 #include "chainfire/mvcc/layout.h"
 #include "chainfire/storage/engine.h"
+#include "chainfire/storage/raft_format.h"
 #include "chainfire/storage/raft_log_store.h"
 #include "rocksdb/write_batch.h"
 
@@ -62,9 +63,8 @@ absl::StatusOr<RestoreReport> WriteDataDir(const RestoreOptions& o, const Backup
   // snapshot, never by replaying a log that does not contain it.
   batch.Put(e->cf(Column::kMeta), mvcc::layout::kAppliedKey, BigEndian64(kRestoredIndex));
   storage::RaftLogStore::AddInitialSnapshot(e, &batch, kRestoredIndex, kRestoredTerm);
-  batch.Put(e->cf(Column::kRaftState), kIdentityKey, o.identity_record);
-  batch.Put(e->cf(Column::kRaftState), kMembershipKey, o.membership.SerializeAsString());
-  batch.Put(e->cf(Column::kRaftState), kClusterSaltKey, o.cluster_salt);
+  storage::raft_format::PutIdentity(e, &batch, o.identity_record, o.membership.SerializeAsString());
+  storage::raft_format::PutClusterSalt(e, &batch, o.cluster_salt);
   if (absl::Status s = flush(true); !s.ok()) return s;
 
   // Read back what was written, through the same scan a backup uses.

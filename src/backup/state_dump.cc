@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "chainfire/mvcc/key_encoding.h"
 #include "chainfire/mvcc/layout.h"
+#include "chainfire/storage/raft_format.h"
 #include "rocksdb/write_batch.h"
 
 namespace chainfire::backup {
@@ -219,7 +220,7 @@ absl::Status InstallRawState(storage::Engine* engine, const std::string& path,
 }
 
 absl::StatusOr<BackupHeader> LoadMembership(storage::Engine* engine) {
-  auto raw = engine->Get(Column::kRaftState, kMembershipKey);
+  auto raw = engine->Get(Column::kRaftState, storage::raft_format::kMembershipKey);
   if (!raw.ok()) return raw.status();
   BackupHeader h;
   if (!h.ParseFromString(*raw)) return absl::DataLossError("corrupt membership record");

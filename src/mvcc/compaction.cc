@@ -133,7 +133,7 @@ int64_t KvStore::CompactSlice(int64_t from, int64_t to, int64_t limit) {
   bool hit_limit = false;
   // From `from` itself: a delete kept at the previous compaction revision goes now.
   for (revs->Seek(RevisionKey({std::max<int64_t>(from, 1), 0})); revs->Valid(); revs->Next()) {
-    const int64_t main = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data()));
+    const int64_t main = DecodeRevisionKey(revs->key().ToStringView()).main;
     if (main > to) break;
     if (n >= limit && main != last) {  // slices end on a revision boundary
       hit_limit = true;

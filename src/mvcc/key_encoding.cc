@@ -81,4 +81,9 @@ std::string RevisionKey(Revision rev) {
   return out;
 }
 
+Revision DecodeRevisionKey(std::string_view encoded) {
+  return {static_cast<int64_t>(storage::GetBigEndian64(encoded.data())),
+          static_cast<int64_t>(storage::GetBigEndian64(encoded.data() + 8))};
+}
+
 }  // namespace chainfire::mvcc

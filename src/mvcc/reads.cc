@@ -89,8 +89,7 @@ int64_t KvStore::ReadEvents(int64_t from, int64_t to, const std::string& key,
   int64_t last = from - 1;
   size_t scanned = 0;
   for (revs->Seek(RevisionKey({from, 0})); revs->Valid(); revs->Next()) {
-    const int64_t main = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data()));
-    const int64_t sub = static_cast<int64_t>(storage::GetBigEndian64(revs->key().data() + 8));
+    const auto [main, sub] = DecodeRevisionKey(revs->key().ToStringView());
     if (main > to) break;
     // Stop between revisions once enough was read (never split one revision).
     if (main != last && (out->size() >= max_events || scanned >= 4 * max_events)) return last;

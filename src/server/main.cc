@@ -13,6 +13,7 @@
 #include "chainfire/server/auto_compactor.h"
 #include "chainfire/server/services.h"
 #include "chainfire/storage/power_loss_fs.h"
+#include "chainfire/storage/raft_format.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
 
@@ -64,7 +65,8 @@ void OrDie(const absl::Status& s) {
 // First boot records the membership; later boots must name the same one.
 void CheckIdentity(cf::storage::Engine* engine, const ClusterSpec& spec, uint64_t self) {
   const std::string record = cf::server::IdentityRecord(spec, self);
-  auto stored = engine->Get(cf::storage::Column::kRaftState, cf::backup::kIdentityKey);
+  auto stored =
+      engine->Get(cf::storage::Column::kRaftState, cf::storage::raft_format::kIdentityKey);
   if (stored.ok()) {
     if (*stored != record) {
       Die(absl::StrCat(
@@ -77,10 +79,9 @@ void CheckIdentity(cf::storage::Engine* engine, const ClusterSpec& spec, uint64_
   }
   if (!absl::IsNotFound(stored.status())) Die(std::string(stored.status().message()));
   rocksdb::WriteBatch batch;
-  batch.Put(engine->cf(cf::storage::Column::kRaftState), cf::backup::kIdentityKey, record);
-  // For offline backups (chainfire-backup save --data-dir).
-  batch.Put(engine->cf(cf::storage::Column::kRaftState), cf::backup::kMembershipKey,
-            cf::server::MembershipHeader(spec).SerializeAsString());
+  // The membership is kept for offline backups (chainfire-backup save --data-dir).
+  cf::storage::raft_format::PutIdentity(engine, &batch, record,
+                                        cf::server::MembershipHeader(spec).SerializeAsString());
   OrDie(engine->Write(&batch, true));
 }
 
@@ -272,13 +273,13 @@ int main(int argc, char** argv) {
   auto engine = OrDie(cf::storage::Engine::Open(f.data_dir, power_loss_env.get()));
   if (!learned_salt.empty()) {
     rocksdb::WriteBatch batch;  // a recovering member of a restored cluster keeps its ID
-    batch.Put(engine->cf(cf::storage::Column::kRaftState), cf::backup::kClusterSaltKey,
-              learned_salt);
+    cf::storage::raft_format::PutClusterSalt(engine.get(), &batch, learned_salt);
     OrDie(engine->Write(&batch, true));
   }
   std::string cluster_salt;
   // A data dir restored from a backup belongs to a cluster whose ID mixes in the backup's hash.
-  if (auto salt = engine->Get(cf::storage::Column::kRaftState, cf::backup::kClusterSaltKey);
+  if (auto salt =
+          engine->Get(cf::storage::Column::kRaftState, cf::storage::raft_format::kClusterSaltKey);
       salt.ok()) {
     spec.SaltClusterId(*salt);
     cluster_salt = *salt;

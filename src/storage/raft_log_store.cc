@@ -2,60 +2,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
+#include "chainfire/storage/raft_format.h"
 #include "rocksdb/write_batch.h"
 
 namespace chainfire::storage {
 
 namespace {
-constexpr char kHardStateKey[] = "hard_state";
-constexpr char kSnapshotKey[] = "snapshot";
-constexpr char kCompactedKey[] = "compacted";
-
-std::string EncodeMeta(raft::SnapshotMeta m) {
-  std::string v;
-  PutBigEndian64(&v, m.index);
-  PutBigEndian64(&v, m.term);
-  return v;
-}
-constexpr char kEntryVersion = 1;
+using namespace raft_format;  // NOLINT: the record names
 constexpr size_t kTailBytes = 32 << 20;
 constexpr size_t kTailEntryOverhead = 32;
-
-// BE64(term) BE64(vote) BE64(commit), then a byte 1 while recovering from disk loss.
-std::string EncodeHardState(const raft::HardState& hs) {
-  std::string v;
-  PutBigEndian64(&v, hs.term);
-  PutBigEndian64(&v, hs.vote);
-  PutBigEndian64(&v, hs.commit);
-  if (hs.recovering) v.push_back(1);
-  return v;
-}
-
-// The record's header (version, term); the entry's data follows it.
-std::string EntryHeader(const raft::Entry& e) {
-  std::string v;
-  v.push_back(kEntryVersion);
-  PutBigEndian64(&v, e.term);
-  return v;
-}
-
-absl::StatusOr<raft::Entry> DecodeEntry(raft::Index index, const rocksdb::Slice& v) {
-  if (v.size() < 9) {
-    return absl::DataLossError(
-        absl::StrCat("log entry ", index, " is truncated (", v.size(), " bytes)"));
-  }
-  if (v.data()[0] != kEntryVersion) {
-    return absl::DataLossError(absl::StrCat(
-        "log entry ", index, " has record version ", static_cast<int>(v.data()[0]),
-        "; this build reads version ", static_cast<int>(kEntryVersion),
-        " (written by a newer ChainFire? upgrade this member; the entry is never skipped)"));
-  }
-  raft::Entry e;
-  e.index = index;
-  e.term = GetBigEndian64(v.data() + 1);
-  e.data.assign(v.data() + 9, v.size() - 9);
-  return e;
-}
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
@@ -63,34 +18,34 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
   auto store = std::unique_ptr<RaftLogStore>(new RaftLogStore(engine));
   store->on_write_done_ = std::move(on_write_done);
   if (auto hs = engine->Get(Column::kRaftState, kHardStateKey); hs.ok()) {
-    // 24 bytes, or 25 with the disk-loss recovery flag.
-    if (hs->size() != 24 && hs->size() != 25) {
-      return absl::DataLossError("hard state record has a bad size");
-    }
-    store->hard_state_ = {GetBigEndian64(hs->data()), GetBigEndian64(hs->data() + 8),
-                          GetBigEndian64(hs->data() + 16), hs->size() == 25 && (*hs)[24] == 1};
+    auto decoded = DecodeHardState(*hs);
+    if (!decoded.ok()) return decoded.status();
+    store->hard_state_ = *decoded;
   } else if (!absl::IsNotFound(hs.status())) {
     return hs.status();
   }
   if (auto snap = engine->Get(Column::kRaftState, kSnapshotKey); snap.ok()) {
-    if (snap->size() < 16) return absl::DataLossError("snapshot record has a bad size");
-    store->snapshot_.meta = {GetBigEndian64(snap->data()), GetBigEndian64(snap->data() + 8)};
+    if (!DecodeSnapshotMeta(*snap, &store->snapshot_.meta)) {
+      return absl::DataLossError("snapshot record has a bad size");
+    }
     store->snapshot_.data = snap->substr(16);
   }
   if (auto c = engine->Get(Column::kRaftState, kCompactedKey); c.ok()) {
-    if (c->size() != 16) return absl::DataLossError("compaction record has a bad size");
-    store->compacted_ = {GetBigEndian64(c->data()), GetBigEndian64(c->data() + 8)};
+    if (c->size() != 16 || !DecodeSnapshotMeta(*c, &store->compacted_)) {
+      return absl::DataLossError("compaction record has a bad size");
+    }
   }
   store->first_index_ = store->compacted_.index + 1;
   std::unique_ptr<rocksdb::Iterator> it(
       engine->db()->NewIterator(rocksdb::ReadOptions(), engine->cf(Column::kRaftLog)));
   it->SeekToLast();
-  store->last_index_ = it->Valid() ? GetBigEndian64(it->key().data()) : store->compacted_.index;
+  store->last_index_ =
+      it->Valid() ? DecodeEntryKey(it->key().ToStringView()) : store->compacted_.index;
   if (!it->status().ok()) return FromRocks(it->status(), "scan raft log");
   it->SeekToFirst();
-  if (it->Valid() && GetBigEndian64(it->key().data()) != store->first_index_) {
+  if (it->Valid() && DecodeEntryKey(it->key().ToStringView()) != store->first_index_) {
     return absl::DataLossError(absl::StrCat("raft log starts at index ",
-                                            GetBigEndian64(it->key().data()), ", expected ",
+                                            DecodeEntryKey(it->key().ToStringView()), ", expected ",
                                             store->first_index_));
   }
   if (store->hard_state_.commit > store->last_index_) {
@@ -105,16 +60,11 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
 
 void RaftLogStore::AddInitialSnapshot(Engine* engine, rocksdb::WriteBatch* batch, raft::Index index,
                                       raft::Term term) {
-  std::string meta;
-  PutBigEndian64(&meta, index);
-  PutBigEndian64(&meta, term);
+  const std::string meta = EncodeSnapshotMeta({index, term});
   batch->Put(engine->cf(Column::kRaftState), kSnapshotKey, meta);  // no data: the state is local
   batch->Put(engine->cf(Column::kRaftState), kCompactedKey, meta);
-  std::string hs;
-  PutBigEndian64(&hs, term);
-  PutBigEndian64(&hs, raft::kNoNode);
-  PutBigEndian64(&hs, index);
-  batch->Put(engine->cf(Column::kRaftState), kHardStateKey, hs);
+  batch->Put(engine->cf(Column::kRaftState), kHardStateKey,
+             EncodeHardState({term, raft::kNoNode, index, false}));
 }
 
 RaftLogStore::~RaftLogStore() {
@@ -164,7 +114,7 @@ absl::StatusOr<raft::Term> RaftLogStore::TermAt(raft::Index index) const {
       return tail_[index - tail_.front().index].term;
     }
   }
-  auto v = engine_->Get(Column::kRaftLog, BigEndian64(index));
+  auto v = engine_->Get(Column::kRaftLog, EntryKey(index));
   if (!v.ok()) return v.status();
   auto e = DecodeEntry(index, *v);
   if (!e.ok()) return e.status();
@@ -198,12 +148,12 @@ absl::StatusOr<std::vector<raft::Entry>> RaftLogStore::Entries(raft::Index lo, r
   std::unique_ptr<rocksdb::Iterator> it(
       engine_->db()->NewIterator(rocksdb::ReadOptions(), engine_->cf(Column::kRaftLog)));
   raft::Index next = lo;
-  for (it->Seek(BigEndian64(lo)); it->Valid() && next < hi; it->Next(), ++next) {
-    const raft::Index index = GetBigEndian64(it->key().data());
+  for (it->Seek(EntryKey(lo)); it->Valid() && next < hi; it->Next(), ++next) {
+    const raft::Index index = DecodeEntryKey(it->key().ToStringView());
     if (index != next) {
       return absl::DataLossError(absl::StrCat("raft log has a gap at index ", next));
     }
-    auto e = DecodeEntry(index, it->value());
+    auto e = DecodeEntry(index, it->value().ToStringView());
     if (!e.ok()) return e.status();
     size += e->data.size();
     if (!out.empty() && size > max_bytes) break;
@@ -270,15 +220,15 @@ absl::Status RaftLogStore::SaveSnapshotAndCompact(raft::Index index, std::string
     compacted = compacted_;
   }
   rocksdb::WriteBatch wb;
-  std::string record = EncodeMeta({index, *term});
+  std::string record = EncodeSnapshotMeta({index, *term});
   record += data;
   wb.Put(engine_->cf(Column::kRaftState), kSnapshotKey, record);
   if (compact_to >= first) {
     auto cterm = TermAt(compact_to);
     if (!cterm.ok()) return cterm.status();
     compacted = {compact_to, *cterm};
-    wb.Put(engine_->cf(Column::kRaftState), kCompactedKey, EncodeMeta(compacted));
-    wb.DeleteRange(engine_->cf(Column::kRaftLog), BigEndian64(first), BigEndian64(compact_to + 1));
+    wb.Put(engine_->cf(Column::kRaftState), kCompactedKey, EncodeSnapshotMeta(compacted));
+    wb.DeleteRange(engine_->cf(Column::kRaftLog), EntryKey(first), EntryKey(compact_to + 1));
   }
   if (absl::Status s = engine_->Write(&wb, /*sync=*/true); !s.ok()) return s;
   std::lock_guard<std::mutex> l(mu_);
@@ -366,11 +316,11 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
   for (node::PersistRequest& r : batch) {
     if (r.snapshot) {
       // A follower installs the leader's snapshot: it replaces the whole log.
-      std::string record = EncodeMeta(r.snapshot->meta);
+      std::string record = EncodeSnapshotMeta(r.snapshot->meta);
       record += r.snapshot->data;
       wb.Put(engine_->cf(Column::kRaftState), kSnapshotKey, record);
-      wb.Put(engine_->cf(Column::kRaftState), kCompactedKey, EncodeMeta(r.snapshot->meta));
-      wb.DeleteRange(engine_->cf(Column::kRaftLog), BigEndian64(0), BigEndian64(UINT64_MAX));
+      wb.Put(engine_->cf(Column::kRaftState), kCompactedKey, EncodeSnapshotMeta(r.snapshot->meta));
+      wb.DeleteRange(engine_->cf(Column::kRaftLog), EntryKey(0), EntryKey(UINT64_MAX));
       last = r.snapshot->meta.index;
       snapshot = std::move(r.snapshot);
     }
@@ -379,11 +329,11 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
       const raft::Index to = r.entries.back().index;
       if (from <= last && to < last) {
         // A follower's conflicting suffix: entries past the new tail must go.
-        wb.DeleteRange(engine_->cf(Column::kRaftLog), BigEndian64(to + 1), BigEndian64(last + 1));
+        wb.DeleteRange(engine_->cf(Column::kRaftLog), EntryKey(to + 1), EntryKey(last + 1));
       }
       for (const raft::Entry& e : r.entries) {
-        const std::string key = BigEndian64(e.index);
-        const std::string header = EntryHeader(e);
+        const std::string key = EntryKey(e.index);
+        const std::string header = EntryHeader(e.term);
         const rocksdb::Slice key_part(key);
         const rocksdb::Slice value_parts[] = {header, e.data};
         wb.Put(engine_->cf(Column::kRaftLog), rocksdb::SliceParts(&key_part, 1),

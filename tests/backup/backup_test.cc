@@ -7,6 +7,7 @@
 #include "chainfire/backup/restore.h"
 #include "chainfire/backup/state_dump.h"
 #include "chainfire/mvcc/kv_store.h"
+#include "chainfire/storage/raft_format.h"
 #include "chainfire/storage/raft_log_store.h"
 #include "gtest/gtest.h"
 #include "temp_dir.h"
@@ -193,7 +194,8 @@ TEST(Restore, EveryKeyKeepsValueRevisionsVersionAndLease) {
   }
   EXPECT_EQ(kv->Leases().at(77), 120);
   EXPECT_EQ(kv->LeaseKeys(77), std::vector<std::string>{"leased"});
-  EXPECT_EQ(*engine->Get(storage::Column::kRaftState, kClusterSaltKey), "salt");
+  EXPECT_EQ(*engine->Get(storage::Column::kRaftState, storage::raft_format::kClusterSaltKey),
+            "salt");
   // The restored store accepts writes after the backup's revision.
   etcdserverpb::PutRequest put;
   put.set_key("after");

@@ -17,11 +17,6 @@
 
 namespace chainfire::backup {
 
-// raft_state records the daemon and restore share.
-inline constexpr char kIdentityKey[] = "identity";         // "member <id> of <membership>"
-inline constexpr char kMembershipKey[] = "membership";     // BackupHeader: cluster_id, members
-inline constexpr char kClusterSaltKey[] = "cluster_salt";  // hex SHA-256 of the restored backup
-
 // Calls `fn` for each live key at `snapshot` (nullptr: the latest state), in key order.
 absl::Status ForEachLiveKey(storage::Engine* engine, const rocksdb::Snapshot* snapshot,
                             const std::function<absl::Status(const BackupKey&)>& fn);

@@ -36,5 +36,7 @@ Revision VersionKeyRevision(std::string_view encoded);
 bool IsVersionKeyOf(std::string_view encoded, std::string_view key_prefix);
 // BE64(main) BE64(sub): the kv_revs column's key, ascending by revision.
 std::string RevisionKey(Revision rev);
+// Decodes a kv_revs key (16 bytes: the column's invariant).
+Revision DecodeRevisionKey(std::string_view encoded);
 
 }  // namespace chainfire::mvcc

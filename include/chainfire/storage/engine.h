@@ -1,13 +1,13 @@
 // Engine: the one RocksDB instance of a member, with its column families.
 //
-// Column families (all share RocksDB's single WAL, which is never disabled):
-//   raft_log   index (8 bytes, big-endian) -> log entry record
-//   raft_state "hard_state", "snapshot", "identity" -> small records
-//   kv         MVCC versions of user keys (see mvcc/kv_store.h); every key ends in a 16-byte
-//              revision, and the rest (one user key's versions) is the column's bloom-filtered
-//              prefix
-//   kv_revs    revision -> user key, for watch catch-up and compaction
-//   meta       "format_version", "applied_index", "revision"
+// Column families (all share RocksDB's single WAL, which is never disabled); their records are
+// defined in one header each:
+//   raft_log, raft_state  storage/raft_format.h (log entries; hard state, snapshot, identity)
+//   kv, kv_revs, meta     mvcc/layout.h and mvcc/key_encoding.h (MVCC versions, revision
+//                         index, applied index, leases, alarms, members); every kv key ends in
+//                         a 16-byte revision and the rest is the column's bloom-filtered prefix
+// The meta column's "format_version" (kFormatVersion, below) is the Engine's own: a data dir of
+// another format is refused at Open.
 // Recovery tolerates only a torn WAL tail (kTolerateCorruptedTailRecords) and verifies the WAL
 // files against the manifest; any other corruption makes Open fail.
 // Thread-safety: thread-safe (RocksDB is); the Engine must outlive its users.

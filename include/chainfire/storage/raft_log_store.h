@@ -6,11 +6,7 @@
 // visible through LogStorage (LastIndex etc.) only after its fsync returned. A failed write is
 // reported by PollCompletedWrites and nothing later counts as durable.
 //
-// Record formats (documented in docs/architecture.md):
-//   raft_log:   key BE64(index); value: u8 version (1), BE64(term), data
-//   raft_state: "hard_state" -> BE64(term) BE64(vote) BE64(commit) [u8 1: recovering]
-//               "compacted"  -> BE64(index) BE64(term): the entry before the first kept one
-//               "snapshot"   -> BE64(index) BE64(term) data: the latest snapshot
+// Record formats: storage/raft_format.h.
 // Thread-safety: LogStorage methods and NodeStorage methods are called from the node's loop
 // thread; the writer thread is internal. The newest durable entries are also kept in memory
 // (a bounded tail) and served from there. `on_write_done` runs on the writer thread. In manual
