@@ -83,7 +83,7 @@ bool RaftNode::PumpOnce() {
   }
   for (Pending& p : pipeline_) {
     if (*done == 0) break;
-    if (p.ready.MustPersist() && !p.write_done) {
+    if (p.must_persist && !p.write_done) {
       p.write_done = true;
       --*done;
     }
@@ -92,7 +92,7 @@ bool RaftNode::PumpOnce() {
   if (!pipeline_.empty() && pipeline_.front().write_done) {
     Pending p = std::move(pipeline_.front());
     pipeline_.pop_front();
-    Finish(p.ready);
+    Finish(p.ready, p.progress);
     return true;
   }
   bool worked = false;
@@ -121,23 +121,20 @@ bool RaftNode::PumpOnce() {
   for (raft::Message& m : rd.early_messages) transport_->Send(std::move(m));
   rd.early_messages.clear();
   const bool must_persist = rd.MustPersist();
+  const raft::ReadyProgress progress = rd.Progress();
   if (must_persist) {
     PersistRequest req;
-    req.snapshot = rd.snapshot;
-    // The entries move to storage; Advance needs only the last one's index and term.
-    if (!rd.entries.empty()) {
-      const raft::Entry last{rd.entries.back().term, rd.entries.back().index, std::string()};
-      req.entries = std::move(rd.entries);
-      rd.entries.assign(1, last);
-    }
+    req.snapshot = rd.snapshot;  // kept in rd too: Finish applies it
+    req.entries = std::move(rd.entries);
+    rd.entries.clear();
     req.hard_state = rd.hard_state;
     storage_->SubmitWrite(std::move(req));
   }
-  pipeline_.push_back(Pending{std::move(rd), !must_persist});
+  pipeline_.push_back(Pending{std::move(rd), progress, must_persist, !must_persist});
   return true;
 }
 
-void RaftNode::Finish(raft::Ready& rd) {
+void RaftNode::Finish(raft::Ready& rd, const raft::ReadyProgress& progress) {
   for (raft::Message& m : rd.messages) transport_->Send(std::move(m));
   rd.messages.clear();
   if (rd.snapshot) {
@@ -166,7 +163,7 @@ void RaftNode::Finish(raft::Ready& rd) {
     it->second.index = rs.index;
     it->second.index_known = true;
   }
-  raw_->Advance(rd);
+  raw_->Advance(progress);
   ServeReadyReads();
   MaybeSnapshot();
 }

@@ -799,12 +799,6 @@ void Raft::TransferLeader(NodeId target) {
   }
 }
 
-void Raft::ReportUnreachable(NodeId id) {
-  if (role_ != Role::kLeader || prs_.count(id) == 0) return;
-  Progress& pr = prs_.at(id);
-  if (pr.state == ProgressState::kReplicate) pr.BecomeProbe();
-}
-
 void Raft::SendRecoveryProbes() {
   for (const auto& [id, pr] : prs_) {
     if (id == id_ || recovery_terms_.count(id)) continue;
@@ -835,15 +829,6 @@ void Raft::MaybeFinishRecovery() {
   } else if (vote_ == kNoNode) {
     vote_ = id_;  // the same for the current term
   }
-}
-
-void Raft::ReportSnapshot(NodeId id, bool ok) {
-  if (role_ != Role::kLeader || prs_.count(id) == 0) return;
-  Progress& pr = prs_.at(id);
-  if (pr.state != ProgressState::kSnapshot) return;
-  if (!ok) pr.pending_snapshot = 0;
-  pr.BecomeProbe();
-  pr.probe_sent = true;  // wait for the follower's reply (or a heartbeat) before probing
 }
 
 }  // namespace chainfire::raft

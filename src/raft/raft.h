@@ -30,8 +30,6 @@ class Raft {
   absl::Status Step(Message m);
   absl::Status ReadIndex(std::string context);
   void TransferLeader(NodeId target);
-  void ReportUnreachable(NodeId id);
-  void ReportSnapshot(NodeId id, bool ok);
   // Called by RawNode::Advance once entries up to `last` (of term `last_term`) are durable.
   void OnPersisted(Index last, Term last_term);
 

@@ -50,8 +50,6 @@ absl::Status RawNode::ReadIndex(std::string context) {
   return raft_->ReadIndex(std::move(context));
 }
 void RawNode::TransferLeader(NodeId target) { raft_->TransferLeader(target); }
-void RawNode::ReportUnreachable(NodeId id) { raft_->ReportUnreachable(id); }
-void RawNode::ReportSnapshot(NodeId id, bool ok) { raft_->ReportSnapshot(id, ok); }
 
 bool RawNode::HasReady() const {
   const RaftLog& log = raft_->log();
@@ -87,18 +85,28 @@ Ready RawNode::GetReady() {
   return rd;
 }
 
-void RawNode::Advance(const Ready& rd) {
+ReadyProgress Ready::Progress() const {
+  ReadyProgress p;
+  if (snapshot) p.snapshot_index = snapshot->meta.index;
+  if (!entries.empty()) {
+    p.last_entry_index = entries.back().index;
+    p.last_entry_term = entries.back().term;
+  }
+  if (!committed_entries.empty()) p.last_committed_index = committed_entries.back().index;
+  return p;
+}
+
+void RawNode::Advance(const ReadyProgress& p) {
   RaftLog& log = raft_->log();
-  if (rd.snapshot) {
-    log.StableSnapshotTo(rd.snapshot->meta.index);
-    log.AppliedTo(rd.snapshot->meta.index);
+  if (p.snapshot_index != 0) {
+    log.StableSnapshotTo(p.snapshot_index);
+    log.AppliedTo(p.snapshot_index);
   }
-  if (!rd.entries.empty()) {
-    const Entry& last = rd.entries.back();
-    log.StableTo(last.index, last.term);
-    raft_->OnPersisted(last.index, last.term);
+  if (p.last_entry_index != 0) {
+    log.StableTo(p.last_entry_index, p.last_entry_term);
+    raft_->OnPersisted(p.last_entry_index, p.last_entry_term);
   }
-  if (!rd.committed_entries.empty()) log.AppliedTo(rd.committed_entries.back().index);
+  if (p.last_committed_index != 0) log.AppliedTo(p.last_committed_index);
   raft_->MaybeFinishRecovery();
 }
 

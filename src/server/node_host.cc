@@ -59,19 +59,23 @@ bool NodeHost::HandOverLeadership(std::chrono::milliseconds timeout) {
   if (!is_leader() || options_.cluster.members.size() < 2) return true;
   const auto start = Clock::now();
   TransferLeadership(0);
-  while (Clock::now() - start < timeout) {
-    const uint64_t lead = leader();
-    if (lead != 0 && lead != member_id()) {
-      spdlog::info(
-          "member {:x}: handed leadership to {:x} in {} ms", member_id(), lead,
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (WaitForLeader([self = member_id()](uint64_t lead) { return lead != 0 && lead != self; },
+                    timeout)) {
+    spdlog::info(
+        "member {:x}: handed leadership to {:x} in {} ms", member_id(), leader(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+    return true;
   }
   spdlog::warn("member {:x}: leadership hand-over did not finish within {} ms", member_id(),
                timeout.count());
   return false;
+}
+
+bool NodeHost::WaitForLeader(const std::function<bool(uint64_t)>& accept,
+                             std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> l(leader_mu_);
+  return leader_cv_.wait_for(l, timeout, [&] { return loop_done_ || accept(seen_leader_); }) &&
+         accept(seen_leader_);
 }
 
 void NodeHost::Start(transport::PeerTransport* transport) {
@@ -194,11 +198,24 @@ void NodeHost::Loop() {
       if (next_tick < Clock::now()) next_tick = Clock::now() + tick;
     }
     member_->Pump();
+    if (const uint64_t lead = member_->leader(); lead != seen_leader_unlocked_) {
+      seen_leader_unlocked_ = lead;
+      {
+        std::lock_guard<std::mutex> l(leader_mu_);
+        seen_leader_ = lead;
+      }
+      leader_cv_.notify_all();
+    }
     if (member_->stopped()) {
       // A failed fsync: never continue as if the write were durable.
       Fatal(absl::StrCat("stopping: ", member_->stop_reason().ToString()));
     }
   }
+  {
+    std::lock_guard<std::mutex> l(leader_mu_);
+    loop_done_ = true;
+  }
+  leader_cv_.notify_all();
   // Fail whatever is still waiting.
   member_->FailPending();
   std::vector<PendingWrite> proposals;
@@ -216,9 +233,11 @@ void NodeHost::Loop() {
   for (ReadDone& done : reads) done(ErrStopped());
 }
 
-std::string NodeHost::LeaderPeerAddress() const {
-  const MemberSpec* m = options_.cluster.FindId(leader());
-  return m == nullptr ? std::string() : m->DialAddress();
+std::shared_ptr<grpc::Channel> NodeHost::LeaderChannel() const {
+  const uint64_t lead = leader();
+  transport::PeerTransport* transport = outbound_.target.load();
+  if (lead == 0 || transport == nullptr) return nullptr;
+  return transport->ChannelTo(lead);
 }
 
 std::vector<etcdserverpb::Member> NodeHost::Members() const {

@@ -232,20 +232,6 @@ grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext
 
 namespace chainfire::server {
 
-void MaintenanceService::RunHelper(std::function<void()> work) {
-  std::lock_guard<std::mutex> l(mu_);
-  helpers_.emplace_back(std::move(work));
-}
-
-void MaintenanceService::Stop() {
-  std::vector<std::thread> helpers;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    helpers.swap(helpers_);
-  }
-  for (std::thread& t : helpers) t.join();
-}
-
 grpc::ServerUnaryReactor* MaintenanceService::Alarm(grpc::CallbackServerContext* ctx,
                                                     const etcdserverpb::AlarmRequest* req,
                                                     etcdserverpb::AlarmResponse* resp) {
@@ -299,7 +285,7 @@ grpc::ServerUnaryReactor* MaintenanceService::Defragment(grpc::CallbackServerCon
   auto* reactor = ctx->DefaultReactor();
   storage::Engine* engine = engine_;
   NodeHost* host = host_;
-  RunHelper([engine, host, resp, reactor] {
+  helpers_.Submit([engine, host, resp, reactor] {
     absl::Status s = engine->CompactAll();
     if (s.ok()) host->FillHeader(resp->mutable_header());
     reactor->Finish(ToGrpc(s));
@@ -323,12 +309,9 @@ grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(grpc::CallbackServerCon
   auto* reactor = ctx->DefaultReactor();
   NodeHost* host = host_;
   const uint64_t target = req->targetid();
-  RunHelper([host, resp, reactor, target] {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (std::chrono::steady_clock::now() < deadline && host->leader() != target) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (host->leader() == target) {
+  helpers_.Submit([host, resp, reactor, target] {
+    if (host->WaitForLeader([target](uint64_t lead) { return lead == target; },
+                            std::chrono::seconds(5))) {
       host->FillHeader(resp->mutable_header());
       reactor->Finish(grpc::Status::OK);
     } else {
@@ -594,24 +577,14 @@ class KeepAliveStream : public grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAl
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> LeaseService::ChannelTo(const std::string& address) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto& ch = channels_[address];
-  if (!ch) {
-    ch = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   transport::PeerChannelArguments());
-  }
-  return ch;
-}
-
 void LeaseService::KeepAlive(
     int64_t id, std::function<void(absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse>)> done) {
   if (host_->is_leader()) {
     done(host_->KeepAliveLocal(id));
     return;
   }
-  const std::string leader = host_->LeaderPeerAddress();
-  if (leader.empty()) {
+  std::shared_ptr<grpc::Channel> leader = host_->LeaderChannel();
+  if (!leader) {
     done(ErrNoLeader());
     return;
   }
@@ -624,7 +597,7 @@ void LeaseService::KeepAlive(
   auto* call = new Call;
   call->req.set_id(id);
   call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  call->stub = peer::Peer::NewStub(ChannelTo(leader));
+  call->stub = peer::Peer::NewStub(leader);
   call->stub->async()->LeaseKeepAlive(&call->ctx, &call->req, &call->resp,
                                       [call, done = std::move(done)](grpc::Status s) {
                                         if (s.ok()) {
@@ -674,8 +647,8 @@ grpc::ServerUnaryReactor* LeaseService::LeaseTimeToLive(
     *resp = host_->TimeToLiveLocal(*req);
     return FinishNow(ctx, absl::OkStatus());
   }
-  const std::string leader = host_->LeaderPeerAddress();
-  if (leader.empty()) return FinishNow(ctx, ErrNoLeader());
+  std::shared_ptr<grpc::Channel> leader = host_->LeaderChannel();
+  if (!leader) return FinishNow(ctx, ErrNoLeader());
   auto* reactor = ctx->DefaultReactor();
   struct Call {
     grpc::ClientContext ctx;
@@ -683,7 +656,7 @@ grpc::ServerUnaryReactor* LeaseService::LeaseTimeToLive(
   };
   auto* call = new Call;
   call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  call->stub = peer::Peer::NewStub(ChannelTo(leader));
+  call->stub = peer::Peer::NewStub(leader);
   call->stub->async()->LeaseTimeToLive(&call->ctx, req, resp, [call, reactor](grpc::Status s) {
     reactor->Finish(s.ok() ? grpc::Status::OK : ToGrpc(ErrLeaderChanged()));
     delete call;

@@ -95,7 +95,7 @@ class MaintenanceService::SnapshotStream
 grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse>* MaintenanceService::Snapshot(
     grpc::CallbackServerContext*, const etcdserverpb::SnapshotRequest*) {
   auto* stream = new SnapshotStream(host_, engine_);
-  RunHelper([stream] { stream->Prepare(); });
+  helpers_.Submit([stream] { stream->Prepare(); });
   return stream;
 }
 

@@ -333,6 +333,7 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
     auto p = std::make_unique<Peer>();
     p->id = id;
     p->address = address;
+    p->channel = DialPeer(address);
     Peer* raw = p.get();
     peers_[id] = std::move(p);
     raw->thread = std::thread([this, raw] { SenderLoop(raw); });
@@ -340,6 +341,16 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
 }
 
 PeerTransport::~PeerTransport() { Stop(); }
+
+std::shared_ptr<grpc::Channel> PeerTransport::ChannelTo(uint64_t id) const {
+  auto it = peers_.find(id);
+  return it == peers_.end() ? nullptr : it->second->channel;
+}
+
+std::shared_ptr<grpc::Channel> DialPeer(const std::string& address) {
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   PeerChannelArguments());
+}
 
 grpc::Service* PeerTransport::service() { return service_.get(); }
 
@@ -384,9 +395,7 @@ absl::Status PeerTransport::StreamSnapshot(Peer* p, const raft::Message& m,
                                            const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return absl::InternalError(absl::StrCat("cannot open ", path));
-  auto channel = grpc::CreateCustomChannel(p->address, grpc::InsecureChannelCredentials(),
-                                           PeerChannelArguments());
-  auto stub = peer::Peer::NewStub(channel);
+  auto stub = peer::Peer::NewStub(p->channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + kSnapshotDeadline);
   {
@@ -441,9 +450,7 @@ void PeerTransport::Send(raft::Message m) {
 }
 
 void PeerTransport::SenderLoop(Peer* p) {
-  auto channel = grpc::CreateCustomChannel(p->address, grpc::InsecureChannelCredentials(),
-                                           PeerChannelArguments());
-  auto stub = peer::Peer::NewStub(channel);
+  auto stub = peer::Peer::NewStub(p->channel);
   std::unique_ptr<grpc::ClientContext> context;
   std::unique_ptr<grpc::ClientWriter<peer::MessageBatch>> writer;
   peer::StreamAck ack;
@@ -500,9 +507,7 @@ void PeerTransport::SenderLoop(Peer* p) {
 
 absl::StatusOr<peer::ProbeResponse> ProbePeer(const std::string& address, uint64_t cluster_id,
                                               uint64_t self_id, int timeout_ms) {
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                           PeerChannelArguments());
-  auto stub = peer::Peer::NewStub(channel);
+  auto stub = peer::Peer::NewStub(DialPeer(address));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   peer::ProbeRequest req;

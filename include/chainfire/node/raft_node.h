@@ -125,7 +125,9 @@ class RaftNode {
 
  private:
   struct Pending {
-    raft::Ready ready;
+    raft::Ready ready;  // its entries moved to storage
+    raft::ReadyProgress progress;
+    bool must_persist;
     bool write_done;
   };
   struct ReadBatch {
@@ -137,7 +139,7 @@ class RaftNode {
 
   RaftNode(std::unique_ptr<raft::RawNode> raw, const NodeOptions& options, NodeStorage* storage,
            Transport* transport, Application* app, raft::Index applied);
-  void Finish(raft::Ready& rd);
+  void Finish(raft::Ready& rd, const raft::ReadyProgress& progress);
   void FailAllReads();
   void ServeReadyReads();
   void MaybeSnapshot();

@@ -23,6 +23,11 @@
 //  - rd.committed_entries may include entries written by rd itself: apply them only after the
 //    write is durable. Nothing is applied or acknowledged before the local fsync.
 //
+// The transport reports nothing back (no ReportUnreachable / ReportSnapshot as in etcd-io/raft):
+// a follower that does not answer stalls at its full in-flight window and is probed again on
+// its next heartbeat response; a snapshot that got no answer within an election timeout of
+// heartbeats is sent again.
+//
 // Thread-safety: none. Use from one thread.
 #pragma once
 
@@ -43,6 +48,17 @@ namespace chainfire::raft {
 class Raft;
 
 // Everything the caller must persist, send and apply; see the loop above.
+// What Advance reads of a Ready: the snapshot's index, the last entry it wrote (index and
+// term) and the last entry it committed. Nothing else of the Ready is read back, so a caller
+// may move a Ready's entries and messages away (to storage, to the transport) once it has
+// taken this.
+struct ReadyProgress {
+  Index snapshot_index = 0;    // 0: no snapshot
+  Index last_entry_index = 0;  // 0: no entries
+  Term last_entry_term = 0;
+  Index last_committed_index = 0;  // 0: nothing committed
+};
+
 struct Ready {
   std::optional<SoftState> soft_state;   // set when leader or role changed
   std::optional<HardState> hard_state;   // set when it must be persisted
@@ -54,6 +70,7 @@ struct Ready {
   std::vector<Message> messages;         // only after the write is durable
 
   bool MustPersist() const { return hard_state || !entries.empty() || snapshot; }
+  ReadyProgress Progress() const;
 };
 
 // The state of one follower as the leader sees it (for status and tests).
@@ -97,14 +114,14 @@ class RawNode {
   absl::Status ReadIndex(std::string context);
   // Asks the leader to hand leadership to `target`.
   void TransferLeader(NodeId target);
-  // The transport could not reach `id`: the leader stops optimistic pipelining to it.
-  void ReportUnreachable(NodeId id);
-  // The transport finished (ok) or gave up (!ok) sending a snapshot to `id`.
-  void ReportSnapshot(NodeId id, bool ok);
 
   bool HasReady() const;
   Ready GetReady();
-  void Advance(const Ready& ready);
+  // Step 5 of the contract: the Ready `progress` was taken from is durable, its messages sent and
+  // its snapshot and committed entries applied. Marks its entries stable (the leader counts
+  // them toward commit from now on) and its committed entries applied.
+  void Advance(const ReadyProgress& progress);
+  void Advance(const Ready& ready) { Advance(ready.Progress()); }
 
   Status GetStatus() const;
   // Term of entry `index` in the node's log including its unstable tail (for checkers): 0

@@ -1,8 +1,8 @@
 // Value types of the Raft core: log entries, persistent state, snapshots and messages.
 //
 // These are plain structs, not protobuf messages, so the core and the simulation build without
-// gRPC or protobuf. The transport (issue 3) encodes them for the wire. Membership is fixed at
-// construction of the core, so there are no configuration-change entries.
+// gRPC or protobuf. The transport (transport/peer_transport.h) encodes them for the wire.
+// Membership is fixed at construction of the core, so there are no configuration-change entries.
 #pragma once
 
 #include <cstdint>

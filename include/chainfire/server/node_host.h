@@ -10,6 +10,7 @@
 // Thread-safety: public methods are thread-safe unless noted.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -81,6 +82,11 @@ class NodeHost {
   // up to `timeout` for another member to lead. Returns whether it did (true at once when this
   // member is not the leader or is alone).
   bool HandOverLeadership(std::chrono::milliseconds timeout);
+  // Blocks until `accept(leader)` holds for the leader the node thread last saw (0: none), or
+  // until `timeout`; returns whether it held. Woken by leader changes, never polls. Must not be
+  // called on the node thread or a gRPC callback thread.
+  bool WaitForLeader(const std::function<bool(uint64_t)>& accept,
+                     std::chrono::milliseconds timeout);
 
   absl::StatusOr<std::string> WriteSnapshotForPeer(const raft::Message& m) {
     return member_->WriteSnapshotForPeer(m);
@@ -102,8 +108,9 @@ class NodeHost {
   }
   int64_t min_lease_ttl() const { return member_->min_lease_ttl(); }
   bool is_leader() const { return member_->is_leader(); }
-  // "host:port" of the leader's peer URL, or "" when there is no leader.
-  std::string LeaderPeerAddress() const;
+  // The peer channel to the leader (the transport's), or nullptr when there is no leader, this
+  // member leads, or the host was not started.
+  std::shared_ptr<grpc::Channel> LeaderChannel() const;
 
   mvcc::KvStore& kv() { return member_->kv(); }
   mvcc::WatchHub& watch_hub() { return member_->watch_hub(); }
@@ -128,9 +135,9 @@ class NodeHost {
   // The member is built before the transport exists; its messages go out through this shim,
   // whose target is set by Start (before the node thread runs).
   struct Outbound : node::Transport {
-    transport::PeerTransport* target = nullptr;
+    std::atomic<transport::PeerTransport*> target{nullptr};  // read by gRPC threads too
     void Send(raft::Message m) override {
-      if (target) target->Send(std::move(m));
+      if (transport::PeerTransport* t = target.load()) t->Send(std::move(m));
     }
   };
 
@@ -152,6 +159,13 @@ class NodeHost {
   std::vector<PendingWrite> proposals_;  // guarded by mu_
   std::vector<ReadDone> reads_;          // guarded by mu_
   std::vector<uint64_t> transfers_;      // guarded by mu_
+
+  // The leader as of the node thread's last iteration, for WaitForLeader.
+  mutable std::mutex leader_mu_;
+  std::condition_variable leader_cv_;
+  uint64_t seen_leader_ = 0;           // guarded by leader_mu_
+  uint64_t seen_leader_unlocked_ = 0;  // node thread only: the last value published
+  bool loop_done_ = false;             // guarded by leader_mu_: the node thread has stopped
 
   // Serves linearizable scans once their index is applied; stopped by Stop() after the node
   // thread, running what is queued.

@@ -1,6 +1,7 @@
 // The etcd v3 gRPC services ChainFire serves (callback API: no thread blocks per request).
-// KV: Range, Put, DeleteRange. Cluster: MemberList; member changes are refused (membership is
-// fixed at boot). Maintenance: Status. Every other RPC answers UNIMPLEMENTED until its issue.
+// KV, Watch, Lease, Cluster and Maintenance: every RPC of etcd 3.4's API, with etcd's errors;
+// Cluster's member changes are refused (membership is fixed at boot, ErrMembershipFixed). Auth
+// is not served yet: its RPCs answer UNIMPLEMENTED (gRPC's answer for an unregistered service).
 // Thread-safety: gRPC calls these from its threads; they only touch thread-safe state.
 #pragma once
 
@@ -99,14 +100,15 @@ class ClusterService : public etcdserverpb::Cluster::CallbackService {
   NodeHost* host_;
 };
 
-// Defragment and MoveLeader wait on a helper thread (never on a gRPC callback thread).
+// Defragment, MoveLeader and the preparation of a Snapshot stream run on one of two helper
+// threads (never on a gRPC callback thread); more of them queue.
 class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
  public:
   MaintenanceService(NodeHost* host, storage::Engine* engine) : host_(host), engine_(engine) {}
   ~MaintenanceService() override { Stop(); }
-  // Waits for the helper threads of Defragment and MoveLeader; call after the gRPC server has
-  // shut down and before the host and engine go away.
-  void Stop();
+  // Finishes the queued Defragment and MoveLeader calls and joins the helper threads; call
+  // after the gRPC server has shut down and before the host and engine go away.
+  void Stop() { helpers_.Stop(); }
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx,
                                    const etcdserverpb::StatusRequest* req,
                                    etcdserverpb::StatusResponse* resp) override;
@@ -132,12 +134,10 @@ class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
 
  private:
   class SnapshotStream;
-  void RunHelper(std::function<void()> work);
 
   NodeHost* host_;
   storage::Engine* engine_;
-  std::mutex mu_;
-  std::vector<std::thread> helpers_;  // guarded by mu_
+  WorkerPool helpers_{2};
 };
 
 // Watch: one bidirectional stream reactor per client stream, many watches per stream, fed by
@@ -182,12 +182,8 @@ class LeaseService : public etcdserverpb::Lease::CallbackService {
                  std::function<void(absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse>)> done);
 
  private:
-  std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address);
-
   NodeHost* host_;
   Quota* quota_;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;  // guarded by mu_
 };
 
 }  // namespace chainfire::server

@@ -75,6 +75,10 @@ class PeerTransport : public node::Transport {
     receive_dir_ = std::move(receive_dir);
   }
   void Stop();
+  // The channel to member `id` (nullptr for this member or an unknown one): one per peer, made
+  // when the transport is built and shared by the message stream, snapshot transfers and the
+  // lease calls forwarded to the leader.
+  std::shared_ptr<grpc::Channel> ChannelTo(uint64_t id) const;
   // The service to register on the peer gRPC server.
   grpc::Service* service();
 
@@ -85,6 +89,7 @@ class PeerTransport : public node::Transport {
   struct Peer {
     uint64_t id;
     std::string address;
+    std::shared_ptr<grpc::Channel> channel;
     std::mutex mu;
     std::condition_variable cv;
     std::deque<raft::Message> queue;
@@ -123,5 +128,7 @@ absl::StatusOr<peer::ProbeResponse> ProbePeer(const std::string& address, uint64
 
 // Channel arguments for peer and client connections: large messages, keepalive.
 grpc::ChannelArguments PeerChannelArguments();
+// The one place a channel to a peer's address is made (PeerChannelArguments, credentials).
+std::shared_ptr<grpc::Channel> DialPeer(const std::string& address);
 
 }  // namespace chainfire::transport
