@@ -11,15 +11,17 @@
     in
     {
       packages = forAllSystems (system: pkgs: {
-        # The same script the test suite runs (./cluster next to this file), with the
-        # binaries of the flake-built ChainFire package; evidence goes to ./work of the caller.
+        # The same lanes the test suite runs (tests/chainfire_harness, started by ./cluster next
+        # to this file), with the binaries of the flake-built ChainFire package; evidence goes to
+        # ./work of the caller.
         cluster = pkgs.writeShellApplication {
           name = "cluster";
           runtimeInputs = [ pkgs.etcd (pkgs.python3.withPackages (p: [ p.etcd3 ])) ];
           text = ''
             export CHAINFIRE_BIN_DIR=${chainfire.packages.${system}.chainfire}/bin
             export CHAINFIRE_WORK_DIR="''${CHAINFIRE_WORK_DIR:-$PWD/work}"
-            exec python3 ${./.}/cluster "$@"
+            export PYTHONPATH=${chainfire}/tests
+            exec python3 -m chainfire_harness.lanes "$@"
           '';
         };
         default = self.packages.${system}.cluster;

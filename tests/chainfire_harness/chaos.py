@@ -28,8 +28,9 @@ import subprocess
 import threading
 import time
 
-import chainfire_lanes as lanes
-import rollout_soak
+from chainfire_harness import probes
+from chainfire_harness.cluster import Cluster
+from chainfire_harness import rollout_soak
 
 try:
     import grpc
@@ -191,8 +192,8 @@ class LinkProxies:
 
 def wire_proxies(cluster):
     """Gives each member a --testing-peer-dial flag naming its own proxy for every peer."""
-    names = [m["name"] for m in cluster.members]
-    ports = lanes.free_ports(len(names) * (len(names) - 1))
+    names = [m.name for m in cluster.members]
+    ports = probes.free_ports(len(names) * (len(names) - 1))
     links = {}
     for src in cluster.members:
         dial = []
@@ -200,9 +201,9 @@ def wire_proxies(cluster):
             if dst is src:
                 continue
             port = ports.pop()
-            links[(src["name"], dst["name"])] = (port, dst["peer"])
-            dial.append("%s=127.0.0.1:%d" % (dst["name"], port))
-        src["extra_args"] = ["--testing-peer-dial", ",".join(dial)]
+            links[(src.name, dst.name)] = (port, dst.peer_port)
+            dial.append("%s=127.0.0.1:%d" % (dst.name, port))
+        src.extra = ["--testing-peer-dial", ",".join(dial)]
     return LinkProxies(links)
 
 
@@ -223,7 +224,7 @@ class Workload:
         self.next_id = 0
         opts = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
                 ("grpc.max_reconnect_backoff_ms", 1000)]
-        self.channels = [grpc.insecure_channel("127.0.0.1:%d" % m["client"], options=opts)
+        self.channels = [grpc.insecure_channel("127.0.0.1:%d" % m.client_port, options=opts)
                          for m in cluster.members]
         self.stubs = [etcdrpc.KVStub(ch) for ch in self.channels]
         self.threads = [threading.Thread(target=self._client, args=(i, seed * 1000 + i),
@@ -310,7 +311,7 @@ class Workload:
 
 def read_back(cluster, acked):
     """Reads each acknowledged write at its revision from the first member."""
-    ch = grpc.insecure_channel("127.0.0.1:%d" % cluster.members[0]["client"])
+    ch = grpc.insecure_channel("127.0.0.1:%d" % cluster.members[0].client_port)
     stub = etcdrpc.KVStub(ch)
     found = {}
     try:
@@ -328,7 +329,7 @@ def read_back(cluster, acked):
 class Nemesis:
     def __init__(self, cluster, proxies):
         self.cluster, self.proxies = cluster, proxies
-        self.names = [m["name"] for m in cluster.members]
+        self.names = [m.name for m in cluster.members]
         self.log = []
 
     def inject(self, kind, victim_index, hold, t0):
@@ -336,32 +337,32 @@ class Nemesis:
         leader = c.leader_member()
         victim = c.members[victim_index]
         entry = {"kind": kind, "at": round(time.time() - t0, 2), "hold_seconds": hold,
-                 "leader_before": leader["name"]}
+                 "leader_before": leader.name}
         if kind in ("kill", "kill-leader"):
             target = leader if kind == "kill-leader" else victim
-            c.stop_member(target, signal.SIGKILL)
-            entry["member"] = target["name"]
+            target.kill(signal.SIGKILL)
+            entry["member"] = target.name
             time.sleep(hold)
-            c.start_member(target)
+            target.start()
         elif kind == "pause-leader":
-            entry["member"] = leader["name"]
-            leader["proc"].send_signal(signal.SIGSTOP)
+            entry["member"] = leader.name
+            leader.proc.send_signal(signal.SIGSTOP)
             time.sleep(hold)
-            leader["proc"].send_signal(signal.SIGCONT)
+            leader.proc.send_signal(signal.SIGCONT)
         elif kind == "power-loss-all":
             for m in c.members:
-                c.stop_member(m, signal.SIGKILL)
+                m.kill(signal.SIGKILL)
             time.sleep(min(hold, 1.0))
             for m in c.members:
-                c.start_member(m)
+                m.start()
         else:
-            links = partition_links(kind, self.names, victim["name"], leader["name"])
+            links = partition_links(kind, self.names, victim.name, leader.name)
             entry["cut_links"] = ["%s->%s" % l for l in links]
             self.proxies.set_cut(links)
             time.sleep(hold)
             self.proxies.set_cut([])
         entry["healed_at"] = round(time.time() - t0, 2)
-        entry["leader_after"] = "%x" % c.wait_for_leader(30)
+        entry["leader_after"] = "%x" % c.wait_for_leader(timeout=30)
         entry["leader_back_at"] = round(time.time() - t0, 2)
         self.log.append(entry)
 
@@ -372,8 +373,8 @@ def run(work_dir, seconds, seed, kinds, unsafe, stamp, clients=4):
     result = {"lane": "chaos", "evidence": evidence, "seed": seed, "seconds": seconds,
               "fault_kinds": list(kinds), "unsafe": unsafe, "pass": False}
     extra = ["--testing-power-loss-fs", "--heartbeat-interval", "50", "--election-timeout", "500"]
-    cluster = lanes.LaneCluster(os.path.join(evidence, "cluster"), ["c1", "c2", "c3"],
-                                "chaos-" + stamp, extra)
+    cluster = Cluster(names=["c1", "c2", "c3"], root=os.path.join(evidence, "cluster"),
+                      token="chaos-" + stamp, extra=extra, timing=())
     proxies = wire_proxies(cluster)
     workload = None
     nemesis = Nemesis(cluster, proxies)
@@ -393,8 +394,8 @@ def run(work_dir, seconds, seed, kinds, unsafe, stamp, clients=4):
             time.sleep(quiet)
         workload.finish()
         for m in cluster.members:  # all members up at the end
-            if m["proc"] is None or m["proc"].poll() is not None:
-                raise RuntimeError("member %s is not running at the end" % m["name"])
+            if m.proc is None or m.proc.poll() is not None:
+                raise RuntimeError("member %s is not running at the end" % m.name)
 
         history = checked_history(workload.history)
         history_path = os.path.join(evidence, "history.jsonl")
@@ -404,13 +405,13 @@ def run(work_dir, seconds, seed, kinds, unsafe, stamp, clients=4):
         with open(os.path.join(evidence, "operations.jsonl"), "w") as f:
             for op in workload.history:
                 f.write(json.dumps(op, sort_keys=True) + "\n")
-        check = subprocess.run([os.path.join(lanes.BIN_DIR, "chainfire-lincheck"), history_path],
+        check = subprocess.run([os.path.join(probes.BIN_DIR, "chainfire-lincheck"), history_path],
                                capture_output=True, text=True, timeout=600)
         try:
             verdict = json.loads(check.stdout)
         except ValueError:
             verdict = {"verdict": "checker-error", "stderr": check.stderr[-500:]}
-        lanes.write_json(os.path.join(evidence, "linearizability.json"), verdict)
+        probes.write_json(os.path.join(evidence, "linearizability.json"), verdict)
 
         lost = lost_writes(workload.acked, read_back(cluster, workload.acked))
         members = rollout_soak.converge(cluster)
@@ -429,7 +430,7 @@ def run(work_dir, seconds, seed, kinds, unsafe, stamp, clients=4):
             "writes_lost": len(lost), "lost_examples": lost[:20],
             "members": members, "converged": rollout_soak.agreed(members),
             "history": history_path,
-            "replay": "%s %s" % (os.path.join(lanes.BIN_DIR, "chainfire-lincheck"),
+            "replay": "%s %s" % (os.path.join(probes.BIN_DIR, "chainfire-lincheck"),
                                  history_path),
             "duration_seconds": round(time.time() - t0, 1),
         }
@@ -441,9 +442,9 @@ def run(work_dir, seconds, seed, kinds, unsafe, stamp, clients=4):
         if workload:
             workload.finish()
         for m in cluster.members:  # a paused member must not outlive the lane
-            if m["proc"] is not None and m["proc"].poll() is None:
-                m["proc"].send_signal(signal.SIGCONT)
+            if m.proc is not None and m.proc.poll() is None:
+                m.proc.send_signal(signal.SIGCONT)
         cluster.stop()
         proxies.stop()
-    lanes.write_json(os.path.join(evidence, "summary.json"), result)
+    probes.write_json(os.path.join(evidence, "summary.json"), result)
     return result

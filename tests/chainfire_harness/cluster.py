@@ -1,30 +1,32 @@
-"""Starts and stops real chainfire members on loopback for the multi-process tests.
+"""Real chainfire members on loopback: the one harness of the multi-process tests and the
+operator lanes.
 
 Every member is a real `chainfire` process on ports chosen free at start; every wait is
-bounded; every process is stopped by the test (the `Cluster` context manager kills what is
-left). Clients are the real `etcdctl` (ETCDCTL_API=3) and python-etcd3.
+bounded; every process a `Cluster` starts it stops (use it as a context manager, or call
+`stop()`). Clients are the real `etcdctl` (ETCDCTL_API=3) and python-etcd3.
 """
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
-CHAINFIRE = os.environ.get(
-    "CHAINFIRE_BIN",
-    os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin", "chainfire"))
+from chainfire_harness.probes import (BIN_DIR, HarnessError, etcdctl, free_ports,  # noqa: F401
+                                      leader_of, parse_endpoint_status, parse_get_json,
+                                      parse_member_list)
 
+CHAINFIRE = os.environ.get("CHAINFIRE_BIN", os.path.join(BIN_DIR, "chainfire"))
 
-# The probes' parsers are shared with the operator lanes (and tested in test_parsing.py).
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "nix",
-                                "test-cluster"))
-from chainfire_lanes import (free_ports, leader_of, parse_endpoint_status,  # noqa: E402,F401
-                             parse_get_json, parse_member_list)
+# Timing for tests: elections in half a second instead of etcd's default second, so faults
+# heal fast. The lanes run the defaults (`timing=()`).
+FAST_TIMING = ("--heartbeat-interval", "50", "--election-timeout", "500")
 
 
 class Member:
+    """One member: its ports, data dir and log, and the process while it runs."""
+
     def __init__(self, cluster, name, client_port, peer_port):
         self.cluster = cluster
         self.name = name
@@ -32,7 +34,9 @@ class Member:
         self.peer_port = peer_port
         self.data_dir = os.path.join(cluster.dir, name)
         self.log_path = os.path.join(cluster.dir, name + ".log")
+        self.extra = []  # flags this member starts with, after the cluster's
         self.proc = None
+        self.stopped = False  # stopped by kill(), not on its own
 
     @property
     def endpoint(self):
@@ -42,40 +46,69 @@ class Member:
     def peer_url(self):
         return "http://127.0.0.1:%d" % self.peer_port
 
-    def args(self, initial_cluster=None, state="new", extra=()):
+    def args(self, initial_cluster=None, state="new", extra=None):
+        """The command line; `extra` (default: the cluster's and this member's flags) last."""
+        if extra is None:
+            extra = self.cluster.extra + self.extra
         return [CHAINFIRE, "--name", self.name, "--data-dir", self.data_dir,
                 "--listen-client-urls", "http://" + self.endpoint,
                 "--listen-peer-urls", self.peer_url,
                 "--initial-advertise-peer-urls", self.peer_url,
                 "--initial-cluster", initial_cluster or self.cluster.initial_cluster,
                 "--initial-cluster-token", self.cluster.token,
-                "--initial-cluster-state", state,
-                "--heartbeat-interval", "50", "--election-timeout", "500"] + list(extra)
+                "--initial-cluster-state", state] + list(self.cluster.timing) + list(extra)
 
-    def start(self, **kw):
-        assert self.proc is None or self.proc.poll() is not None
+    def start(self, detach=False, **kw):
+        """Starts the process. `detach`: it outlives this one (own session), for the lanes'
+        `cluster start`."""
+        assert not self.alive(), "%s is already running" % self.name
+        os.makedirs(self.cluster.dir, exist_ok=True)
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(self.args(**kw), stdout=log, stderr=subprocess.STDOUT)
+        self.stopped = False
+        self.proc = subprocess.Popen(self.args(**kw), stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=detach)
         log.close()
 
     def run_to_exit(self, timeout=20, **kw):
-        """Runs the member expecting it to refuse to start; returns (exit code, output)."""
-        r = subprocess.run(self.args(**kw), capture_output=True, text=True, timeout=timeout)
-        return r.returncode, r.stdout + r.stderr
+        """Runs the member expecting it to refuse to start; returns (exit code, output). One
+        still running after `timeout` is killed and reported with exit code None."""
+        try:
+            r = subprocess.run(self.args(**kw), capture_output=True, text=True, timeout=timeout)
+            return r.returncode, r.stdout + r.stderr
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout or b""
+            return None, out.decode(errors="replace") if isinstance(out, bytes) else out
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def crashed(self):
+        """True when the process was started and has exited without being stopped by kill()."""
+        return self.proc is not None and self.proc.poll() is not None and not self.stopped
+
     def kill(self, sig=signal.SIGKILL, timeout=15):
+        """Signals the process and waits (bounded) for it to exit; returns its exit code (None
+        when it was not running). One that does not exit is killed and reported."""
         if not self.alive():
             return None
+        self.stopped = True
         self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
-            raise AssertionError("%s did not exit within %ss of signal %s" % (self.name, timeout, sig))
+            raise HarnessError("%s did not exit within %ss of signal %s" %
+                               (self.name, timeout, sig))
+
+    def status(self):
+        """This member's `endpoint status` dict, or None when it does not answer."""
+        r = etcdctl(self.endpoint, "endpoint", "status", "-w", "json", check=False,
+                    timeout=10, command_timeout="3s")
+        try:
+            return parse_endpoint_status(r.stdout).get(self.endpoint)
+        except ValueError:
+            return None
 
     def log(self):
         with open(self.log_path) as f:
@@ -83,24 +116,101 @@ class Member:
 
 
 class Cluster:
-    """A cluster of n members; use as a context manager so every process is stopped."""
+    """A fixed-membership cluster of real members.
 
-    def __init__(self, n=3, token=None, names=None, extra=()):
-        self.dir = tempfile.mkdtemp(prefix="chainfire-cluster-")
+    `Cluster(3)` for a test (a temporary directory, removed on exit; fast timing), or
+    `Cluster(names=[...], root=dir, token=..., timing=())` for a lane (evidence kept in `root`;
+    etcd's default timing). `extra`: flags every member starts with."""
+
+    def __init__(self, n=None, names=None, token=None, root=None, extra=(), timing=FAST_TIMING):
+        names = list(names) if names else ["n%d" % (i + 1) for i in range(n or 3)]
+        self.owns_dir = root is None
+        self.dir = root or tempfile.mkdtemp(prefix="chainfire-cluster-")
         self.token = token or "test-%d" % os.getpid()
-        ports = free_ports(2 * n)
-        names = names or ["n%d" % (i + 1) for i in range(n)]
-        self.extra = list(extra)  # flags every member starts with
-        self.members = [Member(self, names[i], ports[2 * i], ports[2 * i + 1])
-                        for i in range(n)]
+        self.extra = list(extra)
+        self.timing = tuple(timing)
+        ports = free_ports(2 * len(names))
+        self.members = [Member(self, name, ports[2 * i], ports[2 * i + 1])
+                        for i, name in enumerate(names)]
         self.initial_cluster = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
 
-    def __enter__(self):
+    # ---- lifecycle
+
+    def start(self, timeout=30, detach=False):
+        """Starts every member, waits (bounded) for an agreed leader and for every member's
+        published name; returns the leader's ID."""
         for m in self.members:
-            m.start(extra=self.extra)
-        self.wait_for_leader()
-        self.wait_for_published()
+            m.start(detach=detach)
+        leader = self.wait_for_leader(timeout=timeout)
+        self.wait_for_published(timeout=timeout)
+        return leader
+
+    def __enter__(self):
+        self.start()
         return self
+
+    @contextlib.contextmanager
+    def started(self):
+        """`with cluster.started():` for a cluster whose data dirs were prepared first."""
+        with self:
+            yield self
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Signals every running member and waits (bounded) for each; kills what does not exit."""
+        for m in self.members:
+            try:
+                m.kill(sig, timeout)
+            except HarnessError:
+                pass
+
+    def __exit__(self, *exc):
+        self.stop(signal.SIGKILL)
+        if self.owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- probes
+
+    @property
+    def endpoints(self):
+        """The client endpoints of the running members (of all members before any started)."""
+        running = [m for m in self.members if m.alive()] or self.members
+        return ",".join(m.endpoint for m in running)
+
+    def member(self, name):
+        return next(m for m in self.members if m.name == name)
+
+    def etcdctl(self, *args, endpoints=None, timeout=20, check=True):
+        return etcdctl(endpoints or self.endpoints, *args, timeout=timeout, check=check,
+                       command_timeout="5s")
+
+    def statuses(self, members=None):
+        """{endpoint: status} of the given (default: running) members that answer."""
+        members = members or [m for m in self.members if m.alive()]
+        r = self.etcdctl("endpoint", "status", "-w", "json",
+                         endpoints=",".join(m.endpoint for m in members), check=False)
+        try:
+            return parse_endpoint_status(r.stdout)
+        except ValueError:
+            return {}
+
+    def wait_for_leader(self, members=None, timeout=20):
+        """Waits until every given (default: running) member reports the same leader; fails at
+        once when a member that was started has exited."""
+        members = members or [m for m in self.members if m.alive()]
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            for m in members:
+                if m.crashed():
+                    raise HarnessError("member %s exited (%s): see %s" %
+                                       (m.name, m.proc.returncode, m.log_path))
+            last = self.statuses(members)
+            if len(last) == len(members):
+                leader = leader_of(last)
+                if leader:
+                    return leader
+            time.sleep(0.1)
+        raise HarnessError("no agreed leader within %ss: %s" % (timeout, last))
 
     def wait_for_published(self, timeout=20):
         """Waits until every running member has published its name through the log."""
@@ -114,65 +224,18 @@ class Cluster:
                 if names <= seen:
                     return
             time.sleep(0.1)
-        raise AssertionError("members %s not published within %ss (seen %s)" %
-                             (names - seen, timeout, seen))
-
-    @contextlib.contextmanager
-    def started(self):
-        """`with cluster.started():` — for a cluster whose data dirs were prepared first."""
-        with self:
-            yield self
-
-    def __exit__(self, *exc):
-        for m in self.members:
-            try:
-                m.kill(signal.SIGKILL)
-            except AssertionError:
-                pass
-        subprocess.run(["rm", "-rf", self.dir])
-
-    @property
-    def endpoints(self):
-        return ",".join(m.endpoint for m in self.members if m.alive())
-
-    def member(self, name):
-        return next(m for m in self.members if m.name == name)
-
-    def etcdctl(self, *args, endpoints=None, timeout=20, check=True):
-        env = dict(os.environ, ETCDCTL_API="3")
-        cmd = ["etcdctl", "--endpoints=" + (endpoints or self.endpoints),
-               "--dial-timeout=2s", "--command-timeout=5s"] + list(args)
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr))
-        return r
-
-    def statuses(self, members=None):
-        members = members or [m for m in self.members if m.alive()]
-        r = self.etcdctl("endpoint", "status", "-w", "json",
-                         endpoints=",".join(m.endpoint for m in members), check=False)
-        return parse_endpoint_status(r.stdout)
-
-    def wait_for_leader(self, members=None, timeout=20):
-        """Waits until every given (default: running) member reports the same leader."""
-        members = members or [m for m in self.members if m.alive()]
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            last = self.statuses(members)
-            if len(last) == len(members):
-                leader = leader_of(last)
-                if leader:
-                    return leader
-            time.sleep(0.1)
-        raise AssertionError("no agreed leader within %ss: %s" % (timeout, last))
+        raise HarnessError("members %s not published within %ss (seen %s)" %
+                           (names - seen, timeout, seen))
 
     def leader_member(self):
         leader = self.wait_for_leader()
         for endpoint, status in self.statuses().items():
             if status["header"]["member_id"] == leader:
                 return next(m for m in self.members if m.endpoint == endpoint)
-        raise AssertionError("leader %x is not among the members" % leader)
+        raise HarnessError("leader %x is not among the members" % leader)
+
+    def all_keys(self):
+        return parse_get_json(self.etcdctl("get", "", "--prefix", "-w", "json").stdout)
 
 
 @contextlib.contextmanager
@@ -199,36 +262,3 @@ def etcd_client(port, **kw):
         if thread is not None:
             thread.join(timeout=10)
             assert not thread.is_alive(), "python-etcd3 watch thread still running after close"
-
-
-def read_varint(data, pos):
-    """Decodes a protobuf varint at `pos`; returns (value, next position)."""
-    value, shift = 0, 0
-    while True:
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-
-
-def top_level_varints(data):
-    """{field number: value} of the varint fields at the top level of a protobuf message (for
-    fields the bundled python-etcd3 protos do not know, such as WatchResponse.fragment)."""
-    out, pos = {}, 0
-    while pos < len(data):
-        key, pos = read_varint(data, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            out[field], pos = read_varint(data, pos)
-        elif wire == 2:
-            n, pos = read_varint(data, pos)
-            pos += n
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError("unsupported wire type %d" % wire)
-    return out

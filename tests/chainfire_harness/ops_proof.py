@@ -10,22 +10,23 @@ import os
 import shutil
 import signal
 
-import chainfire_lanes as lanes
+from chainfire_harness import probes
+from chainfire_harness.cluster import Cluster
 
 
 def boot_membership(cluster):
-    return sorted((m["name"], cluster.peer_url(m)) for m in cluster.members)
+    return sorted((m.name, m.peer_url) for m in cluster.members)
 
 
 def observed_membership(cluster, m):
     """(name, peer URL) pairs and IDs that member `m` reports."""
-    r = lanes.etcdctl(cluster.endpoint(m), "member", "list", "-w", "json")
-    members = lanes.parse_member_list(r.stdout)
+    r = probes.etcdctl(m.endpoint, "member", "list", "-w", "json")
+    members = probes.parse_member_list(r.stdout)
     return sorted((x[1], x[2][0] if x[2] else "") for x in members), sorted(x[0] for x in members)
 
 
 def attempt(cluster, action, args):
-    r = lanes.etcdctl(cluster.endpoints, "member", *args, check=False)
+    r = probes.etcdctl(cluster.endpoints, "member", *args, check=False)
     return {"action": action, "command": "etcdctl member " + " ".join(args),
             "refused": r.returncode != 0, "error": (r.stderr.strip() or r.stdout.strip())[-400:]}
 
@@ -33,8 +34,8 @@ def attempt(cluster, action, args):
 def run(work_dir, stamp, fault="none"):
     evidence = os.path.join(work_dir, "core-control-plane-ops-proof", stamp)
     os.makedirs(evidence)
-    cluster = lanes.LaneCluster(os.path.join(evidence, "cluster"), ["o1", "o2", "o3"],
-                                "ops-proof-" + stamp)
+    cluster = Cluster(names=["o1", "o2", "o3"], root=os.path.join(evidence, "cluster"),
+                      token="ops-proof-" + stamp, timing=())
     result = {"lane": "core-control-plane-ops-proof", "evidence": evidence, "pass": False}
     contract = {"membership": [], "attempts": [], "refused_restarts": []}
     try:
@@ -47,10 +48,10 @@ def run(work_dir, stamp, fault="none"):
         # log may take a moment after start).
         lists = {}
         for _ in range(100):
-            lists = {m["name"]: observed_membership(cluster, m) for m in cluster.members}
+            lists = {m.name: observed_membership(cluster, m) for m in cluster.members}
             if all(v[0] == boot for v in lists.values()):
                 break
-            lanes.time.sleep(0.1)
+            probes.time.sleep(0.1)
         ids = {tuple(v[1]) for v in lists.values()}
         member_list_ok = all(v[0] == boot for v in lists.values()) and len(ids) == 1
         result["member_list_on_every_member_equals_boot"] = member_list_ok
@@ -61,24 +62,24 @@ def run(work_dir, stamp, fault="none"):
             attempt(cluster, "remove", ["remove", some_id]),
             attempt(cluster, "update", ["update", some_id, "--peer-urls=http://127.0.0.1:2"]),
         ]
-        after = {m["name"]: observed_membership(cluster, m) for m in cluster.members}
+        after = {m.name: observed_membership(cluster, m) for m in cluster.members}
         result["member_list_unchanged_after_attempts"] = after == lists
         # A restart with a changed --initial-cluster refuses to start.
         victim = cluster.members[2]
-        cluster.stop_member(victim, signal.SIGTERM)
-        changed = cluster.initial_cluster.replace(cluster.peer_url(cluster.members[0]),
+        victim.kill(signal.SIGTERM)
+        changed = cluster.initial_cluster.replace(cluster.members[0].peer_url,
                                                   "http://127.0.0.1:1")
-        code, out = cluster.run_member_to_exit(victim, initial_cluster=changed)
+        code, out = victim.run_to_exit(initial_cluster=changed)
         contract["refused_restarts"].append({
             "case": "changed --initial-cluster", "exit_code": code,
             "refused": code not in (0, None), "error": out.strip()[-600:]})
         # A wiped member started as `new` refuses; as `existing` it recovers.
-        shutil.rmtree(victim["data_dir"])
-        code, out = cluster.run_member_to_exit(victim, state="new")
+        shutil.rmtree(victim.data_dir)
+        code, out = victim.run_to_exit(state="new")
         contract["refused_restarts"].append({
             "case": "wiped data dir started as new", "exit_code": code,
             "refused": code not in (0, None), "error": out.strip()[-600:]})
-        cluster.start_member(victim, state="existing")
+        victim.start(state="existing")
         cluster.wait_for_leader()
         recovered = observed_membership(cluster, victim)[0] == boot
         result["wiped_member_recovered_with_existing"] = recovered
@@ -90,6 +91,6 @@ def run(work_dir, stamp, fault="none"):
         result["error"] = str(e)
     finally:
         cluster.stop()
-        lanes.write_json(os.path.join(evidence, "scope-fixed-contract.json"), contract)
-        lanes.write_json(os.path.join(evidence, "result.json"), result)
+        probes.write_json(os.path.join(evidence, "scope-fixed-contract.json"), contract)
+        probes.write_json(os.path.join(evidence, "result.json"), result)
     return result

@@ -1,6 +1,6 @@
-"""Shared pieces of the test-cluster lanes (nix/test-cluster/cluster) and the multi-process
-tests: real chainfire members on loopback, etcdctl and chainfire-backup as subprocesses, and
-the parsers of what those probes print (tested on recorded fixtures in tests/cluster)."""
+"""The probes of the multi-process tests and the operator lanes: etcdctl and chainfire-backup as
+subprocesses, free ports, process checks, evidence files, and the parsers of what the probes
+print (tested on recorded fixtures in tests/cluster/test_parsing.py)."""
 import base64
 import json
 import os
@@ -11,6 +11,10 @@ import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BIN_DIR = os.environ.get("CHAINFIRE_BIN_DIR", os.path.join(REPO, "build", "bin"))
+
+
+class HarnessError(AssertionError):
+    """A probe or a wait failed (an AssertionError, so pytest reports it as a test failure)."""
 
 
 def free_ports(n):
@@ -106,7 +110,7 @@ def etcdctl(endpoints, *args, timeout=30, check=True, command_timeout="10s"):
     except subprocess.TimeoutExpired:
         r = subprocess.CompletedProcess(cmd, -1, "", "timed out after %ss" % timeout)
     if check and r.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
+        raise HarnessError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
     return r
 
 
@@ -114,135 +118,8 @@ def backup_tool(*args, check=True, timeout=300):
     cmd = [os.path.join(BIN_DIR, "chainfire-backup")] + list(args)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and r.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
+        raise HarnessError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
     return r
-
-
-class LaneCluster:
-    """A fixed-membership cluster of real members; every process it starts it stops."""
-
-    def __init__(self, root, names, token, extra_args=()):
-        self.root = root
-        self.token = token
-        self.extra_args = list(extra_args)
-        ports = free_ports(2 * len(names))
-        self.members = [{"name": n, "client": ports[2 * i], "peer": ports[2 * i + 1],
-                         "data_dir": os.path.join(root, n), "log": os.path.join(root, n + ".log"),
-                         "proc": None, "extra_args": []} for i, n in enumerate(names)]
-        self.initial_cluster = ",".join("%s=http://127.0.0.1:%d" % (m["name"], m["peer"])
-                                        for m in self.members)
-
-    @property
-    def endpoints(self):
-        return ",".join("127.0.0.1:%d" % m["client"] for m in self.members)
-
-    def peer_url(self, m):
-        return "http://127.0.0.1:%d" % m["peer"]
-
-    def start(self, timeout=30, detach=False):
-        """Starts every member and waits (bounded) for an agreed leader. `detach`: the members
-        outlive this process (own session), for `cluster start`."""
-        for m in self.members:
-            self.start_member(m, detach)
-        return self.wait_for_leader(timeout)
-
-    def member_args(self, m, initial_cluster=None, state="new"):
-        return [os.path.join(BIN_DIR, "chainfire"), "--name", m["name"],
-                "--data-dir", m["data_dir"],
-                "--listen-client-urls", "http://127.0.0.1:%d" % m["client"],
-                "--listen-peer-urls", self.peer_url(m),
-                "--initial-advertise-peer-urls", self.peer_url(m),
-                "--initial-cluster", initial_cluster or self.initial_cluster,
-                "--initial-cluster-token", self.token,
-                "--initial-cluster-state", state] + self.extra_args + m["extra_args"]
-
-    def start_member(self, m, detach=False, state="new"):
-        os.makedirs(self.root, exist_ok=True)
-        log = open(m["log"], "a")
-        m["proc"] = subprocess.Popen(self.member_args(m, state=state), stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=detach)
-        log.close()
-
-    def run_member_to_exit(self, m, timeout=20, **kw):
-        """Starts `m` expecting it to refuse; returns (exit code, output). A member that keeps
-        running past `timeout` is killed and reported with exit code None."""
-        try:
-            r = subprocess.run(self.member_args(m, **kw), capture_output=True, text=True,
-                               timeout=timeout)
-            return r.returncode, r.stdout + r.stderr
-        except subprocess.TimeoutExpired as e:
-            return None, (e.stdout or b"").decode(errors="replace")
-
-    def stop_member(self, m, sig=signal.SIGTERM, timeout=15):
-        """Signals one member and waits (bounded) for it to exit; returns its exit code."""
-        p = m["proc"]
-        if p is None or p.poll() is not None:
-            return None
-        p.send_signal(sig)
-        try:
-            return p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=5)
-            raise RuntimeError("member %s did not exit within %ss of signal %d" %
-                               (m["name"], timeout, sig))
-
-    def endpoint(self, m):
-        return "127.0.0.1:%d" % m["client"]
-
-    def member_status(self, m):
-        """The member's endpoint status dict, or None when it does not answer."""
-        r = etcdctl(self.endpoint(m), "endpoint", "status", "-w", "json", check=False,
-                    timeout=10, command_timeout="3s")
-        try:
-            return parse_endpoint_status(r.stdout).get(self.endpoint(m))
-        except ValueError:
-            return None
-
-    def leader_member(self):
-        leader = self.wait_for_leader()
-        for m in self.members:
-            st = self.member_status(m)
-            if st and st["header"]["member_id"] == leader:
-                return m
-        raise RuntimeError("leader %x is not among the members" % leader)
-
-    def statuses(self):
-        r = etcdctl(self.endpoints, "endpoint", "status", "-w", "json", check=False)
-        try:
-            return parse_endpoint_status(r.stdout)
-        except ValueError:
-            return {}
-
-    def wait_for_leader(self, timeout=30):
-        deadline = time.time() + timeout
-        last = {}
-        while time.time() < deadline:
-            for m in self.members:
-                if m["proc"] is not None and m["proc"].poll() is not None:
-                    raise RuntimeError("member %s exited: see %s" % (m["name"], m["log"]))
-            last = self.statuses()
-            if len(last) == len(self.members) and leader_of(last):
-                return leader_of(last)
-            time.sleep(0.1)
-        raise RuntimeError("no agreed leader within %ss: %s" % (timeout, last))
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        for m in self.members:
-            p = m["proc"]
-            if p is None or p.poll() is not None:
-                continue
-            p.send_signal(sig)
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-        for m in self.members:
-            m["proc"] = None
-
-    def all_keys(self):
-        return parse_get_json(etcdctl(self.endpoints, "get", "", "--prefix", "-w", "json").stdout)
 
 
 def write_json(path, obj):

@@ -15,7 +15,8 @@ import signal
 import threading
 import time
 
-import chainfire_lanes as lanes
+from chainfire_harness import probes
+from chainfire_harness.cluster import Cluster
 
 try:
     import etcd3  # python3-etcd3
@@ -77,7 +78,7 @@ class Traffic:
 
     def _client(self, index):
         m = self.cluster.members[index % len(self.cluster.members)]
-        return etcd3.client("127.0.0.1", m["client"], timeout=5)
+        return etcd3.client("127.0.0.1", m.client_port, timeout=5)
 
     def _writer(self, n):
         seq, index = 0, n
@@ -147,7 +148,7 @@ class LeaderMonitor:
 
     def _status(self, m):
         from etcd3 import etcdrpc
-        c = etcd3.client("127.0.0.1", m["client"], timeout=1)
+        c = etcd3.client("127.0.0.1", m.client_port, timeout=1)
         try:
             r = c.maintenancestub.Status(etcdrpc.StatusRequest(), 1)
             return {"id": r.header.member_id, "leader": r.leader}
@@ -162,7 +163,7 @@ class LeaderMonitor:
             statuses = {}
             for m in self.cluster.members:
                 try:
-                    statuses[m["name"]] = self._status(m)
+                    statuses[m.name] = self._status(m)
                 except Exception:  # noqa: BLE001 - a member down or restarting
                     continue
             now = time.time()
@@ -190,26 +191,26 @@ def wait_serving(cluster, m, timeout=30):
     """Waits (bounded) until `m` answers and names a leader; returns the seconds it took."""
     start = time.time()
     while time.time() - start < timeout:
-        st = cluster.member_status(m)
+        st = m.status()
         if st and st.get("leader"):
             return time.time() - start
         time.sleep(0.1)
-    raise RuntimeError("member %s does not serve %ss after its restart" % (m["name"], timeout))
+    raise RuntimeError("member %s does not serve %ss after its restart" % (m.name, timeout))
 
 
 def post_restart_check(cluster, m, label, puts, reads):
     """Writes through the restarted member and reads the write back through it."""
     serve_s = wait_serving(cluster, m)
     key, value = "soak/post-restart/%s" % label, "after-%s" % label
-    r = lanes.etcdctl(cluster.endpoint(m), "put", key, value, check=False)
-    puts.append({"restart": label, "member": m["name"], "key": key, "ok": r.returncode == 0,
+    r = probes.etcdctl(m.endpoint, "put", key, value, check=False)
+    puts.append({"restart": label, "member": m.name, "key": key, "ok": r.returncode == 0,
                  "error": r.stderr.strip()[-300:], "seconds_to_serve": round(serve_s, 3)})
-    got = lanes.etcdctl(cluster.endpoint(m), "get", key, "-w", "json", check=False)
+    got = probes.etcdctl(m.endpoint, "get", key, "-w", "json", check=False)
     value_read = None
     if got.returncode == 0:
-        kv = lanes.parse_get_json(got.stdout).get(key)
+        kv = probes.parse_get_json(got.stdout).get(key)
         value_read = kv[0].decode() if kv else None
-    reads.append({"restart": label, "member": m["name"], "key": key,
+    reads.append({"restart": label, "member": m.name, "key": key,
                   "ok": got.returncode == 0 and value_read == value, "value": value_read})
     return r.returncode == 0, value
 
@@ -226,9 +227,9 @@ def converge(cluster, timeout=60):
     deadline = time.time() + timeout
     hashes = {}
     while time.time() < deadline:
-        r = lanes.etcdctl(cluster.endpoints, "endpoint", "hashkv", "-w", "json", check=False)
+        r = probes.etcdctl(cluster.endpoints, "endpoint", "hashkv", "-w", "json", check=False)
         try:
-            hashes = lanes.parse_hashkv(r.stdout)
+            hashes = probes.parse_hashkv(r.stdout)
         except ValueError:
             hashes = {}
         if len(hashes) == len(cluster.members) and len(set(hashes.values())) == 1:
@@ -236,8 +237,8 @@ def converge(cluster, timeout=60):
         time.sleep(0.2)
     by_name = {}
     for m in cluster.members:
-        h = hashes.get(cluster.endpoint(m))
-        by_name[m["name"]] = {"hash": h[0], "revision": h[1]} if h else None
+        h = hashes.get(m.endpoint)
+        by_name[m.name] = {"hash": h[0], "revision": h[1]} if h else None
     return by_name
 
 
@@ -247,8 +248,8 @@ def run(work_dir, duration, rounds, fault, seed, stamp):
     extra = ["--testing-power-loss-fs", "--heartbeat-interval", "50", "--election-timeout", "500"]
     if fault == "lying-sync":
         extra.append("--testing-lying-wal-sync")
-    cluster = lanes.LaneCluster(os.path.join(evidence, "cluster"), ["s1", "s2", "s3"],
-                                "soak-" + stamp, extra)
+    cluster = Cluster(names=["s1", "s2", "s3"], root=os.path.join(evidence, "cluster"),
+                      token="soak-" + stamp, extra=extra, timing=())
     result = {"lane": "rollout-soak", "evidence": evidence, "fault": fault, "seed": seed,
               "pass": False}
     puts, reads, log = [], [], []
@@ -265,36 +266,36 @@ def run(work_dir, duration, rounds, fault, seed, stamp):
         restarts = {"graceful": 0, "power_loss": 0, "whole_cluster_power_loss": 0}
         time.sleep(min(2.0, duration / 10))
         for m in cluster.members:  # rolling restart, each member in turn
-            code = cluster.stop_member(m, signal.SIGTERM)
-            log.append({"round": "graceful", "member": m["name"], "exit_code": code})
-            cluster.start_member(m)
+            code = m.kill(signal.SIGTERM)
+            log.append({"round": "graceful", "member": m.name, "exit_code": code})
+            m.start()
             restarts["graceful"] += 1
-            post_restart_check(cluster, m, "graceful-%s" % m["name"], puts, reads)
+            post_restart_check(cluster, m, "graceful-%s" % m.name, puts, reads)
         for r in range(rounds):  # power loss of one member, the leader every other round
             victim = cluster.leader_member() if r % 2 == 0 else rnd.choice(cluster.members)
-            cluster.stop_member(victim, signal.SIGKILL)
-            log.append({"round": "power-loss-%d" % r, "member": victim["name"]})
-            cluster.start_member(victim)
+            victim.kill(signal.SIGKILL)
+            log.append({"round": "power-loss-%d" % r, "member": victim.name})
+            victim.start()
             restarts["power_loss"] += 1
-            post_restart_check(cluster, victim, "power-loss-%d-%s" % (r, victim["name"]), puts,
+            post_restart_check(cluster, victim, "power-loss-%d-%s" % (r, victim.name), puts,
                                reads)
         # Power loss of the whole cluster at once: only fsync stands between acknowledged
         # writes and their loss now.
         for m in cluster.members:
-            cluster.stop_member(m, signal.SIGKILL)
+            m.kill(signal.SIGKILL)
         log.append({"round": "whole-cluster-power-loss"})
         for m in cluster.members:
-            cluster.start_member(m)
+            m.start()
         restarts["whole_cluster_power_loss"] += 1
         for m in cluster.members:
-            post_restart_check(cluster, m, "whole-cluster-%s" % m["name"], puts, reads)
+            post_restart_check(cluster, m, "whole-cluster-%s" % m.name, puts, reads)
         while time.time() - start < duration:
             time.sleep(0.2)
         traffic.finish()
         monitor.finish()
 
         # Every acknowledged write must read back unchanged (one linearizable range read).
-        got = lanes.parse_get_json(lanes.etcdctl(cluster.endpoints, "get", "soak/", "--prefix",
+        got = probes.parse_get_json(probes.etcdctl(cluster.endpoints, "get", "soak/", "--prefix",
                                                  "-w", "json", timeout=60).stdout)
         lost = sorted(k for k, v in traffic.acked.items()
                       if k not in got or got[k][0].decode() != v)
@@ -316,7 +317,7 @@ def run(work_dir, duration, rounds, fault, seed, stamp):
         }
         summary["pass"] = (not lost and converged and not traffic.stale_reads and
                            summary["post_restart_writes_ok"] and summary["post_restart_reads_ok"])
-        lanes.write_json(os.path.join(evidence, "post-control-plane-restarts.json"), summary)
+        probes.write_json(os.path.join(evidence, "post-control-plane-restarts.json"), summary)
         result.update(summary)
     except Exception as e:  # noqa: BLE001 - every failure ends up in result.json
         result["error"] = str(e)
@@ -326,7 +327,7 @@ def run(work_dir, duration, rounds, fault, seed, stamp):
         if monitor:
             monitor.finish()
         cluster.stop()
-        lanes.write_json(os.path.join(evidence, "chainfire-post-restart-put.json"), puts)
-        lanes.write_json(os.path.join(evidence, "chainfire-post-restart.json"), reads)
-    lanes.write_json(os.path.join(evidence, "result.json"), result)
+        probes.write_json(os.path.join(evidence, "chainfire-post-restart-put.json"), puts)
+        probes.write_json(os.path.join(evidence, "chainfire-post-restart.json"), reads)
+    probes.write_json(os.path.join(evidence, "result.json"), result)
     return result

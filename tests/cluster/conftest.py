@@ -3,7 +3,7 @@ import contextlib
 
 import pytest
 
-import cluster as harness
+from chainfire_harness import cluster as harness
 
 
 @pytest.fixture

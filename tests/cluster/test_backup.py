@@ -5,7 +5,7 @@ import os
 import shutil
 import subprocess
 
-import cluster as harness
+from chainfire_harness import cluster as harness
 
 BACKUP = os.environ.get(
     "CHAINFIRE_BACKUP_BIN",

@@ -6,9 +6,9 @@ import os
 import subprocess
 import tempfile
 
-import cluster  # noqa: F401 (puts nix/test-cluster on the path)
-import chainfire_lanes as lanes
-import chaos
+from chainfire_harness import cluster
+from chainfire_harness import probes as lanes
+from chainfire_harness import chaos
 
 SCRIPT = os.path.join(lanes.REPO, "nix", "test-cluster", "cluster")
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")

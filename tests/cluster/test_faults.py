@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 
-import cluster as harness
+from chainfire_harness import cluster as harness
 
 
 def test_kill_leader_under_writes_loses_no_acknowledged_write():

@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 
-import cluster as harness
+from chainfire_harness import cluster as harness
 
 
 def run(args, env=None, timeout=20):
@@ -133,8 +133,12 @@ def test_quota_raises_nospace_and_space_can_be_freed(clients):
         assert any("NOSPACE" in " ".join(s.get("errors", [])) for s in status.values())
         c.etcdctl("alarm", "disarm")
         assert "NOSPACE" not in c.etcdctl("alarm", "list").stdout
-        time.sleep(0.6)  # the quota samples the data dir size at most every 500 ms
-        c.etcdctl("put", "after", "ok")
+        # The quota samples the data dir size at most every 500 ms: a write may still be refused
+        # until the next sample sees the freed space.
+        deadline = time.time() + 10
+        while c.etcdctl("put", "after", "ok", check=False).returncode != 0:
+            assert time.time() < deadline, "writes still refused after the alarm was disarmed"
+            time.sleep(0.1)
         assert c.etcdctl("get", "after", "--print-value-only").stdout.strip() == "ok"
     finally:
         c.__exit__(None, None, None)

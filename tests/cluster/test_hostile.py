@@ -10,9 +10,9 @@ import time
 
 import grpc
 import pytest
-from etcd3 import etcdrpc
 
-import cluster as harness
+from chainfire_harness import cluster as harness
+from chainfire_harness.api import etcdrpc
 
 INVALID, OUT_OF_RANGE, NOT_FOUND = "INVALID_ARGUMENT", "OUT_OF_RANGE", "NOT_FOUND"
 FAILED_PRECONDITION = "FAILED_PRECONDITION"

@@ -6,9 +6,9 @@ import threading
 import time
 
 import grpc
-from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
 
-import cluster as harness
+from chainfire_harness import cluster as harness
+from chainfire_harness.api import rpc_pb2, rpc_pb2_grpc
 
 
 def test_idle_connection_with_keepalive_pings_stays_open():

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-import cluster as harness
+from chainfire_harness import cluster as harness
 
 
 @pytest.fixture(scope="module")

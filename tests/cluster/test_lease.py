@@ -7,7 +7,7 @@ import time
 import etcd3
 import pytest
 
-import cluster as harness
+from chainfire_harness import cluster as harness
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +69,49 @@ def test_duplicate_id_and_minimum_ttl(c, clients):
 def test_keep_alive_through_a_follower_and_expiry(c):
     leader = c.leader_member()
     follower = next(m for m in c.members if m is not leader)
-    kept = lease_id(c, 10)  # long enough for etcdctl keep-alive to start on a loaded machine
-    dropped = lease_id(c, 2)
+    # Timing follows from the TTLs alone: a lease never expires before its TTL has passed since
+    # the grant was sent (the leader counts from when it applies the grant, later), and a kept
+    # lease is still there after its first TTL has passed since its grant.
+    kept_ttl, dropped_ttl = 10, 2  # 10: etcdctl keep-alive starts late on a loaded machine
+    kept_sent = time.time()
+    kept = lease_id(c, kept_ttl)
+    dropped_sent = time.time()
+    dropped = lease_id(c, dropped_ttl)
     c.etcdctl("put", "--lease=" + kept, "kept", "1")
     c.etcdctl("put", "--lease=" + dropped, "dropped", "1")
     env = dict(harness.os.environ, ETCDCTL_API="3")
     keeper = harness.subprocess.Popen(
         ["etcdctl", "--endpoints=" + follower.endpoint, "lease", "keep-alive", kept],
-        stdout=harness.subprocess.DEVNULL, stderr=harness.subprocess.DEVNULL, env=env)
+        stdout=harness.subprocess.PIPE, stderr=harness.subprocess.DEVNULL, env=env, text=True)
     try:
-        start = time.time()
-        gone = wait_gone(c, "dropped", 15)
+        # etcdctl prints a line per renewal; the first one says the follower forwarded it.
+        first = queue_lines(keeper.stdout)
+        renewed = first.get(timeout=15)
+        assert "keepalived with TTL(%d)" % kept_ttl in renewed, renewed
+        gone = wait_gone(c, "dropped", 15 + dropped_ttl)
         assert gone is not None, "an expired lease's key is deleted"
-        assert gone - start >= 1.0
-        time.sleep(1)
+        assert gone - dropped_sent >= dropped_ttl, "expired before its TTL"
+        # Past the kept lease's first TTL (the margin: a second), only renewals keep it.
+        while time.time() < kept_sent + kept_ttl + 1:
+            time.sleep(0.1)
         assert c.etcdctl("get", "kept", "--print-value-only").stdout.strip() == "1"
     finally:
         keeper.send_signal(signal.SIGINT)
         keeper.wait(timeout=10)
-    assert wait_gone(c, "kept", 30) is not None
+    assert wait_gone(c, "kept", 15 + kept_ttl) is not None
+
+
+def queue_lines(stream):
+    """A queue fed with the lines of `stream` by a daemon thread (reads with a timeout)."""
+    import queue
+    import threading
+    q = queue.Queue()
+
+    def pump():
+        for line in stream:
+            q.put(line)
+    threading.Thread(target=pump, daemon=True).start()
+    return q
 
 
 def test_python_etcd3_lock_taken_in_turn(c, clients):

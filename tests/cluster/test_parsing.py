@@ -1,8 +1,8 @@
 """The harness's parsers, on outputs recorded from etcdctl 3.4 against a real cluster."""
 import os
 
-import cluster
-import chainfire_lanes as lanes  # on the path cluster.py sets up
+from chainfire_harness import cluster
+from chainfire_harness import probes as lanes
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -36,14 +36,6 @@ def test_member_list():
     assert [m[1] for m in members] == ["n1", "n2", "n3"]
     assert members[0][0] == "928f2c17ea8e4a3c"
     assert members[2][3] == ["http://127.0.0.1:23793"]
-
-
-def test_top_level_varints():
-    # WatchResponse{watch_id: 3 (field 2), header: {...} (field 1, bytes), fragment: true (7)}
-    data = bytes([0x0a, 0x02, 0x18, 0x05, 0x10, 0x03, 0x38, 0x01])
-    assert cluster.top_level_varints(data) == {2: 3, 7: 1}
-    assert cluster.read_varint(bytes([0xac, 0x02]), 0) == (300, 2)
-    assert cluster.top_level_varints(b"") == {}
 
 
 def test_get_json_decodes_keys_values_and_zero_fields():
@@ -86,7 +78,7 @@ def test_member_summary_of_a_leader_a_follower_and_a_silent_member():
 
 
 def test_client_errors_are_classified_from_recorded_grpc_statuses():
-    import rollout_soak
+    from chainfire_harness import rollout_soak
     recorded = [l.split("|", 1) for l in fixture("client_errors.txt").splitlines() if l]
     got = [rollout_soak.classify_error(code, details) for code, details in recorded]
     assert got == ["leader-changed", "no-leader", "timeout", "timeout", "server-stopped",
@@ -94,7 +86,7 @@ def test_client_errors_are_classified_from_recorded_grpc_statuses():
 
 
 def test_leaderless_only_when_no_live_member_names_a_live_leader():
-    import rollout_soak
+    from chainfire_harness import rollout_soak
     up = {1, 2}
     assert not rollout_soak.leaderless({"a": {"id": 1, "leader": 2}}, up)
     assert rollout_soak.leaderless({"a": {"id": 1, "leader": 3}}, up), "the leader is down"
@@ -103,7 +95,7 @@ def test_leaderless_only_when_no_live_member_names_a_live_leader():
 
 
 def test_convergence_check_catches_a_tampered_hash_or_a_silent_member():
-    import rollout_soak
+    from chainfire_harness import rollout_soak
     members = {ep: {"hash": h, "revision": r}
                for ep, (h, r) in lanes.parse_hashkv(fixture("endpoint_hashkv_3.json")).items()}
     assert rollout_soak.agreed(members)

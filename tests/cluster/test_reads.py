@@ -5,7 +5,7 @@ import os
 import subprocess
 import threading
 
-import cluster as harness
+from chainfire_harness import cluster as harness
 
 BENCH = os.path.join(os.path.dirname(harness.CHAINFIRE), "chainfire-bench")
 

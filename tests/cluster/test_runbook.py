@@ -7,7 +7,7 @@ import re
 import subprocess
 import tempfile
 
-import cluster as harness
+from chainfire_harness import cluster as harness
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RUNBOOK = os.path.join(REPO, "docs", "operations.md")

@@ -3,7 +3,7 @@ follower that fell behind the truncation point catches up by a streamed snapshot
 import json
 import threading
 
-import cluster as harness
+from chainfire_harness import cluster as harness
 
 SNAPSHOT_FLAGS = ["--snapshot-count", "50", "--experimental-snapshot-catchup-entries", "10"]
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-import cluster as harness
+from chainfire_harness import cluster as harness
+from chainfire_harness.api import rpc_pb2, rpc_pb2_grpc
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,6 @@ def _watch_stream(endpoint, create):
     """A raw Watch stream (python grpc) with one create request; returns (responses, close)."""
     import queue
     import grpc
-    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
     channel = grpc.insecure_channel(endpoint)
     requests = queue.Queue()
     requests.put(rpc_pb2.WatchRequest(create_request=create))
@@ -185,7 +185,6 @@ def _next_within(stream, seconds):
 
 
 def test_progress_notify_and_fragment(clients):
-    from etcd3.etcdrpc import rpc_pb2
     c = harness.Cluster(1)
     try:
         c.members[0].start(extra=["--experimental-watch-progress-notify-interval-ms", "500"])
@@ -199,38 +198,24 @@ def test_progress_notify_and_fragment(clients):
             assert not progress.events and progress.header.revision >= 2
         finally:
             close()
-        # One revision whose events exceed the response limit arrives in fragments. The bundled
-        # python-etcd3 protos lack `fragment`, so the request carries it as raw field 8.
-        import queue
-        import grpc
+        # One revision whose events exceed the response limit arrives in fragments.
         client = clients(c.members[0].client_port)
         for i in range(20):
             client.put("fr/%02d" % i, "x" * 100000)
-        create = rpc_pb2.WatchCreateRequest(key=b"fr/", range_end=b"fr0", prev_kv=True)
-        create_bytes = create.SerializeToString() + bytes([0x40, 0x01])  # fragment = true
-        request = bytes([0x0a, len(create_bytes)]) + create_bytes
-        channel = grpc.insecure_channel(c.members[0].endpoint)
-        requests = queue.Queue()
-        requests.put(request)
-        call = channel.stream_stream("/etcdserverpb.Watch/Watch",
-                                     request_serializer=lambda b: b,
-                                     response_deserializer=lambda b: b)
-        stream = call(iter(requests.get, None))
+        stream, close = _watch_stream(c.members[0].endpoint, rpc_pb2.WatchCreateRequest(
+            key=b"fr/", range_end=b"fr0", prev_kv=True, fragment=True))
         try:
-            first = rpc_pb2.WatchResponse.FromString(_next_within(stream, 10))
+            first = _next_within(stream, 10)
             assert first.created
             client.delete_prefix("fr/")
             parts = [_next_within(stream, 10)]
-            while harness.top_level_varints(parts[-1]).get(7) == 1:
+            while parts[-1].fragment:
                 parts.append(_next_within(stream, 10))
             assert len(parts) >= 2, "split into fragments"
-            events = sum(len(rpc_pb2.WatchResponse.FromString(p).events) for p in parts)
-            assert events == 20
-            assert all(len(p) <= 1572864 + 200000 for p in parts)
+            assert sum(len(p.events) for p in parts) == 20
+            assert all(p.ByteSize() <= 1572864 + 200000 for p in parts)
         finally:
-            requests.put(None)
-            stream.cancel()
-            channel.close()
+            close()
     finally:
         c.__exit__(None, None, None)
 
