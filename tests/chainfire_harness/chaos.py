@@ -209,10 +209,13 @@ def wire_proxies(cluster):
 
 # ---- the workload --------------------------------------------------------------------------
 
-class Workload:
+class Workload(probes.Workers):
     """Clients running register operations; each op is appended to `history` when it ends."""
 
+    join_timeout = 10
+
     def __init__(self, cluster, clients, seed, serializable_reads=False, timeout=1.0):
+        super().__init__()
         self.cluster = cluster
         self.serializable = serializable_reads
         self.timeout = timeout
@@ -220,7 +223,6 @@ class Workload:
         self.acked = []  # (key, value, revision) of acknowledged writes
         self.errors = collections.Counter()
         self.lock = threading.Lock()
-        self.stop = threading.Event()
         self.next_id = 0
         opts = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
                 ("grpc.max_reconnect_backoff_ms", 1000)]
@@ -297,14 +299,8 @@ class Workload:
                 self.stop.wait(0.02)
             self._record(op)
 
-    def start(self):
-        for t in self.threads:
-            t.start()
-
     def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=10)
+        super().finish()
         for ch in self.channels:
             ch.close()
 

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -120,6 +121,26 @@ def backup_tool(*args, check=True, timeout=300):
     if check and r.returncode != 0:
         raise HarnessError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
     return r
+
+
+class Workers:
+    """Threads a lane starts together and stops together (its traffic): subclasses add them to
+    `threads` and return when `stop` is set; `finish` sets it and joins them (bounded)."""
+
+    join_timeout = 30
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.threads = []
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=self.join_timeout)
 
 
 def write_json(path, obj):

@@ -59,10 +59,11 @@ def leaderless(statuses, up_ids):
     return not any(s.get("leader") in up_ids for s in statuses.values())
 
 
-class Traffic:
+class Traffic(probes.Workers):
     """Writers of unique keys and readers of acknowledged ones, failing over between members."""
 
     def __init__(self, cluster, writers=2, readers=1):
+        super().__init__()
         self.cluster = cluster
         self.acked = {}
         self.unknown = set()
@@ -70,7 +71,6 @@ class Traffic:
         self.stale_reads = []
         self.reads = 0
         self.lock = threading.Lock()
-        self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._writer, args=(i,), daemon=True)
                         for i in range(writers)]
         self.threads += [threading.Thread(target=self._reader, args=(i,), daemon=True)
@@ -124,15 +124,6 @@ class Traffic:
                 client = self._client(index)
                 self.stop.wait(0.05)
         client.close()
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=30)
 
 
 class LeaderMonitor:
