@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkgconf ccache git
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   librocksdb-dev libjemalloc-dev libabsl-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev
-  libssl-dev zlib1g-dev nlohmann-json3-dev nix-bin clang-14 libclang-rt-14-dev
+  libssl-dev openssl zlib1g-dev nlohmann-json3-dev nix-bin clang-14 libclang-rt-14-dev
   etcd-client python3-etcd3 python3-grpcio python3-protobuf python3-pytest
 )
 
