@@ -70,18 +70,18 @@ backup::BackupHeader MembershipHeader(const ClusterSpec& spec) {
   return h;
 }
 
-absl::StatusOr<std::vector<std::string>> ParseUrls(const std::string& urls,
-                                                   const std::string& flag) {
+absl::StatusOr<std::vector<std::string>> ParseUrls(const std::string& urls, const std::string& flag,
+                                                   bool allow_https) {
   std::vector<std::string> out;
   for (absl::string_view part : absl::StrSplit(urls, ',', absl::SkipWhitespace())) {
     std::string url(absl::StripAsciiWhitespace(part));
-    if (absl::StartsWith(url, "https://")) {
+    if (absl::StartsWith(url, "https://") && !allow_https) {
       return absl::InvalidArgumentError(
           absl::StrCat(flag, ": ", url,
                        ": https is not supported yet (TLS is not implemented); "
                        "use http://"));
     }
-    if (!absl::StartsWith(url, "http://")) {
+    if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
       return absl::InvalidArgumentError(
           absl::StrCat(flag, ": ", url, ": expected a URL like http://127.0.0.1:2379"));
     }
@@ -108,7 +108,7 @@ std::string MemberSpec::DialAddress() const {
 
 std::string HostPort(const std::string& url) {
   absl::string_view v = url;
-  absl::ConsumePrefix(&v, "http://");
+  if (!absl::ConsumePrefix(&v, "http://")) absl::ConsumePrefix(&v, "https://");
   absl::ConsumeSuffix(&v, "/");
   return std::string(v);
 }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,7 @@
 #include "chainfire/server/services.h"
 #include "chainfire/storage/power_loss_fs.h"
 #include "chainfire/storage/raft_format.h"
+#include "chainfire/tls/grpc_credentials.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
 
@@ -42,6 +44,8 @@ struct Flags {
   std::string log_level = "info";
   uint64_t snapshot_count = 100000;
   uint64_t snapshot_catchup_entries = 5000;
+  std::string cert_file, key_file, trusted_ca_file;  // client TLS (https:// client URLs)
+  bool client_cert_auth = false;
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
   std::string testing_peer_dial;
@@ -118,6 +122,15 @@ int main(int argc, char** argv) {
   flag("advertise-client-urls", f.advertise_client_urls,
        "Client URLs to publish to the cluster (default: --listen-client-urls)");
   flag("listen-peer-urls", f.listen_peer_urls, "URLs to listen on for peer traffic");
+  flag("cert-file", f.cert_file, "Path to the client server TLS cert file (https:// client URLs)");
+  flag("key-file", f.key_file, "Path to the client server TLS key file");
+  flag("trusted-ca-file", f.trusted_ca_file,
+       "Path to the client server TLS trusted CA cert file (one or more CAs)");
+  // A bare flag or =true/false, as etcd's Go flags.
+  app.add_flag("--client-cert-auth", f.client_cert_auth,
+               "Enable client cert authentication (clients must present a cert from "
+               "--trusted-ca-file)")
+      ->envname("CHAINFIRE_CLIENT_CERT_AUTH");
   flag("initial-advertise-peer-urls", f.initial_advertise_peer_urls,
        "This member's peer URLs as the others dial them; must match its --initial-cluster entry");
   flag("initial-cluster", f.initial_cluster,
@@ -183,9 +196,26 @@ int main(int argc, char** argv) {
   if (f.advertise_client_urls.empty()) f.advertise_client_urls = f.listen_client_urls;
   if (f.initial_cluster.empty()) f.initial_cluster = f.name + "=" + f.initial_advertise_peer_urls;
   const auto listen_client =
-      OrDie(cf::server::ParseUrls(f.listen_client_urls, "--listen-client-urls"));
+      OrDie(cf::server::ParseUrls(f.listen_client_urls, "--listen-client-urls", true));
   const auto advertise_client =
-      OrDie(cf::server::ParseUrls(f.advertise_client_urls, "--advertise-client-urls"));
+      OrDie(cf::server::ParseUrls(f.advertise_client_urls, "--advertise-client-urls", true));
+  // Client TLS: checked now, so a bad certificate or key refuses to start, naming the file.
+  std::optional<cf::tls::TlsMaterial> client_tls;
+  const bool client_https =
+      std::any_of(listen_client.begin(), listen_client.end(),
+                  [](const std::string& u) { return absl::StartsWith(u, "https://"); });
+  if (client_https) {
+    if (f.cert_file.empty() || f.key_file.empty()) {
+      Die("--listen-client-urls has an https:// URL: --cert-file and --key-file are required");
+    }
+    if (f.client_cert_auth && f.trusted_ca_file.empty()) {
+      Die("--client-cert-auth needs --trusted-ca-file (the CAs client certificates must come "
+          "from)");
+    }
+    client_tls = OrDie(cf::tls::LoadTlsMaterial({f.cert_file, f.key_file, f.trusted_ca_file, ""}));
+  } else if (!f.cert_file.empty() || f.client_cert_auth) {
+    Die("--cert-file / --client-cert-auth given but no https:// URL in --listen-client-urls");
+  }
   const auto listen_peer = OrDie(cf::server::ParseUrls(f.listen_peer_urls, "--listen-peer-urls"));
   const auto advertise_peer =
       OrDie(cf::server::ParseUrls(f.initial_advertise_peer_urls, "--initial-advertise-peer-urls"));
@@ -357,7 +387,11 @@ int main(int argc, char** argv) {
   cf::server::LeaseService lease(host.get(), &quota);
   grpc::ServerBuilder client_builder;
   for (const std::string& u : listen_client) {
-    client_builder.AddListeningPort(cf::server::HostPort(u), grpc::InsecureServerCredentials());
+    client_builder.AddListeningPort(
+        cf::server::HostPort(u),
+        absl::StartsWith(u, "https://")
+            ? cf::tls::ServerCredentialsFor(*client_tls, f.client_cert_auth)
+            : grpc::InsecureServerCredentials());
   }
   // As etcd: the gRPC receive limit is the request limit plus 512 KiB of envelope.
   client_builder.SetMaxReceiveMessageSize(static_cast<int>(f.max_request_bytes + 512 * 1024));

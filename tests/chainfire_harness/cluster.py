@@ -24,6 +24,17 @@ CHAINFIRE = os.environ.get("CHAINFIRE_BIN", os.path.join(BIN_DIR, "chainfire"))
 FAST_TIMING = ("--heartbeat-interval", "50", "--election-timeout", "500")
 
 
+class ClientTls:
+    """Client TLS of a cluster: the members' server certificate and key, the CA bundle, and the
+    certificate and key etcdctl presents."""
+
+    def __init__(self, ca, server_cert, server_key, client_cert, client_key,
+                 client_cert_auth=True):
+        self.ca, self.server_cert, self.server_key = ca, server_cert, server_key
+        self.client_cert, self.client_key = client_cert, client_key
+        self.client_cert_auth = client_cert_auth
+
+
 class Member:
     """One member: its ports, data dir and log, and the process while it runs."""
 
@@ -46,17 +57,27 @@ class Member:
     def peer_url(self):
         return "http://127.0.0.1:%d" % self.peer_port
 
-    def args(self, initial_cluster=None, state="new", extra=None):
-        """The command line; `extra` (default: the cluster's and this member's flags) last."""
+    def args(self, initial_cluster=None, state="new", extra=None, client_urls=None):
+        """The command line; `extra` (default: the cluster's and this member's flags) last.
+        `client_urls`: --listen-client-urls (default: this member's one URL, https:// when the
+        cluster has client TLS)."""
         if extra is None:
             extra = self.cluster.extra + self.extra
+        tls = self.cluster.client_tls
+        scheme = "https://" if tls else "http://"
+        tls_flags = []
+        if tls:
+            tls_flags = ["--cert-file", tls.server_cert, "--key-file", tls.server_key,
+                         "--trusted-ca-file", tls.ca]
+            if tls.client_cert_auth:
+                tls_flags.append("--client-cert-auth")
         return [CHAINFIRE, "--name", self.name, "--data-dir", self.data_dir,
-                "--listen-client-urls", "http://" + self.endpoint,
+                "--listen-client-urls", client_urls or scheme + self.endpoint,
                 "--listen-peer-urls", self.peer_url,
                 "--initial-advertise-peer-urls", self.peer_url,
                 "--initial-cluster", initial_cluster or self.cluster.initial_cluster,
                 "--initial-cluster-token", self.cluster.token,
-                "--initial-cluster-state", state] + list(self.cluster.timing) + list(extra)
+                "--initial-cluster-state", state] + tls_flags + list(self.cluster.timing) + list(extra)
 
     def start(self, detach=False, **kw):
         """Starts the process. `detach`: it outlives this one (own session), for the lanes'
@@ -122,13 +143,15 @@ class Cluster:
     `Cluster(names=[...], root=dir, token=..., timing=())` for a lane (evidence kept in `root`;
     etcd's default timing). `extra`: flags every member starts with."""
 
-    def __init__(self, n=None, names=None, token=None, root=None, extra=(), timing=FAST_TIMING):
+    def __init__(self, n=None, names=None, token=None, root=None, extra=(), timing=FAST_TIMING,
+                 client_tls=None):
         names = list(names) if names else ["n%d" % (i + 1) for i in range(n or 3)]
         self.owns_dir = root is None
         self.dir = root or tempfile.mkdtemp(prefix="chainfire-cluster-")
         self.token = token or "test-%d" % os.getpid()
         self.extra = list(extra)
         self.timing = tuple(timing)
+        self.client_tls = client_tls  # a ClientTls: members serve https://, etcdctl speaks TLS
         ports = free_ports(2 * len(names))
         self.members = [Member(self, name, ports[2 * i], ports[2 * i + 1])
                         for i, name in enumerate(names)]
@@ -180,7 +203,9 @@ class Cluster:
         return next(m for m in self.members if m.name == name)
 
     def etcdctl(self, *args, endpoints=None, timeout=20, check=True):
-        return etcdctl(endpoints or self.endpoints, *args, timeout=timeout, check=check,
+        tls = self.client_tls
+        flags = ["--cacert", tls.ca, "--cert", tls.client_cert, "--key", tls.client_key] if tls else []
+        return etcdctl(endpoints or self.endpoints, *flags, *args, timeout=timeout, check=check,
                        command_timeout="5s")
 
     def statuses(self, members=None):

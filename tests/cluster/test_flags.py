@@ -30,6 +30,8 @@ def test_bad_flags_fail_at_start_naming_the_flag():
     r = run(["--no-such-flag"])
     assert r.returncode != 0 and "--no-such-flag" in r.stdout + r.stderr
     r = run(["--listen-client-urls", "https://127.0.0.1:1"])
+    assert r.returncode != 0 and "--cert-file and --key-file are required" in r.stderr
+    r = run(["--listen-peer-urls", "https://127.0.0.1:1"])
     assert r.returncode != 0 and "https is not supported" in r.stderr
     r = run(["--initial-cluster-state", "sideways"])
     assert r.returncode != 0 and "--initial-cluster-state" in r.stdout + r.stderr

@@ -1,0 +1,84 @@
+"""Client TLS with real clients: etcdctl with --cacert/--cert/--key and python-etcd3 against a
+member serving https:// with --client-cert-auth; what it must refuse (no client certificate, a
+certificate from another CA, plaintext) while it keeps serving; a member on an http:// and an
+https:// client URL at once; a key that does not match its certificate refuses to start.
+Certificates are made by the tests (chainfire_harness/certs.py)."""
+import json
+import tempfile
+
+import pytest
+
+from chainfire_harness import certs
+from chainfire_harness import cluster as harness
+
+
+@pytest.fixture(scope="module")
+def pki():
+    with tempfile.TemporaryDirectory(prefix="chainfire-tls-") as d:
+        ca = certs.make_ca(d, "ca")
+        other_ca = certs.make_ca(d, "other-ca")
+        yield {"dir": d, "ca": ca, "server": certs.make_cert(d, "server", ca),
+               "client": certs.make_cert(d, "client", ca),
+               "stranger": certs.make_cert(d, "stranger", other_ca)}
+
+
+def client_tls(pki):
+    return harness.ClientTls(pki["ca"][0], pki["server"][0], pki["server"][1],
+                             pki["client"][0], pki["client"][1])
+
+
+def test_etcdctl_and_python_etcd3_over_tls_with_client_certificates(pki, clients):
+    with harness.Cluster(1, client_tls=client_tls(pki)) as c:
+        c.etcdctl("put", "secure", "yes")
+        assert c.etcdctl("get", "secure", "--print-value-only").stdout.strip() == "yes"
+        members = json.loads(c.etcdctl("member", "list", "-w", "json").stdout)["members"]
+        assert members[0]["clientURLs"] == ["https://" + c.members[0].endpoint]
+        client = clients(c.members[0].client_port, ca_cert=pki["ca"][0],
+                         cert_cert=pki["client"][0], cert_key=pki["client"][1])
+        client.put("from-python", "ok")
+        assert client.get("secure")[0] == b"yes"
+
+
+def test_refused_without_a_trusted_client_certificate_and_keeps_serving(pki):
+    with harness.Cluster(1, client_tls=client_tls(pki)) as c:
+        ep = c.members[0].endpoint
+        attempts = {
+            "no client certificate": ["--cacert", pki["ca"][0]],
+            "a certificate of another CA": ["--cacert", pki["ca"][0], "--cert",
+                                            pki["stranger"][0], "--key", pki["stranger"][1]],
+            "plaintext": [],
+        }
+        for what, flags in attempts.items():
+            r = harness.etcdctl(ep, *flags, "put", "k", what, check=False, timeout=30,
+                                command_timeout="3s")
+            assert r.returncode != 0, "%s was served" % what
+        # The member is still serving trusted clients, and nothing refused was written.
+        c.etcdctl("put", "after", "ok")
+        assert c.etcdctl("get", "k", "--print-value-only").stdout.strip() == ""
+
+
+def test_http_and_https_client_urls_at_once(pki):
+    c = harness.Cluster(1, client_tls=client_tls(pki))
+    plain_port = harness.free_ports(1)[0]
+    m = c.members[0]
+    try:
+        m.start(client_urls="https://%s,http://127.0.0.1:%d" % (m.endpoint, plain_port))
+        c.wait_for_leader()
+        c.etcdctl("put", "both", "1")
+        r = harness.etcdctl("127.0.0.1:%d" % plain_port, "get", "both", "--print-value-only")
+        assert r.stdout.strip() == "1"
+    finally:
+        c.__exit__(None, None, None)
+
+
+def test_a_key_that_does_not_match_its_certificate_refuses_to_start(pki):
+    tls = client_tls(pki)
+    tls.server_key = pki["client"][1]  # the client's key with the server's certificate
+    c = harness.Cluster(1, client_tls=tls)
+    try:
+        code, out = c.members[0].run_to_exit()
+        assert code not in (0, None), out
+        assert "does not match the certificate in %s" % pki["server"][0] in out, out
+        assert pki["client"][1] in out
+    finally:
+        c.__exit__(None, None, None)
