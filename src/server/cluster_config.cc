@@ -123,7 +123,7 @@ absl::StatusOr<ClusterSpec> ParseInitialCluster(const std::string& initial_clust
       return absl::InvalidArgumentError(
           absl::StrCat("--initial-cluster: '", part, "': expected name=http://host:port"));
     }
-    auto urls = ParseUrls(kv.second, "--initial-cluster");
+    auto urls = ParseUrls(kv.second, "--initial-cluster", /*allow_https=*/true);
     if (!urls.ok()) return urls.status();
     MemberSpec* m = nullptr;
     for (MemberSpec& existing : spec.members) {

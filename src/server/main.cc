@@ -46,6 +46,8 @@ struct Flags {
   uint64_t snapshot_catchup_entries = 5000;
   std::string cert_file, key_file, trusted_ca_file;  // client TLS (https:// client URLs)
   bool client_cert_auth = false;
+  std::string peer_cert_file, peer_key_file, peer_trusted_ca_file;  // peer TLS (https:// peers)
+  bool peer_client_cert_auth = false;
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
   std::string testing_peer_dial;
@@ -126,6 +128,14 @@ int main(int argc, char** argv) {
   flag("key-file", f.key_file, "Path to the client server TLS key file");
   flag("trusted-ca-file", f.trusted_ca_file,
        "Path to the client server TLS trusted CA cert file (one or more CAs)");
+  flag("peer-cert-file", f.peer_cert_file, "Path to the peer server TLS cert file");
+  flag("peer-key-file", f.peer_key_file, "Path to the peer server TLS key file");
+  flag("peer-trusted-ca-file", f.peer_trusted_ca_file,
+       "Path to the peer server TLS trusted CA file");
+  app.add_flag("--peer-client-cert-auth", f.peer_client_cert_auth,
+               "Enable peer client cert authentication (peers must present a cert from "
+               "--peer-trusted-ca-file)")
+      ->envname("CHAINFIRE_PEER_CLIENT_CERT_AUTH");
   // A bare flag or =true/false, as etcd's Go flags.
   app.add_flag("--client-cert-auth", f.client_cert_auth,
                "Enable client cert authentication (clients must present a cert from "
@@ -216,9 +226,10 @@ int main(int argc, char** argv) {
   } else if (!f.cert_file.empty() || f.client_cert_auth) {
     Die("--cert-file / --client-cert-auth given but no https:// URL in --listen-client-urls");
   }
-  const auto listen_peer = OrDie(cf::server::ParseUrls(f.listen_peer_urls, "--listen-peer-urls"));
-  const auto advertise_peer =
-      OrDie(cf::server::ParseUrls(f.initial_advertise_peer_urls, "--initial-advertise-peer-urls"));
+  const auto listen_peer =
+      OrDie(cf::server::ParseUrls(f.listen_peer_urls, "--listen-peer-urls", true));
+  const auto advertise_peer = OrDie(
+      cf::server::ParseUrls(f.initial_advertise_peer_urls, "--initial-advertise-peer-urls", true));
   ClusterSpec spec =
       OrDie(cf::server::ParseInitialCluster(f.initial_cluster, f.initial_cluster_token));
   const cf::server::MemberSpec* self = spec.Find(f.name);
@@ -231,6 +242,30 @@ int main(int argc, char** argv) {
       Die(absl::StrCat("--initial-advertise-peer-urls ", u, " is not listed for ", f.name,
                        " in --initial-cluster"));
     }
+  }
+  // Peer TLS: every peer URL https:// (then --peer-cert-file/--peer-key-file/--peer-trusted-ca-
+  // file are required) or none.
+  std::vector<std::string> all_peer_urls = listen_peer;
+  for (const cf::server::MemberSpec& m : spec.members) {
+    all_peer_urls.insert(all_peer_urls.end(), m.peer_urls.begin(), m.peer_urls.end());
+  }
+  const auto https_peers =
+      std::count_if(all_peer_urls.begin(), all_peer_urls.end(),
+                    [](const std::string& u) { return absl::StartsWith(u, "https://"); });
+  std::optional<cf::tls::TlsMaterial> peer_tls;
+  std::shared_ptr<grpc::ChannelCredentials> peer_channel_credentials;
+  if (https_peers > 0) {
+    if (static_cast<size_t>(https_peers) != all_peer_urls.size()) {
+      Die("peer URLs mix http:// and https:// (--listen-peer-urls, --initial-cluster): use one");
+    }
+    if (f.peer_cert_file.empty() || f.peer_key_file.empty() || f.peer_trusted_ca_file.empty()) {
+      Die("https:// peer URLs need --peer-cert-file, --peer-key-file and --peer-trusted-ca-file");
+    }
+    peer_tls = OrDie(
+        cf::tls::LoadTlsMaterial({f.peer_cert_file, f.peer_key_file, f.peer_trusted_ca_file, ""}));
+    peer_channel_credentials = cf::tls::ChannelCredentialsFor(*peer_tls);
+  } else if (!f.peer_cert_file.empty() || f.peer_client_cert_auth) {
+    Die("--peer-cert-file / --peer-client-cert-auth given but the peer URLs are http://");
   }
 
   if (!f.testing_peer_dial.empty()) {
@@ -256,7 +291,8 @@ int main(int argc, char** argv) {
     bool cluster_running = false;
     for (const cf::server::MemberSpec& m : spec.members) {
       if (m.id == self->id) continue;
-      auto probe = cf::transport::ProbePeer(m.DialAddress(), spec.cluster_id, self->id, 1000);
+      auto probe = cf::transport::ProbePeer(m.DialAddress(), spec.cluster_id, self->id, 1000,
+                                            peer_channel_credentials);
       if (!probe.ok()) continue;
       ClusterSpec salted = spec;
       if (!probe->cluster_salt().empty()) salted.SaltClusterId(probe->cluster_salt());
@@ -350,7 +386,8 @@ int main(int argc, char** argv) {
           }
         }
         return resp;
-      });
+      },
+      peer_channel_credentials);
 
   transport.SetLeaseHandlers(
       [h](const etcdserverpb::LeaseKeepAliveRequest& req)
@@ -368,7 +405,10 @@ int main(int argc, char** argv) {
       &cf::server::NodeHost::VerifyReceivedSnapshot, h->snapshot_dir());
   grpc::ServerBuilder peer_builder;
   for (const std::string& u : listen_peer) {
-    peer_builder.AddListeningPort(cf::server::HostPort(u), grpc::InsecureServerCredentials());
+    peer_builder.AddListeningPort(
+        cf::server::HostPort(u),
+        peer_tls ? cf::tls::ServerCredentialsFor(*peer_tls, f.peer_client_cert_auth)
+                 : grpc::InsecureServerCredentials());
   }
   peer_builder.SetMaxReceiveMessageSize(512 << 20);
   peer_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);

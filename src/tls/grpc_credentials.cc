@@ -4,23 +4,39 @@
 #include "grpcpp/security/tls_credentials_options.h"
 
 namespace chainfire::tls {
+namespace {
+
+std::shared_ptr<grpc::experimental::CertificateProviderInterface> ProviderFor(
+    const TlsMaterial& material) {
+  std::vector<grpc::experimental::IdentityKeyCertPair> identity = {
+      {material.key_pem, material.cert_pem}};
+  if (material.ca_pem.empty()) {
+    return std::make_shared<grpc::experimental::StaticDataCertificateProvider>(identity);
+  }
+  return std::make_shared<grpc::experimental::StaticDataCertificateProvider>(material.ca_pem,
+                                                                             identity);
+}
+
+}  // namespace
 
 std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const TlsMaterial& material,
                                                               bool client_cert_auth) {
-  std::vector<grpc::experimental::IdentityKeyCertPair> identity = {
-      {material.key_pem, material.cert_pem}};
-  auto provider =
-      material.ca_pem.empty()
-          ? std::make_shared<grpc::experimental::StaticDataCertificateProvider>(identity)
-          : std::make_shared<grpc::experimental::StaticDataCertificateProvider>(material.ca_pem,
-                                                                                identity);
-  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  grpc::experimental::TlsServerCredentialsOptions options(ProviderFor(material));
   options.watch_identity_key_cert_pairs();
   if (!material.ca_pem.empty()) options.watch_root_certs();
   options.set_cert_request_type(client_cert_auth
                                     ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   return grpc::experimental::TlsServerCredentials(options);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(const TlsMaterial& material) {
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_certificate_provider(ProviderFor(material));
+  options.watch_identity_key_cert_pairs();
+  if (!material.ca_pem.empty()) options.watch_root_certs();
+  options.set_verify_server_certs(true);
+  return grpc::experimental::TlsCredentials(options);
 }
 
 }  // namespace chainfire::tls

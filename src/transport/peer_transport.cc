@@ -320,7 +320,8 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
 
 PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
                              std::map<uint64_t, std::string> peers, Deliver deliver,
-                             ProbeHandler probe)
+                             ProbeHandler probe,
+                             std::shared_ptr<grpc::ChannelCredentials> credentials)
     : cluster_id_(cluster_id),
       self_id_(self_id),
       deliver_(std::move(deliver)),
@@ -333,7 +334,7 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
     auto p = std::make_unique<Peer>();
     p->id = id;
     p->address = address;
-    p->channel = DialPeer(address);
+    p->channel = DialPeer(address, credentials);
     Peer* raw = p.get();
     peers_[id] = std::move(p);
     raw->thread = std::thread([this, raw] { SenderLoop(raw); });
@@ -347,8 +348,10 @@ std::shared_ptr<grpc::Channel> PeerTransport::ChannelTo(uint64_t id) const {
   return it == peers_.end() ? nullptr : it->second->channel;
 }
 
-std::shared_ptr<grpc::Channel> DialPeer(const std::string& address) {
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+std::shared_ptr<grpc::Channel> DialPeer(const std::string& address,
+                                        std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  return grpc::CreateCustomChannel(address,
+                                   credentials ? credentials : grpc::InsecureChannelCredentials(),
                                    PeerChannelArguments());
 }
 
@@ -505,9 +508,10 @@ void PeerTransport::SenderLoop(Peer* p) {
   }
 }
 
-absl::StatusOr<peer::ProbeResponse> ProbePeer(const std::string& address, uint64_t cluster_id,
-                                              uint64_t self_id, int timeout_ms) {
-  auto stub = peer::Peer::NewStub(DialPeer(address));
+absl::StatusOr<peer::ProbeResponse> ProbePeer(
+    const std::string& address, uint64_t cluster_id, uint64_t self_id, int timeout_ms,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  auto stub = peer::Peer::NewStub(DialPeer(address, credentials));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   peer::ProbeRequest req;

@@ -35,6 +35,15 @@ class ClientTls:
         self.client_cert_auth = client_cert_auth
 
 
+class PeerTls:
+    """Peer TLS of a cluster: every member's peer certificate and key (one pair for all, valid
+    for 127.0.0.1) and the peer CA bundle."""
+
+    def __init__(self, ca, cert, key, client_cert_auth=True):
+        self.ca, self.cert, self.key = ca, cert, key
+        self.client_cert_auth = client_cert_auth
+
+
 class Member:
     """One member: its ports, data dir and log, and the process while it runs."""
 
@@ -55,7 +64,8 @@ class Member:
 
     @property
     def peer_url(self):
-        return "http://127.0.0.1:%d" % self.peer_port
+        scheme = "https" if self.cluster.peer_tls else "http"
+        return "%s://127.0.0.1:%d" % (scheme, self.peer_port)
 
     def args(self, initial_cluster=None, state="new", extra=None, client_urls=None):
         """The command line; `extra` (default: the cluster's and this member's flags) last.
@@ -71,6 +81,12 @@ class Member:
                          "--trusted-ca-file", tls.ca]
             if tls.client_cert_auth:
                 tls_flags.append("--client-cert-auth")
+        peer = self.cluster.peer_tls
+        if peer:
+            tls_flags += ["--peer-cert-file", peer.cert, "--peer-key-file", peer.key,
+                          "--peer-trusted-ca-file", peer.ca]
+            if peer.client_cert_auth:
+                tls_flags.append("--peer-client-cert-auth")
         return [CHAINFIRE, "--name", self.name, "--data-dir", self.data_dir,
                 "--listen-client-urls", client_urls or scheme + self.endpoint,
                 "--listen-peer-urls", self.peer_url,
@@ -144,7 +160,7 @@ class Cluster:
     etcd's default timing). `extra`: flags every member starts with."""
 
     def __init__(self, n=None, names=None, token=None, root=None, extra=(), timing=FAST_TIMING,
-                 client_tls=None):
+                 client_tls=None, peer_tls=None):
         names = list(names) if names else ["n%d" % (i + 1) for i in range(n or 3)]
         self.owns_dir = root is None
         self.dir = root or tempfile.mkdtemp(prefix="chainfire-cluster-")
@@ -152,6 +168,7 @@ class Cluster:
         self.extra = list(extra)
         self.timing = tuple(timing)
         self.client_tls = client_tls  # a ClientTls: members serve https://, etcdctl speaks TLS
+        self.peer_tls = peer_tls  # a PeerTls: https:// peer URLs, mutual TLS between members
         ports = free_ports(2 * len(names))
         self.members = [Member(self, name, ports[2 * i], ports[2 * i + 1])
                         for i, name in enumerate(names)]

@@ -32,7 +32,10 @@ def test_bad_flags_fail_at_start_naming_the_flag():
     r = run(["--listen-client-urls", "https://127.0.0.1:1"])
     assert r.returncode != 0 and "--cert-file and --key-file are required" in r.stderr
     r = run(["--listen-peer-urls", "https://127.0.0.1:1"])
-    assert r.returncode != 0 and "https is not supported" in r.stderr
+    assert r.returncode != 0 and "peer URLs mix http:// and https://" in r.stderr
+    r = run(["--listen-peer-urls", "https://127.0.0.1:1", "--initial-advertise-peer-urls",
+             "https://127.0.0.1:1"])
+    assert r.returncode != 0 and "need --peer-cert-file" in r.stderr
     r = run(["--initial-cluster-state", "sideways"])
     assert r.returncode != 0 and "--initial-cluster-state" in r.stdout + r.stderr
     r = run(["--election-timeout", "100", "--heartbeat-interval", "100"])

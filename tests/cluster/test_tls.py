@@ -82,3 +82,37 @@ def test_a_key_that_does_not_match_its_certificate_refuses_to_start(pki):
         assert pki["client"][1] in out
     finally:
         c.__exit__(None, None, None)
+
+
+def test_three_members_with_mutual_tls_between_peers_and_no_stranger_gets_in(pki):
+    from chainfire_harness.api import peer_pb2, peer_pb2_grpc
+    import grpc
+    peer = harness.PeerTls(pki["ca"][0], pki["server"][0], pki["server"][1])
+    with harness.Cluster(3, client_tls=client_tls(pki), peer_tls=peer) as c:
+        c.etcdctl("put", "replicated", "yes")
+        for m in c.members:  # every member applied it: serializable reads are local
+            r = c.etcdctl("get", "replicated", "--consistency=s", "--print-value-only",
+                          endpoints=m.endpoint)
+            assert r.stdout.strip() == "yes"
+        target = "127.0.0.1:%d" % c.members[0].peer_port
+        ca = open(pki["ca"][0], "rb").read()
+        stranger = [open(p, "rb").read() for p in reversed(pki["stranger"])]  # key, cert
+        for what, creds in [
+                ("plaintext", None),
+                ("TLS without a client certificate", grpc.ssl_channel_credentials(ca)),
+                ("a certificate of another CA", grpc.ssl_channel_credentials(ca, *stranger))]:
+            channel = (grpc.insecure_channel(target) if creds is None
+                       else grpc.secure_channel(target, creds))
+            try:
+                with pytest.raises(grpc.RpcError):
+                    peer_pb2_grpc.PeerStub(channel).Probe(peer_pb2.ProbeRequest(), timeout=3)
+            finally:
+                channel.close()
+        # A process holding a certificate of the peer CA does get an answer.
+        trusted = [open(p, "rb").read() for p in reversed(pki["client"])]
+        channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(ca, *trusted))
+        try:
+            assert peer_pb2_grpc.PeerStub(channel).Probe(peer_pb2.ProbeRequest(), timeout=10)
+        finally:
+            channel.close()
+        c.etcdctl("put", "still", "serving")

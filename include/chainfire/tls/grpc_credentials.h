@@ -7,11 +7,16 @@
 #include <memory>
 
 #include "chainfire/tls/tls_material.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 
 namespace chainfire::tls {
 
 std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const TlsMaterial& material,
                                                               bool client_cert_auth);
+// Credentials for dialing a TLS server (a peer): verifies its certificate against the
+// material's CA bundle and its name against the address dialed, and presents the material's
+// own certificate (for servers that require one).
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(const TlsMaterial& material);
 
 }  // namespace chainfire::tls

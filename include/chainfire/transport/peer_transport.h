@@ -29,6 +29,7 @@
 
 #include "chainfire/node/raft_node.h"
 #include "chainfire/peer.grpc.pb.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace chainfire::transport {
@@ -49,9 +50,11 @@ class PeerTransport : public node::Transport {
   using Deliver = std::function<void(std::vector<raft::Message>)>;
   using ProbeHandler = std::function<peer::ProbeResponse(const peer::ProbeRequest&)>;
 
-  // `peers`: member ID -> "host:port" to dial (the advertised peer URL).
+  // `peers`: member ID -> "host:port" to dial (the advertised peer URL). `credentials`: how
+  // peer channels are secured (nullptr: plaintext; tls/grpc_credentials.h for peer TLS).
   PeerTransport(uint64_t cluster_id, uint64_t self_id, std::map<uint64_t, std::string> peers,
-                Deliver deliver, ProbeHandler probe);
+                Deliver deliver, ProbeHandler probe,
+                std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
   ~PeerTransport() override;
 
   void Send(raft::Message m) override;
@@ -123,12 +126,15 @@ class PeerTransport : public node::Transport {
 
 // Asks the member at `address` whether `self_id` already joined cluster `cluster_id` (the
 // wiped-member check at startup). Unavailable when it cannot be reached within the timeout.
-absl::StatusOr<peer::ProbeResponse> ProbePeer(const std::string& address, uint64_t cluster_id,
-                                              uint64_t self_id, int timeout_ms);
+absl::StatusOr<peer::ProbeResponse> ProbePeer(
+    const std::string& address, uint64_t cluster_id, uint64_t self_id, int timeout_ms,
+    std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
 // Channel arguments for peer and client connections: large messages, keepalive.
 grpc::ChannelArguments PeerChannelArguments();
-// The one place a channel to a peer's address is made (PeerChannelArguments, credentials).
-std::shared_ptr<grpc::Channel> DialPeer(const std::string& address);
+// The one place a channel to a peer's address is made (PeerChannelArguments; `credentials`,
+// nullptr for plaintext).
+std::shared_ptr<grpc::Channel> DialPeer(const std::string& address,
+                                        std::shared_ptr<grpc::ChannelCredentials> credentials);
 
 }  // namespace chainfire::transport
