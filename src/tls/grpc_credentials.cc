@@ -8,6 +8,9 @@ namespace {
 
 std::shared_ptr<grpc::experimental::CertificateProviderInterface> ProviderFor(
     const TlsMaterial& material) {
+  if (material.cert_pem.empty()) {
+    return std::make_shared<grpc::experimental::StaticDataCertificateProvider>(material.ca_pem);
+  }
   std::vector<grpc::experimental::IdentityKeyCertPair> identity = {
       {material.key_pem, material.cert_pem}};
   if (material.ca_pem.empty()) {
@@ -33,7 +36,7 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const TlsMaterial&
 std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(const TlsMaterial& material) {
   grpc::experimental::TlsChannelCredentialsOptions options;
   options.set_certificate_provider(ProviderFor(material));
-  options.watch_identity_key_cert_pairs();
+  if (!material.cert_pem.empty()) options.watch_identity_key_cert_pairs();
   if (!material.ca_pem.empty()) options.watch_root_certs();
   options.set_verify_server_certs(true);
   return grpc::experimental::TlsCredentials(options);

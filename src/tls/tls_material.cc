@@ -105,6 +105,22 @@ std::string CommonName(X509* x) {
 
 absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFiles& files) {
   TlsMaterial m;
+  if (files.cert_file.empty() != files.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a certificate file and a key file go together: give both or neither");
+  }
+  if (files.cert_file.empty()) {  // trust only: a client without a certificate
+    if (files.trusted_ca_file.empty()) {
+      return absl::InvalidArgumentError("no certificate, key or trusted CA file given");
+    }
+    auto ca = ReadFile(files.trusted_ca_file, "trusted CA file");
+    if (!ca.ok()) return ca.status();
+    m.ca_pem = std::move(*ca);
+    auto cas = ReadAllCerts(m.ca_pem, "trusted CA file", files.trusted_ca_file);
+    if (!cas.ok()) return cas.status();
+    for (const Cert& c : *cas) m.ca_subjects.push_back(SubjectLine(c.get()));
+    return m;
+  }
   auto cert = ReadFile(files.cert_file, "certificate file");
   if (!cert.ok()) return cert.status();
   auto key = ReadFile(files.key_file, "key file");

@@ -14,6 +14,7 @@
 #include "chainfire/backup/state_dump.h"
 #include "chainfire/server/cluster_config.h"
 #include "chainfire/server/services.h"
+#include "chainfire/tls/grpc_credentials.h"
 #include "etcd/rpc.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -35,8 +36,9 @@ std::string Endpoint(std::string e) {
 }
 
 // Streams Maintenance.Snapshot from `endpoint` into `path`.
-absl::Status FetchSnapshot(const std::string& endpoint, const std::string& path, int timeout_s) {
-  auto channel = grpc::CreateChannel(Endpoint(endpoint), grpc::InsecureChannelCredentials());
+absl::Status FetchSnapshot(const std::string& endpoint, const std::string& path, int timeout_s,
+                           const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+  auto channel = grpc::CreateChannel(Endpoint(endpoint), credentials);
   auto stub = etcdserverpb::Maintenance::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
@@ -60,8 +62,27 @@ absl::Status FetchSnapshot(const std::string& endpoint, const std::string& path,
   return absl::OkStatus();
 }
 
+// etcdctl's client TLS flags.
+struct ClientTlsFlags {
+  std::string cacert, cert, key;
+};
+
+// Plaintext unless a TLS flag or an https:// endpoint asks for TLS; the files are checked first.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientCredentials(
+    const ClientTlsFlags& tls, const std::vector<std::string>& endpoints) {
+  bool https = false;
+  for (const std::string& list : endpoints) https |= list.find("https://") != std::string::npos;
+  if (tls.cacert.empty() && tls.cert.empty() && tls.key.empty()) {
+    if (https) return grpc::SslCredentials(grpc::SslCredentialsOptions());  // system roots
+    return grpc::InsecureChannelCredentials();
+  }
+  auto material = cf::tls::LoadTlsMaterial({tls.cert, tls.key, tls.cacert, ""});
+  if (!material.ok()) return material.status();
+  return cf::tls::ChannelCredentialsFor(*material);
+}
+
 int Save(const std::vector<std::string>& endpoints, const std::string& data_dir,
-         const std::string& file, int timeout_s) {
+         const std::string& file, int timeout_s, const ClientTlsFlags& tls) {
   if (endpoints.empty() == data_dir.empty()) {
     return Fail(absl::InvalidArgumentError("save needs exactly one of --endpoints, --data-dir"));
   }
@@ -87,10 +108,12 @@ int Save(const std::vector<std::string>& endpoints, const std::string& data_dir,
     summary = cf::backup::VerifyFile(file);
   } else {
     const std::string part = file + ".part";
+    auto credentials = ClientCredentials(tls, endpoints);
+    if (!credentials.ok()) return Fail(credentials.status());
     absl::Status last;
     for (const std::string& list : endpoints) {
       for (absl::string_view e : absl::StrSplit(list, ',', absl::SkipEmpty())) {
-        last = FetchSnapshot(std::string(e), part, timeout_s);
+        last = FetchSnapshot(std::string(e), part, timeout_s, *credentials);
         if (last.ok()) break;
         std::cerr << "chainfire-backup: " << last.message() << "\n";
       }
@@ -176,6 +199,10 @@ int main(int argc, char** argv) {
   save->add_option("--timeout", timeout_s, "Seconds allowed for the whole transfer")
       ->capture_default_str();
   save->add_option("file", save_file, "The backup file to write")->required();
+  ClientTlsFlags tls;
+  save->add_option("--cacert", tls.cacert, "Verify the members' certificates with this CA bundle");
+  save->add_option("--cert", tls.cert, "Client certificate (for --client-cert-auth members)");
+  save->add_option("--key", tls.key, "Client certificate's key");
 
   std::string verify_file;
   auto* verify = app.add_subcommand("verify", "Check a backup's checksum and structure");
@@ -206,7 +233,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (*save) return Save(endpoints, save_dir, save_file, timeout_s);
+  if (*save) return Save(endpoints, save_dir, save_file, timeout_s, tls);
   if (*verify || *inspect) {
     const std::string& file = *verify ? verify_file : inspect_file;
     auto summary = cf::backup::VerifyFile(file);

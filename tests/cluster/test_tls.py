@@ -10,6 +10,7 @@ import pytest
 
 from chainfire_harness import certs
 from chainfire_harness import cluster as harness
+from chainfire_harness import probes
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,22 @@ def test_three_members_with_mutual_tls_between_peers_and_no_stranger_gets_in(pki
         finally:
             channel.close()
         c.etcdctl("put", "still", "serving")
+
+
+def test_chainfire_backup_saves_from_a_tls_cluster(pki):
+    with harness.Cluster(1, client_tls=client_tls(pki)) as c:
+        c.etcdctl("put", "backed", "up")
+        ep = "https://" + c.members[0].endpoint
+        with tempfile.TemporaryDirectory() as d:
+            out = d + "/b.cfb"
+            plain = probes.backup_tool("save", "--endpoints", ep, "--timeout", "10", out,
+                                       check=False)
+            assert plain.returncode != 0, "saved without a client certificate"
+            probes.backup_tool("save", "--endpoints", ep, "--cacert", pki["ca"][0], "--cert",
+                               pki["client"][0], "--key", pki["client"][1], out)
+            inspect = json.loads(probes.backup_tool("inspect", out).stdout)
+            assert inspect["keys"] >= 1
+            bad = probes.backup_tool("save", "--endpoints", ep, "--cacert", pki["ca"][0],
+                                     "--cert", pki["client"][0], "--key", pki["server"][1], out,
+                                     check=False)
+            assert bad.returncode != 0 and "does not match the certificate" in bad.stderr

@@ -16,7 +16,7 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const TlsMaterial&
                                                               bool client_cert_auth);
 // Credentials for dialing a TLS server (a peer): verifies its certificate against the
 // material's CA bundle and its name against the address dialed, and presents the material's
-// own certificate (for servers that require one).
+// own certificate, if it has one (for servers that require one).
 std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(const TlsMaterial& material);
 
 }  // namespace chainfire::tls

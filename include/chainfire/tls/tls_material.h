@@ -3,10 +3,11 @@
 // their --peer-* forms). This module is the one place that reads and checks them; the gRPC
 // credentials built on it come with the TLS issue's next steps (docs/security.md, when written).
 //
-// LoadTlsMaterial reads and checks a set of files: the certificate file holds a certificate
-// (its chain may follow), the key matches it, the CA file holds one or more certificates (a
-// bundle: several CAs during a rotation), the CRL (optional) parses. Every error names the
-// file and the reason.
+// LoadTlsMaterial reads and checks a set of files (certificate and key both given, or neither
+// for trust-only material: a client that presents no certificate): the certificate file holds a
+// certificate (its chain may follow), the key matches it, the CA file holds one or more
+// certificates (a bundle: several CAs during a rotation), the CRL (optional) parses. Every error
+// names the file and the reason.
 //
 // TlsMaterialSource keeps the last good material and re-reads the files on Refresh(): a new set
 // is validated first and only then swapped in; a half-written, unreadable or mismatched file
