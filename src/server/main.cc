@@ -48,6 +48,7 @@ struct Flags {
   bool client_cert_auth = false;
   std::string peer_cert_file, peer_key_file, peer_trusted_ca_file;  // peer TLS (https:// peers)
   bool peer_client_cert_auth = false;
+  std::string peer_cert_allowed_cn;
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
   std::string testing_peer_dial;
@@ -130,6 +131,8 @@ int main(int argc, char** argv) {
        "Path to the client server TLS trusted CA cert file (one or more CAs)");
   flag("peer-cert-file", f.peer_cert_file, "Path to the peer server TLS cert file");
   flag("peer-key-file", f.peer_key_file, "Path to the peer server TLS key file");
+  flag("peer-cert-allowed-cn", f.peer_cert_allowed_cn,
+       "Allowed CN for inter-peer authentication (with --peer-client-cert-auth)");
   flag("peer-trusted-ca-file", f.peer_trusted_ca_file,
        "Path to the peer server TLS trusted CA file");
   app.add_flag("--peer-client-cert-auth", f.peer_client_cert_auth,
@@ -264,6 +267,9 @@ int main(int argc, char** argv) {
     peer_tls = OrDie(
         cf::tls::LoadTlsMaterial({f.peer_cert_file, f.peer_key_file, f.peer_trusted_ca_file, ""}));
     peer_channel_credentials = cf::tls::ChannelCredentialsFor(*peer_tls);
+    if (!f.peer_cert_allowed_cn.empty() && !f.peer_client_cert_auth) {
+      Die("--peer-cert-allowed-cn needs --peer-client-cert-auth");
+    }
   } else if (!f.peer_cert_file.empty() || f.peer_client_cert_auth) {
     Die("--peer-cert-file / --peer-client-cert-auth given but the peer URLs are http://");
   }
@@ -407,7 +413,8 @@ int main(int argc, char** argv) {
   for (const std::string& u : listen_peer) {
     peer_builder.AddListeningPort(
         cf::server::HostPort(u),
-        peer_tls ? cf::tls::ServerCredentialsFor(*peer_tls, f.peer_client_cert_auth)
+        peer_tls ? cf::tls::ServerCredentialsFor(*peer_tls, f.peer_client_cert_auth,
+                                                 f.peer_cert_allowed_cn)
                  : grpc::InsecureServerCredentials());
   }
   peer_builder.SetMaxReceiveMessageSize(512 << 20);

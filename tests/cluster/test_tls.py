@@ -136,3 +136,27 @@ def test_chainfire_backup_saves_from_a_tls_cluster(pki):
                                      "--cert", pki["client"][0], "--key", pki["server"][1], out,
                                      check=False)
             assert bad.returncode != 0 and "does not match the certificate" in bad.stderr
+
+
+def test_peer_cert_allowed_cn_refuses_a_certificate_of_the_right_ca_with_another_cn(pki):
+    from chainfire_harness.api import peer_pb2, peer_pb2_grpc
+    import grpc
+    peer = harness.PeerTls(pki["ca"][0], pki["server"][0], pki["server"][1])
+    c = harness.Cluster(3, peer_tls=peer, extra=["--peer-cert-allowed-cn", "server"])
+    with c:
+        c.etcdctl("put", "cn", "ok")  # the members' own certificates (CN=server) are allowed
+        target = "127.0.0.1:%d" % c.members[0].peer_port
+        ca = open(pki["ca"][0], "rb").read()
+
+        def probe(pair):
+            key, cert = [open(p, "rb").read() for p in reversed(pair)]
+            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(ca, key, cert))
+            try:
+                return peer_pb2_grpc.PeerStub(channel).Probe(peer_pb2.ProbeRequest(), timeout=5)
+            finally:
+                channel.close()
+        assert probe(pki["server"]) is not None
+        with pytest.raises(grpc.RpcError):
+            probe(pki["client"])  # the peer CA's, but CN=client
+        assert "is not the allowed CN 'server'" in c.members[0].log()
+        c.etcdctl("put", "still", "serving")

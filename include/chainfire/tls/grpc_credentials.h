@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "chainfire/tls/tls_material.h"
 #include "grpcpp/security/credentials.h"
@@ -12,8 +13,11 @@
 
 namespace chainfire::tls {
 
+// `allowed_cn` (etcd's --peer-cert-allowed-cn; empty: any): with client_cert_auth, a client
+// certificate whose subject CN differs is refused after the chain check (and logged).
 std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const TlsMaterial& material,
-                                                              bool client_cert_auth);
+                                                              bool client_cert_auth,
+                                                              const std::string& allowed_cn = "");
 // Credentials for dialing a TLS server (a peer): verifies its certificate against the
 // material's CA bundle and its name against the address dialed, and presents the material's
 // own certificate, if it has one (for servers that require one).
