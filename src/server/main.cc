@@ -15,6 +15,7 @@
 #include "chainfire/server/services.h"
 #include "chainfire/storage/power_loss_fs.h"
 #include "chainfire/storage/raft_format.h"
+#include "chainfire/tls/cipher_suites.h"
 #include "chainfire/tls/grpc_credentials.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
@@ -49,6 +50,7 @@ struct Flags {
   std::string peer_cert_file, peer_key_file, peer_trusted_ca_file;  // peer TLS (https:// peers)
   bool peer_client_cert_auth = false;
   std::string peer_cert_allowed_cn;
+  std::string cipher_suites;
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
   std::string testing_peer_dial;
@@ -131,6 +133,9 @@ int main(int argc, char** argv) {
        "Path to the client server TLS trusted CA cert file (one or more CAs)");
   flag("peer-cert-file", f.peer_cert_file, "Path to the peer server TLS cert file");
   flag("peer-key-file", f.peer_key_file, "Path to the peer server TLS key file");
+  flag("cipher-suites", f.cipher_suites,
+       "Comma-separated TLS 1.2 cipher suites (Go's names, as etcd); applies to every TLS port "
+       "and peer channel (default: gRPC's)");
   flag("peer-cert-allowed-cn", f.peer_cert_allowed_cn,
        "Allowed CN for inter-peer authentication (with --peer-client-cert-auth)");
   flag("peer-trusted-ca-file", f.peer_trusted_ca_file,
@@ -205,6 +210,8 @@ int main(int argc, char** argv) {
   }
   const cf::server::AutoCompactionPolicy compaction =
       OrDie(cf::server::ParseAutoCompaction(f.auto_compaction_mode, f.auto_compaction_retention));
+  // Before any gRPC object exists: gRPC reads the list once, when it initializes.
+  OrDie(cf::tls::ApplyCipherSuites(f.cipher_suites));
   if (f.data_dir.empty()) f.data_dir = f.name + ".chainfire";
   if (f.advertise_client_urls.empty()) f.advertise_client_urls = f.listen_client_urls;
   if (f.initial_cluster.empty()) f.initial_cluster = f.name + "=" + f.initial_advertise_peer_urls;

@@ -1,5 +1,5 @@
 """docs/operations.md, run as written: every ```sh block, in order, from a scratch directory
-holding build/, scripts/ and nix/ (links to this checkout) and an empty work/. The runbook uses
+holding build/, scripts/, nix/ and tests/ (links to this checkout) and an empty work/. The runbook uses
 the documented fixed ports (2379.., 12379); they lie below the kernel's ephemeral range, so
 the other tests' free ports never take them."""
 import os
@@ -41,12 +41,13 @@ def test_every_command_block_of_the_runbook_runs():
     build = os.path.dirname(os.path.dirname(os.path.abspath(harness.CHAINFIRE)))
     with tempfile.TemporaryDirectory() as scratch:
         os.symlink(build, os.path.join(scratch, "build"))
-        for name in ("scripts", "nix"):
+        for name in ("scripts", "nix", "tests"):
             os.symlink(os.path.join(REPO, name), os.path.join(scratch, name))
         os.mkdir(os.path.join(scratch, "work"))
         env = dict(os.environ)
         env.pop("CHAINFIRE_BIN_DIR", None)
         env.pop("CHAINFIRE_WORK_DIR", None)
+        env.pop("PYTHONPATH", None)  # the runbook's commands must find the harness themselves
         try:
             for i, block in enumerate(blocks):
                 r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=scratch,

@@ -160,3 +160,21 @@ def test_peer_cert_allowed_cn_refuses_a_certificate_of_the_right_ca_with_another
             probe(pki["client"])  # the peer CA's, but CN=client
         assert "is not the allowed CN 'server'" in c.members[0].log()
         c.etcdctl("put", "still", "serving")
+
+
+def test_cipher_suites_refuse_a_client_offering_only_another_suite(pki):
+    import subprocess
+    tls = client_tls(pki)
+    tls.client_cert_auth = False
+    allowed, other = "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384"
+    c = harness.Cluster(1, client_tls=tls,
+                        extra=["--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"])
+    with c:
+        def handshake(cipher):
+            r = subprocess.run(["openssl", "s_client", "-connect", c.members[0].endpoint,
+                                "-tls1_2", "-cipher", cipher, "-CAfile", pki["ca"][0]],
+                               input="", capture_output=True, text=True, timeout=30)
+            return "Cipher is " + cipher in r.stdout
+        assert handshake(allowed), "the allowed suite is served"
+        assert not handshake(other), "a client offering only another suite was served"
+        c.etcdctl("put", "still", "serving")

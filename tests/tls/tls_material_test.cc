@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "chainfire/tls/cipher_suites.h"
 #include "gtest/gtest.h"
 #include "temp_dir.h"
 
@@ -130,6 +131,17 @@ TEST_F(TlsMaterialTest, RefreshTakesAValidNewSetAndKeepsTheLastGoodOne) {
 TEST_F(TlsMaterialTest, OpenRefusesAnInvalidSet) {
   auto source = TlsMaterialSource::Open({Path("m1.crt"), Path("m2.key"), "", ""});
   EXPECT_FALSE(source.ok());
+}
+
+TEST(CipherSuites, EtcdNamesMapToOpenSslNamesAndUnknownOnesAreNamed) {
+  auto list = OpenSslCipherList(
+      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305");
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(*list, "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305");
+  auto bad = OpenSslCipherList("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_NULL_WITH_NULL_NULL");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("unknown cipher suite TLS_NULL_WITH_NULL_NULL"),
+            std::string::npos);
 }
 
 }  // namespace
