@@ -101,6 +101,17 @@ std::string CommonName(X509* x) {
   return buf;
 }
 
+// Reads and checks a CA bundle into m->ca_pem and m->ca_subjects.
+absl::Status ReadTrustedCas(const std::string& path, TlsMaterial* m) {
+  auto ca = ReadFile(path, "trusted CA file");
+  if (!ca.ok()) return ca.status();
+  m->ca_pem = std::move(*ca);
+  auto cas = ReadAllCerts(m->ca_pem, "trusted CA file", path);
+  if (!cas.ok()) return cas.status();
+  for (const Cert& c : *cas) m->ca_subjects.push_back(SubjectLine(c.get()));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFiles& files) {
@@ -113,12 +124,7 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFiles& files) {
     if (files.trusted_ca_file.empty()) {
       return absl::InvalidArgumentError("no certificate, key or trusted CA file given");
     }
-    auto ca = ReadFile(files.trusted_ca_file, "trusted CA file");
-    if (!ca.ok()) return ca.status();
-    m.ca_pem = std::move(*ca);
-    auto cas = ReadAllCerts(m.ca_pem, "trusted CA file", files.trusted_ca_file);
-    if (!cas.ok()) return cas.status();
-    for (const Cert& c : *cas) m.ca_subjects.push_back(SubjectLine(c.get()));
+    if (absl::Status s = ReadTrustedCas(files.trusted_ca_file, &m); !s.ok()) return s;
     return m;
   }
   auto cert = ReadFile(files.cert_file, "certificate file");
@@ -146,12 +152,7 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFiles& files) {
   m.subject_cn = CommonName(chain.front().get());
 
   if (!files.trusted_ca_file.empty()) {
-    auto ca = ReadFile(files.trusted_ca_file, "trusted CA file");
-    if (!ca.ok()) return ca.status();
-    m.ca_pem = std::move(*ca);
-    auto cas = ReadAllCerts(m.ca_pem, "trusted CA file", files.trusted_ca_file);
-    if (!cas.ok()) return cas.status();
-    for (const Cert& c : *cas) m.ca_subjects.push_back(SubjectLine(c.get()));
+    if (absl::Status s = ReadTrustedCas(files.trusted_ca_file, &m); !s.ok()) return s;
   }
   if (!files.crl_file.empty()) {
     auto crl = ReadFile(files.crl_file, "CRL file");
