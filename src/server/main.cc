@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <type_traits>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -116,10 +117,16 @@ int main(int argc, char** argv) {
   CLI::App app{"chainfire: a fixed-membership control-plane store serving the etcd v3 API"};
   app.set_version_flag("--version", std::string("chainfire ") + cf::server::kChainfireVersion +
                                         " (etcd API " + cf::server::kEtcdApiVersion + ")");
+  // Every flag also reads CHAINFIRE_<NAME>. A bool is a bare flag or =true/false, as etcd's Go
+  // flags.
   auto flag = [&](const std::string& name, auto& var, const std::string& help) {
     std::string env = "CHAINFIRE_";
     for (char c : name) env += c == '-' ? '_' : static_cast<char>(std::toupper(c));
-    return app.add_option("--" + name, var, help)->envname(env)->capture_default_str();
+    if constexpr (std::is_same_v<std::decay_t<decltype(var)>, bool>) {
+      return app.add_flag("--" + name, var, help)->envname(env);
+    } else {
+      return app.add_option("--" + name, var, help)->envname(env)->capture_default_str();
+    }
   };
   flag("name", f.name, "Human-readable name of this member; must appear in --initial-cluster");
   flag("data-dir", f.data_dir, "Path to the data directory (default: <name>.chainfire)");
@@ -140,15 +147,11 @@ int main(int argc, char** argv) {
        "Allowed CN for inter-peer authentication (with --peer-client-cert-auth)");
   flag("peer-trusted-ca-file", f.peer_trusted_ca_file,
        "Path to the peer server TLS trusted CA file");
-  app.add_flag("--peer-client-cert-auth", f.peer_client_cert_auth,
-               "Enable peer client cert authentication (peers must present a cert from "
-               "--peer-trusted-ca-file)")
-      ->envname("CHAINFIRE_PEER_CLIENT_CERT_AUTH");
-  // A bare flag or =true/false, as etcd's Go flags.
-  app.add_flag("--client-cert-auth", f.client_cert_auth,
-               "Enable client cert authentication (clients must present a cert from "
-               "--trusted-ca-file)")
-      ->envname("CHAINFIRE_CLIENT_CERT_AUTH");
+  flag("peer-client-cert-auth", f.peer_client_cert_auth,
+       "Enable peer client cert authentication (peers must present a cert from "
+       "--peer-trusted-ca-file)");
+  flag("client-cert-auth", f.client_cert_auth,
+       "Enable client cert authentication (clients must present a cert from --trusted-ca-file)");
   flag("initial-advertise-peer-urls", f.initial_advertise_peer_urls,
        "This member's peer URLs as the others dial them; must match its --initial-cluster entry");
   flag("initial-cluster", f.initial_cluster,
