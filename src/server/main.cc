@@ -13,11 +13,11 @@
 #include "absl/synchronization/mutex.h"
 #include "chainfire/backup/state_dump.h"
 #include "chainfire/server/auto_compactor.h"
+#include "chainfire/server/member_tls.h"
 #include "chainfire/server/services.h"
 #include "chainfire/storage/power_loss_fs.h"
 #include "chainfire/storage/raft_format.h"
 #include "chainfire/tls/cipher_suites.h"
-#include "chainfire/tls/grpc_credentials.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
 
@@ -46,11 +46,7 @@ struct Flags {
   std::string log_level = "info";
   uint64_t snapshot_count = 100000;
   uint64_t snapshot_catchup_entries = 5000;
-  std::string cert_file, key_file, trusted_ca_file;  // client TLS (https:// client URLs)
-  bool client_cert_auth = false;
-  std::string peer_cert_file, peer_key_file, peer_trusted_ca_file;  // peer TLS (https:// peers)
-  bool peer_client_cert_auth = false;
-  std::string peer_cert_allowed_cn;
+  cf::server::MemberTlsFlags tls;  // https:// client and peer URLs
   std::string cipher_suites;
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
@@ -134,24 +130,36 @@ int main(int argc, char** argv) {
   flag("advertise-client-urls", f.advertise_client_urls,
        "Client URLs to publish to the cluster (default: --listen-client-urls)");
   flag("listen-peer-urls", f.listen_peer_urls, "URLs to listen on for peer traffic");
-  flag("cert-file", f.cert_file, "Path to the client server TLS cert file (https:// client URLs)");
-  flag("key-file", f.key_file, "Path to the client server TLS key file");
-  flag("trusted-ca-file", f.trusted_ca_file,
+  flag("cert-file", f.tls.cert_file,
+       "Path to the client server TLS cert file (https:// client URLs)");
+  flag("key-file", f.tls.key_file, "Path to the client server TLS key file");
+  flag("trusted-ca-file", f.tls.trusted_ca_file,
        "Path to the client server TLS trusted CA cert file (one or more CAs)");
-  flag("peer-cert-file", f.peer_cert_file, "Path to the peer server TLS cert file");
-  flag("peer-key-file", f.peer_key_file, "Path to the peer server TLS key file");
+  flag("client-cert-auth", f.tls.client_cert_auth,
+       "Enable client cert authentication (clients must present a cert from --trusted-ca-file)");
+  flag("client-crl-file", f.tls.client_crl_file,
+       "Path to the client certificate revocation list file (re-read when it changes)");
+  flag("peer-cert-file", f.tls.peer_cert_file, "Path to the peer server TLS cert file");
+  flag("peer-key-file", f.tls.peer_key_file, "Path to the peer server TLS key file");
+  flag("peer-trusted-ca-file", f.tls.peer_trusted_ca_file,
+       "Path to the peer server TLS trusted CA file (one or more CAs)");
+  flag("peer-client-cert-auth", f.tls.peer_client_cert_auth,
+       "Enable peer client cert authentication (peers must present a cert from "
+       "--peer-trusted-ca-file)");
+  flag("peer-crl-file", f.tls.peer_crl_file,
+       "Path to the peer certificate revocation list file (re-read when it changes)");
+  flag("peer-cert-allowed-cn", f.tls.peer_cert_allowed_cn,
+       "Allowed CN for inter-peer authentication (with --peer-client-cert-auth)");
+  flag("peer-cert-allowed-hostname", f.tls.peer_cert_allowed_hostname,
+       "Allowed TLS hostname (a DNS or IP SAN) for inter-peer authentication");
   flag("cipher-suites", f.cipher_suites,
        "Comma-separated TLS 1.2 cipher suites (Go's names, as etcd); applies to every TLS port "
        "and peer channel (default: gRPC's)");
-  flag("peer-cert-allowed-cn", f.peer_cert_allowed_cn,
-       "Allowed CN for inter-peer authentication (with --peer-client-cert-auth)");
-  flag("peer-trusted-ca-file", f.peer_trusted_ca_file,
-       "Path to the peer server TLS trusted CA file");
-  flag("peer-client-cert-auth", f.peer_client_cert_auth,
-       "Enable peer client cert authentication (peers must present a cert from "
-       "--peer-trusted-ca-file)");
-  flag("client-cert-auth", f.client_cert_auth,
-       "Enable client cert authentication (clients must present a cert from --trusted-ca-file)");
+  flag("tls-max-connection-age", f.tls.max_connection_age,
+       "Servers with a TLS port close each connection after about this long (clients reconnect "
+       "and are checked again), so one opened under a removed CA or certificate ends; 0: never");
+  flag("tls-max-connection-age-grace", f.tls.max_connection_age_grace,
+       "How long calls of a connection past its age may take before it is cut");
   flag("initial-advertise-peer-urls", f.initial_advertise_peer_urls,
        "This member's peer URLs as the others dial them; must match its --initial-cluster entry");
   flag("initial-cluster", f.initial_cluster,
@@ -222,23 +230,6 @@ int main(int argc, char** argv) {
       OrDie(cf::server::ParseUrls(f.listen_client_urls, "--listen-client-urls", true));
   const auto advertise_client =
       OrDie(cf::server::ParseUrls(f.advertise_client_urls, "--advertise-client-urls", true));
-  // Client TLS: checked now, so a bad certificate or key refuses to start, naming the file.
-  std::optional<cf::tls::TlsMaterial> client_tls;
-  const bool client_https =
-      std::any_of(listen_client.begin(), listen_client.end(),
-                  [](const std::string& u) { return absl::StartsWith(u, "https://"); });
-  if (client_https) {
-    if (f.cert_file.empty() || f.key_file.empty()) {
-      Die("--listen-client-urls has an https:// URL: --cert-file and --key-file are required");
-    }
-    if (f.client_cert_auth && f.trusted_ca_file.empty()) {
-      Die("--client-cert-auth needs --trusted-ca-file (the CAs client certificates must come "
-          "from)");
-    }
-    client_tls = OrDie(cf::tls::LoadTlsMaterial({f.cert_file, f.key_file, f.trusted_ca_file, ""}));
-  } else if (!f.cert_file.empty() || f.client_cert_auth) {
-    Die("--cert-file / --client-cert-auth given but no https:// URL in --listen-client-urls");
-  }
   const auto listen_peer =
       OrDie(cf::server::ParseUrls(f.listen_peer_urls, "--listen-peer-urls", true));
   const auto advertise_peer = OrDie(
@@ -256,33 +247,16 @@ int main(int argc, char** argv) {
                        " in --initial-cluster"));
     }
   }
-  // Peer TLS: every peer URL https:// (then --peer-cert-file/--peer-key-file/--peer-trusted-ca-
-  // file are required) or none.
+  // TLS: checked now, so a bad certificate or key refuses to start, naming the file.
   std::vector<std::string> all_peer_urls = listen_peer;
   for (const cf::server::MemberSpec& m : spec.members) {
     all_peer_urls.insert(all_peer_urls.end(), m.peer_urls.begin(), m.peer_urls.end());
   }
-  const auto https_peers =
-      std::count_if(all_peer_urls.begin(), all_peer_urls.end(),
-                    [](const std::string& u) { return absl::StartsWith(u, "https://"); });
-  std::optional<cf::tls::TlsMaterial> peer_tls;
-  std::shared_ptr<grpc::ChannelCredentials> peer_channel_credentials;
-  if (https_peers > 0) {
-    if (static_cast<size_t>(https_peers) != all_peer_urls.size()) {
-      Die("peer URLs mix http:// and https:// (--listen-peer-urls, --initial-cluster): use one");
-    }
-    if (f.peer_cert_file.empty() || f.peer_key_file.empty() || f.peer_trusted_ca_file.empty()) {
-      Die("https:// peer URLs need --peer-cert-file, --peer-key-file and --peer-trusted-ca-file");
-    }
-    peer_tls = OrDie(
-        cf::tls::LoadTlsMaterial({f.peer_cert_file, f.peer_key_file, f.peer_trusted_ca_file, ""}));
-    peer_channel_credentials = cf::tls::ChannelCredentialsFor(*peer_tls);
-    if (!f.peer_cert_allowed_cn.empty() && !f.peer_client_cert_auth) {
-      Die("--peer-cert-allowed-cn needs --peer-client-cert-auth");
-    }
-  } else if (!f.peer_cert_file.empty() || f.peer_client_cert_auth) {
-    Die("--peer-cert-file / --peer-client-cert-auth given but the peer URLs are http://");
-  }
+  f.tls.data_dir = f.data_dir;
+  cf::server::MemberTls tls =
+      OrDie(cf::server::MemberTls::FromFlags(f.tls, listen_client, all_peer_urls));
+  const std::shared_ptr<grpc::ChannelCredentials> peer_channel_credentials =
+      tls.PeerChannelCredentials();
 
   if (!f.testing_peer_dial.empty()) {
     for (absl::string_view item : absl::StrSplit(f.testing_peer_dial, ',')) {
@@ -421,12 +395,9 @@ int main(int argc, char** argv) {
       &cf::server::NodeHost::VerifyReceivedSnapshot, h->snapshot_dir());
   grpc::ServerBuilder peer_builder;
   for (const std::string& u : listen_peer) {
-    peer_builder.AddListeningPort(
-        cf::server::HostPort(u),
-        peer_tls ? cf::tls::ServerCredentialsFor(*peer_tls, f.peer_client_cert_auth,
-                                                 f.peer_cert_allowed_cn)
-                 : grpc::InsecureServerCredentials());
+    peer_builder.AddListeningPort(cf::server::HostPort(u), tls.PeerServerCredentials());
   }
+  if (tls.peer_tls()) tls.LimitConnectionAge(&peer_builder);
   peer_builder.SetMaxReceiveMessageSize(512 << 20);
   peer_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   peer_builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
@@ -444,12 +415,9 @@ int main(int argc, char** argv) {
   cf::server::LeaseService lease(host.get(), &quota);
   grpc::ServerBuilder client_builder;
   for (const std::string& u : listen_client) {
-    client_builder.AddListeningPort(
-        cf::server::HostPort(u),
-        absl::StartsWith(u, "https://")
-            ? cf::tls::ServerCredentialsFor(*client_tls, f.client_cert_auth)
-            : grpc::InsecureServerCredentials());
+    client_builder.AddListeningPort(cf::server::HostPort(u), tls.ClientServerCredentials(u));
   }
+  if (tls.client_tls()) tls.LimitConnectionAge(&client_builder);
   // As etcd: the gRPC receive limit is the request limit plus 512 KiB of envelope.
   client_builder.SetMaxReceiveMessageSize(static_cast<int>(f.max_request_bytes + 512 * 1024));
   client_builder.SetMaxSendMessageSize(INT32_MAX);
@@ -467,6 +435,7 @@ int main(int argc, char** argv) {
   if (!client_server) Die("cannot listen on --listen-client-urls " + f.listen_client_urls);
 
   host->Start(&transport);
+  tls.Start();
   cf::server::AutoCompactor auto_compactor(host.get(), compaction);
   spdlog::info("member {} ({}) of cluster {} serving clients on {} and peers on {}", f.name,
                cf::server::HexId(self->id), cf::server::HexId(spec.cluster_id),

@@ -87,10 +87,24 @@ absl::StatusOr<std::vector<Cert>> ReadAllCerts(const std::string& pem, const cha
   return certs;
 }
 
-std::string SubjectLine(X509* x) {
+std::string NameLine(const X509_NAME* name) {
   char buf[512];
-  X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof(buf));
+  X509_NAME_oneline(name, buf, sizeof(buf));
   return buf;
+}
+
+std::string SubjectLine(X509* x) { return NameLine(X509_get_subject_name(x)); }
+
+// A revoked certificate is named by its issuer and serial number.
+std::string RevocationId(const X509_NAME* issuer, const ASN1_INTEGER* serial) {
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(ASN1_INTEGER_to_BN(serial, nullptr), BN_free);
+  std::string hex = "?";
+  if (bn) {
+    char* h = BN_bn2hex(bn.get());
+    hex = h;
+    OPENSSL_free(h);
+  }
+  return NameLine(issuer) + " serial " + hex;
 }
 
 std::string CommonName(X509* x) {
@@ -109,6 +123,40 @@ absl::Status ReadTrustedCas(const std::string& path, TlsMaterial* m) {
   auto cas = ReadAllCerts(m->ca_pem, "trusted CA file", path);
   if (!cas.ok()) return cas.status();
   for (const Cert& c : *cas) m->ca_subjects.push_back(SubjectLine(c.get()));
+  return absl::OkStatus();
+}
+
+// Reads a CRL into m->crl_pem and m->revoked; it must be signed by a CA of m's bundle.
+absl::Status ReadCrl(const std::string& path, TlsMaterial* m) {
+  auto crl = ReadFile(path, "CRL file");
+  if (!crl.ok()) return crl.status();
+  m->crl_pem = std::move(*crl);
+  Bio crl_bio = MemoryBio(m->crl_pem);
+  std::unique_ptr<X509_CRL, CrlFree> parsed(
+      PEM_read_bio_X509_CRL(crl_bio.get(), nullptr, nullptr, nullptr));
+  if (!parsed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CRL file ", path, ": no PEM CRL in it (", OpenSslReason(), ")"));
+  }
+  bool signed_by_a_ca = false;
+  for (const Cert& ca : ReadCerts(m->ca_pem)) {
+    if (X509_NAME_cmp(X509_get_subject_name(ca.get()), X509_CRL_get_issuer(parsed.get())) == 0 &&
+        X509_CRL_verify(parsed.get(), X509_get0_pubkey(ca.get())) == 1) {
+      signed_by_a_ca = true;
+    }
+  }
+  ERR_clear_error();
+  if (!signed_by_a_ca) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CRL file ", path, ": not signed by a CA of the trusted CA file (issuer ",
+                     NameLine(X509_CRL_get_issuer(parsed.get())), ")"));
+  }
+  STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(parsed.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    const X509_REVOKED* r = sk_X509_REVOKED_value(revoked, i);
+    m->revoked.push_back(
+        RevocationId(X509_CRL_get_issuer(parsed.get()), X509_REVOKED_get0_serialNumber(r)));
+  }
   return absl::OkStatus();
 }
 
@@ -155,18 +203,24 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFiles& files) {
     if (absl::Status s = ReadTrustedCas(files.trusted_ca_file, &m); !s.ok()) return s;
   }
   if (!files.crl_file.empty()) {
-    auto crl = ReadFile(files.crl_file, "CRL file");
-    if (!crl.ok()) return crl.status();
-    m.crl_pem = std::move(*crl);
-    Bio crl_bio = MemoryBio(m.crl_pem);
-    std::unique_ptr<X509_CRL, CrlFree> parsed(
-        PEM_read_bio_X509_CRL(crl_bio.get(), nullptr, nullptr, nullptr));
-    if (!parsed) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("CRL file ", files.crl_file, ": no PEM CRL in it (", OpenSslReason(), ")"));
-    }
+    if (absl::Status s = ReadCrl(files.crl_file, &m); !s.ok()) return s;
   }
   return m;
+}
+
+absl::Status CheckNotRevoked(const TlsMaterial& material, const std::string& peer_cert_pem) {
+  if (material.revoked.empty()) return absl::OkStatus();
+  std::vector<Cert> certs = ReadCerts(peer_cert_pem);
+  if (certs.empty()) return absl::PermissionDeniedError("the peer certificate does not parse");
+  X509* x = certs.front().get();
+  const std::string id = RevocationId(X509_get_issuer_name(x), X509_get0_serialNumber(x));
+  for (const std::string& r : material.revoked) {
+    if (r == id) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("certificate ", SubjectLine(x), " (issuer ", id, ") is revoked by the CRL"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 TlsMaterialSource::TlsMaterialSource(TlsFiles files, TlsMaterial first)

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "chainfire/tls/cipher_suites.h"
+#include "chainfire/tls/live_tls.h"
 #include "gtest/gtest.h"
 #include "temp_dir.h"
 
@@ -36,6 +37,9 @@ class TlsMaterialTest : public ::testing::Test {
     Write("index.txt", "");
     Write("crlnumber", "01\n");
     Openssl("ca -config ca.conf -gencrl -keyfile ca1.key -cert ca1.crt -out ca1.crl");
+    // The same CA's CRL once member1's certificate is revoked.
+    Openssl("ca -config ca.conf -revoke m1.crt -keyfile ca1.key -cert ca1.crt");
+    Openssl("ca -config ca.conf -gencrl -keyfile ca1.key -cert ca1.crt -out ca1-revoked.crl");
     Write("bundle.crt", Read("ca1.crt") + Read("ca2.crt"));
   }
 
@@ -131,6 +135,66 @@ TEST_F(TlsMaterialTest, RefreshTakesAValidNewSetAndKeepsTheLastGoodOne) {
 TEST_F(TlsMaterialTest, OpenRefusesAnInvalidSet) {
   auto source = TlsMaterialSource::Open({Path("m1.crt"), Path("m2.key"), "", ""});
   EXPECT_FALSE(source.ok());
+}
+
+TEST_F(TlsMaterialTest, ACrlListsTheCertificatesItRevokesAndMustBeSignedByATrustedCa) {
+  TlsFiles files = Files("m2", "bundle.crt");
+  files.crl_file = Path("ca1.crl");
+  auto empty = LoadTlsMaterial(files);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(CheckNotRevoked(*empty, Read("m1.crt")).ok()) << "an empty CRL revokes nothing";
+
+  files.crl_file = Path("ca1-revoked.crl");
+  auto revoking = LoadTlsMaterial(files);
+  ASSERT_TRUE(revoking.ok()) << revoking.status();
+  ASSERT_EQ(revoking->revoked.size(), 1u);
+  absl::Status refused = CheckNotRevoked(*revoking, Read("m1.crt"));
+  EXPECT_TRUE(absl::IsPermissionDenied(refused)) << refused;
+  EXPECT_NE(refused.message().find("CN=member1"), std::string::npos) << refused;
+  EXPECT_TRUE(CheckNotRevoked(*revoking, Read("m2.crt")).ok()) << "another CA's certificate";
+  EXPECT_FALSE(CheckNotRevoked(*revoking, "garbage").ok()) << "an unparsable certificate";
+
+  // The CRL of a CA the bundle does not hold is refused, naming the file.
+  auto untrusted = LoadTlsMaterial({Path("m2.crt"), Path("m2.key"), Path("ca2.crt"),
+                                    Path("ca1-revoked.crl")});
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_NE(untrusted.status().message().find("not signed by a CA"), std::string::npos)
+      << untrusted.status();
+}
+
+TEST_F(TlsMaterialTest, LiveTlsCopiesOnlyValidSetsForGrpc) {
+  Write("live.crt", Read("m1.crt"));
+  Write("live.key", Read("m1.key"));
+  Write("live-ca.crt", Read("ca1.crt"));
+  const std::string copies = Path("copies");
+  auto live = LiveTls::Open({"client",
+                             {Path("live.crt"), Path("live.key"), Path("live-ca.crt"), ""},
+                             copies,
+                             true});
+  ASSERT_TRUE(live.ok()) << live.status();
+  ASSERT_NE((*live)->ServerCredentials(), nullptr);
+  ASSERT_NE((*live)->ChannelCredentials(), nullptr);
+  auto copy = [&](const std::string& name) { return Read("copies/" + name); };
+  EXPECT_EQ(copy("identity.pem"), Read("m1.key") + "\n" + Read("m1.crt"));
+  EXPECT_EQ(copy("ca.pem"), Read("ca1.crt"));
+  EXPECT_EQ(std::filesystem::status(copies).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_all);
+
+  // A truncated key in place: refused, the copies keep the last good pair.
+  Write("live.key", Read("m2.key").substr(0, 100));
+  EXPECT_FALSE((*live)->Reload().ok());
+  EXPECT_EQ(copy("identity.pem"), Read("m1.key") + "\n" + Read("m1.crt"));
+  // The new key before its certificate: mismatched, refused.
+  Write("live.key", Read("m2.key"));
+  EXPECT_FALSE((*live)->Reload().ok());
+  EXPECT_EQ(copy("identity.pem"), Read("m1.key") + "\n" + Read("m1.crt"));
+  // Then the certificate and a bundle: copied, both.
+  Write("live.crt", Read("m2.crt"));
+  Write("live-ca.crt", Read("bundle.crt"));
+  ASSERT_TRUE((*live)->Reload().ok());
+  EXPECT_EQ((*live)->generation(), 2u);
+  EXPECT_EQ(copy("identity.pem"), Read("m2.key") + "\n" + Read("m2.crt"));
+  EXPECT_EQ(copy("ca.pem"), Read("bundle.crt"));
 }
 
 TEST(CipherSuites, EtcdNamesMapToOpenSslNamesAndUnknownOnesAreNamed) {

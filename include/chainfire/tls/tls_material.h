@@ -1,13 +1,13 @@
 // TLS material: the certificate, key, trusted-CA bundle and CRL a member serves and dials with,
 // read from files (etcd's --cert-file / --key-file / --trusted-ca-file / --client-crl-file and
 // their --peer-* forms). This module is the one place that reads and checks them; the gRPC
-// credentials built on it come with the TLS issue's next steps (docs/security.md, when written).
+// credentials are built on it (grpc_credentials.h, live_tls.h; docs/security.md).
 //
 // LoadTlsMaterial reads and checks a set of files (certificate and key both given, or neither
 // for trust-only material: a client that presents no certificate): the certificate file holds a
 // certificate (its chain may follow), the key matches it, the CA file holds one or more
-// certificates (a bundle: several CAs during a rotation), the CRL (optional) parses. Every error
-// names the file and the reason.
+// certificates (a bundle: several CAs during a rotation), the CRL (optional) parses and is
+// signed by a CA of the bundle. Every error names the file and the reason.
 //
 // TlsMaterialSource keeps the last good material and re-reads the files on Refresh(): a new set
 // is validated first and only then swapped in; a half-written, unreadable or mismatched file
@@ -38,9 +38,14 @@ struct TlsMaterial {
   std::string cert_pem, key_pem, ca_pem, crl_pem;  // the files' bytes as read
   std::string subject_cn;                          // the certificate's subject common name
   std::vector<std::string> ca_subjects;            // one line per CA in the bundle
+  std::vector<std::string> revoked;  // the CRL's entries, as RevocationId() forms them
 };
 
 absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFiles& files);
+
+// OK when the PEM certificate `peer_cert_pem` is not on the material's CRL; otherwise
+// PERMISSION_DENIED naming its subject and serial. A certificate that does not parse is refused.
+absl::Status CheckNotRevoked(const TlsMaterial& material, const std::string& peer_cert_pem);
 
 class TlsMaterialSource {
  public:
