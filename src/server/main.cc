@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -89,6 +90,23 @@ void CheckIdentity(cf::storage::Engine* engine, const ClusterSpec& spec, uint64_
   cf::storage::raft_format::PutIdentity(engine, &batch, record,
                                         cf::server::MembershipHeader(spec).SerializeAsString());
   OrDie(engine->Write(&batch, true));
+}
+
+// gRPC's own log lines (a refused TLS handshake and OpenSSL's reason, for one) in the member's
+// log, in its format. GRPC_VERBOSITY (default ERROR) still chooses what gRPC logs.
+void LogFromGrpc(gpr_log_func_args* args) {
+  const char* slash = std::strrchr(args->file, '/');
+  const char* file = slash ? slash + 1 : args->file;
+  switch (args->severity) {
+    case GPR_LOG_SEVERITY_ERROR:
+      spdlog::error("grpc: {} ({}:{})", args->message, file, args->line);
+      break;
+    case GPR_LOG_SEVERITY_INFO:
+      spdlog::info("grpc: {} ({}:{})", args->message, file, args->line);
+      break;
+    default:
+      spdlog::debug("grpc: {} ({}:{})", args->message, file, args->line);
+  }
 }
 
 sigset_t BlockShutdownSignals() {
@@ -213,6 +231,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   spdlog::set_level(spdlog::level::from_str(f.log_level));
+  gpr_set_log_function(LogFromGrpc);
 
   if (f.election_timeout < 5 * f.heartbeat_interval) {
     Die(absl::StrCat("--election-timeout[", f.election_timeout,

@@ -20,7 +20,12 @@ def pki():
         other_ca = certs.make_ca(d, "other-ca")
         yield {"dir": d, "ca": ca, "server": certs.make_cert(d, "server", ca),
                "client": certs.make_cert(d, "client", ca),
-               "stranger": certs.make_cert(d, "stranger", other_ca)}
+               "stranger": certs.make_cert(d, "stranger", other_ca),
+               "expired": certs.make_cert(d, "expired", ca,
+                                          valid=("20200101000000Z", "20200102000000Z")),
+               "future": certs.make_cert(d, "future", ca,
+                                         valid=("20990101000000Z", "20990102000000Z")),
+               "elsewhere": certs.make_cert(d, "elsewhere", ca, hosts=("elsewhere.example",))}
 
 
 def client_tls(pki):
@@ -48,6 +53,10 @@ def test_refused_without_a_trusted_client_certificate_and_keeps_serving(pki):
             "a certificate of another CA": ["--cacert", pki["ca"][0], "--cert",
                                             pki["stranger"][0], "--key", pki["stranger"][1]],
             "plaintext": [],
+            "an expired certificate": ["--cacert", pki["ca"][0], "--cert", pki["expired"][0],
+                                       "--key", pki["expired"][1]],
+            "a certificate not valid yet": ["--cacert", pki["ca"][0], "--cert", pki["future"][0],
+                                            "--key", pki["future"][1]],
         }
         for what, flags in attempts.items():
             r = harness.etcdctl(ep, *flags, "put", "k", what, check=False, timeout=30,
@@ -177,4 +186,73 @@ def test_cipher_suites_refuse_a_client_offering_only_another_suite(pki):
             return "Cipher is " + cipher in r.stdout
         assert handshake(allowed), "the allowed suite is served"
         assert not handshake(other), "a client offering only another suite was served"
+        c.etcdctl("put", "still", "serving")
+
+
+def test_tls_to_a_plaintext_port_and_garbage_to_a_tls_port_are_refused(pki):
+    import os
+    import socket
+    c = harness.Cluster(1, client_tls=client_tls(pki))
+    plain_port = harness.free_ports(1)[0]
+    m = c.members[0]
+    try:
+        m.start(client_urls="https://%s,http://127.0.0.1:%d" % (m.endpoint, plain_port))
+        c.wait_for_leader()
+        r = harness.etcdctl("127.0.0.1:%d" % plain_port, "--cacert", pki["ca"][0], "--cert",
+                            pki["client"][0], "--key", pki["client"][1], "put", "k", "v",
+                            check=False, timeout=30, command_timeout="3s")
+        assert r.returncode != 0, "TLS to the plaintext port was served"
+        for _ in range(3):  # a garbage byte stream, then the connection closed
+            with socket.create_connection(("127.0.0.1", m.client_port), timeout=5) as s:
+                s.sendall(os.urandom(4096))
+                s.settimeout(5)
+                try:
+                    while s.recv(4096):
+                        pass
+                except (ConnectionResetError, socket.timeout):
+                    pass
+        c.etcdctl("put", "after", "garbage")  # still serving TLS clients
+        assert harness.etcdctl("127.0.0.1:%d" % plain_port, "get", "after",
+                               "--print-value-only").stdout.strip() == "garbage"
+        assert "Handshake failed" in m.log()
+    finally:
+        c.__exit__(None, None, None)
+
+
+def test_unreadable_certificate_files_refuse_to_start_naming_the_file(pki):
+    for flag in ("cert_file", "key_file", "ca"):
+        tls = client_tls(pki)
+        missing = pki["dir"] + "/missing-" + flag + ".pem"
+        if flag == "ca":
+            tls.ca = missing
+        elif flag == "cert_file":
+            tls.server_cert = missing
+        else:
+            tls.server_key = missing
+        c = harness.Cluster(1, client_tls=tls)
+        try:
+            code, out = c.members[0].run_to_exit()
+            assert code not in (0, None), out
+            assert missing + ": cannot be read" in out, out
+        finally:
+            c.__exit__(None, None, None)
+
+
+def test_peer_cert_allowed_hostname_refuses_a_certificate_for_another_host(pki):
+    from chainfire_harness import tls_clients as tc
+    peer = harness.PeerTls(pki["ca"][0], pki["server"][0], pki["server"][1])
+    c = harness.Cluster(3, peer_tls=peer, extra=["--peer-cert-allowed-hostname", "localhost"])
+    with c:
+        c.etcdctl("put", "hostname", "ok")  # the members' certificates name localhost
+        target = "127.0.0.1:%d" % c.members[0].peer_port
+
+        def served(pair):
+            ch = tc.channel(target, pki["ca"][0], *pair)
+            try:
+                return tc.answered(tc.probe_peer, ch)
+            finally:
+                ch.close()
+        assert served(pki["client"])  # the peer CA's, valid for localhost
+        assert not served(pki["elsewhere"])  # the peer CA's, but for elsewhere.example only
+        assert "is not valid for the allowed hostname 'localhost'" in c.members[0].log()
         c.etcdctl("put", "still", "serving")

@@ -155,8 +155,8 @@ TEST_F(TlsMaterialTest, ACrlListsTheCertificatesItRevokesAndMustBeSignedByATrust
   EXPECT_FALSE(CheckNotRevoked(*revoking, "garbage").ok()) << "an unparsable certificate";
 
   // The CRL of a CA the bundle does not hold is refused, naming the file.
-  auto untrusted = LoadTlsMaterial({Path("m2.crt"), Path("m2.key"), Path("ca2.crt"),
-                                    Path("ca1-revoked.crl")});
+  auto untrusted =
+      LoadTlsMaterial({Path("m2.crt"), Path("m2.key"), Path("ca2.crt"), Path("ca1-revoked.crl")});
   ASSERT_FALSE(untrusted.ok());
   EXPECT_NE(untrusted.status().message().find("not signed by a CA"), std::string::npos)
       << untrusted.status();
@@ -167,10 +167,8 @@ TEST_F(TlsMaterialTest, LiveTlsCopiesOnlyValidSetsForGrpc) {
   Write("live.key", Read("m1.key"));
   Write("live-ca.crt", Read("ca1.crt"));
   const std::string copies = Path("copies");
-  auto live = LiveTls::Open({"client",
-                             {Path("live.crt"), Path("live.key"), Path("live-ca.crt"), ""},
-                             copies,
-                             true});
+  auto live = LiveTls::Open(
+      {"client", {Path("live.crt"), Path("live.key"), Path("live-ca.crt"), ""}, copies, true});
   ASSERT_TRUE(live.ok()) << live.status();
   ASSERT_NE((*live)->ServerCredentials(), nullptr);
   ASSERT_NE((*live)->ChannelCredentials(), nullptr);
