@@ -31,4 +31,15 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(const TlsMateria
   return grpc::experimental::TlsCredentials(options);
 }
 
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientChannelCredentials(
+    const ClientTlsFlags& flags, bool https) {
+  if (flags.cacert.empty() && flags.cert.empty() && flags.key.empty()) {
+    if (https) return grpc::SslCredentials(grpc::SslCredentialsOptions());  // system roots
+    return grpc::InsecureChannelCredentials();
+  }
+  auto material = LoadTlsMaterial({flags.cert, flags.key, flags.cacert, ""});
+  if (!material.ok()) return material.status();
+  return ChannelCredentialsFor(*material);
+}
+
 }  // namespace chainfire::tls

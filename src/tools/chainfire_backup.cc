@@ -62,23 +62,14 @@ absl::Status FetchSnapshot(const std::string& endpoint, const std::string& path,
   return absl::OkStatus();
 }
 
-// etcdctl's client TLS flags.
-struct ClientTlsFlags {
-  std::string cacert, cert, key;
-};
+using cf::tls::ClientTlsFlags;
 
 // Plaintext unless a TLS flag or an https:// endpoint asks for TLS; the files are checked first.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientCredentials(
     const ClientTlsFlags& tls, const std::vector<std::string>& endpoints) {
   bool https = false;
   for (const std::string& list : endpoints) https |= list.find("https://") != std::string::npos;
-  if (tls.cacert.empty() && tls.cert.empty() && tls.key.empty()) {
-    if (https) return grpc::SslCredentials(grpc::SslCredentialsOptions());  // system roots
-    return grpc::InsecureChannelCredentials();
-  }
-  auto material = cf::tls::LoadTlsMaterial({tls.cert, tls.key, tls.cacert, ""});
-  if (!material.ok()) return material.status();
-  return cf::tls::ChannelCredentialsFor(*material);
+  return cf::tls::ClientChannelCredentials(tls, https);
 }
 
 int Save(const std::vector<std::string>& endpoints, const std::string& data_dir,

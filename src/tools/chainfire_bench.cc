@@ -7,6 +7,7 @@
 //
 //   chainfire-bench --endpoints 127.0.0.1:2379,127.0.0.1:22379 --op put --clients 200
 //   chainfire-bench --endpoints 127.0.0.1:2379 --op get --clients 200   (linearizable reads)
+//   chainfire-bench --endpoints https://127.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key
 //
 // Thread-safety: the callbacks run on gRPC's threads; counters are atomics, latencies are kept
 // per client slot (one request in flight per slot).
@@ -22,8 +23,11 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "chainfire/tls/grpc_credentials.h"
 #include "etcd/rpc.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -39,19 +43,23 @@ struct Options {
   double seconds = 10;
   int key_size = 8;
   int val_size = 256;
-  int keys = 100000;  // key space: keys are bench/<n> padded to key_size
+  int keys = 100000;                   // key space: keys are bench/<n> padded to key_size
+  chainfire::tls::ClientTlsFlags tls;  // etcdctl's --cacert/--cert/--key
 };
 
 class Bench {
  public:
-  explicit Bench(const Options& o) : o_(o) {
-    std::vector<std::string> eps = absl::StrSplit(o.endpoints, ',', absl::SkipEmpty());
+  Bench(const Options& o, std::shared_ptr<grpc::ChannelCredentials> credentials) : o_(o) {
+    std::vector<std::string> eps;
+    for (absl::string_view ep : absl::StrSplit(o.endpoints, ',', absl::SkipEmpty())) {
+      if (!absl::ConsumePrefix(&ep, "https://")) absl::ConsumePrefix(&ep, "http://");
+      eps.emplace_back(ep);
+    }
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
     for (int c = 0; c < o.conns; ++c) {
       args.SetInt("chainfire.bench.channel", c);  // distinct channels, not one shared
-      auto ch =
-          grpc::CreateCustomChannel(eps[c % eps.size()], grpc::InsecureChannelCredentials(), args);
+      auto ch = grpc::CreateCustomChannel(eps[c % eps.size()], credentials, args);
       stubs_.push_back(etcdserverpb::KV::NewStub(ch));
     }
     value_.assign(o.val_size, 'v');
@@ -177,9 +185,19 @@ int main(int argc, char** argv) {
   app.add_option("--key-size", o.key_size, "key length (bytes, padded)");
   app.add_option("--val-size", o.val_size, "value length (bytes)");
   app.add_option("--keys", o.keys, "size of the key space")->check(CLI::PositiveNumber);
+  app.add_option("--cacert", o.tls.cacert, "verify the servers' certificates with this CA bundle");
+  app.add_option("--cert", o.tls.cert, "client certificate (TLS)");
+  app.add_option("--key", o.tls.key, "client certificate's key");
   CLI11_PARSE(app, argc, argv);
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);  // as the daemon
-  Bench bench(o);
+  auto credentials =
+      chainfire::tls::ClientChannelCredentials(o.tls, absl::StrContains(o.endpoints, "https://"));
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "chainfire-bench: %s\n",
+                 std::string(credentials.status().message()).c_str());
+    return 2;
+  }
+  Bench bench(o, *credentials);
   std::printf("%s\n", bench.Run().c_str());
   return bench.succeeded() > 0 ? 0 : 1;  // nothing succeeded: the endpoints are not serving
 }

@@ -115,12 +115,17 @@ def etcdctl(endpoints, *args, timeout=30, check=True, command_timeout="10s"):
     return r
 
 
-def backup_tool(*args, check=True, timeout=300):
-    cmd = [os.path.join(BIN_DIR, "chainfire-backup")] + list(args)
+def tool(name, *args, check=True, timeout=300):
+    """Runs build/bin/`name` (chainfire-backup, chainfire-bench) with `args`."""
+    cmd = [os.path.join(BIN_DIR, name)] + list(args)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and r.returncode != 0:
         raise HarnessError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
     return r
+
+
+def backup_tool(*args, check=True, timeout=300):
+    return tool("chainfire-backup", *args, check=check, timeout=timeout)
 
 
 class Workers:

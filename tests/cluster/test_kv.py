@@ -221,10 +221,8 @@ def test_compaction_hashkv_defrag_move_leader(c):
 
 
 def _bench(c, *args):
-    import os
-    import subprocess
-    binary = os.path.join(os.path.dirname(os.environ["CHAINFIRE_BIN"]), "chainfire-bench")
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
+    from chainfire_harness import probes
+    return probes.tool("chainfire-bench", *args, check=False, timeout=60)
 
 
 def test_bench_tool_each_acknowledged_put_is_one_revision(c):

@@ -147,6 +147,20 @@ def test_chainfire_backup_saves_from_a_tls_cluster(pki):
             assert bad.returncode != 0 and "does not match the certificate" in bad.stderr
 
 
+def test_chainfire_bench_over_tls(pki):
+    with harness.Cluster(1, client_tls=client_tls(pki)) as c:
+        ep = "https://" + c.members[0].endpoint
+        flags = ["--endpoints", ep, "--op", "put", "--clients", "4", "--conns", "1",
+                 "--seconds", "1"]
+        run = probes.tool("chainfire-bench", *flags, "--cacert", pki["ca"][0], "--cert",
+                          pki["client"][0], "--key", pki["client"][1], timeout=60)
+        result = json.loads(run.stdout)
+        assert result["ok"] > 0 and result["errors"] == 0, result
+        refused = probes.tool("chainfire-bench", *flags, "--cacert", pki["ca"][0], check=False,
+                              timeout=60)
+        assert refused.returncode == 1 and json.loads(refused.stdout)["ok"] == 0
+
+
 def test_peer_cert_allowed_cn_refuses_a_certificate_of_the_right_ca_with_another_cn(pki):
     from chainfire_harness.api import peer_pb2, peer_pb2_grpc
     import grpc

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
+#include "absl/status/statusor.h"
 #include "chainfire/tls/tls_material.h"
 #include "grpcpp/security/credentials.h"
 
@@ -16,5 +18,15 @@ namespace chainfire::tls {
 // its name against the address dialed, and presents the material's own certificate, if it has one
 // (for servers that require one).
 std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(const TlsMaterial& material);
+
+// etcdctl's client TLS flags: --cacert, --cert, --key.
+struct ClientTlsFlags {
+  std::string cacert, cert, key;
+};
+// A tool's credentials: plaintext unless a flag is given or `https` (an https:// endpoint was
+// named; without --cacert the system's CAs verify it). The files are checked first (errors name
+// them).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientChannelCredentials(
+    const ClientTlsFlags& flags, bool https);
 
 }  // namespace chainfire::tls
