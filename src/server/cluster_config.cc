@@ -70,17 +70,11 @@ backup::BackupHeader MembershipHeader(const ClusterSpec& spec) {
   return h;
 }
 
-absl::StatusOr<std::vector<std::string>> ParseUrls(const std::string& urls, const std::string& flag,
-                                                   bool allow_https) {
+absl::StatusOr<std::vector<std::string>> ParseUrls(const std::string& urls,
+                                                   const std::string& flag) {
   std::vector<std::string> out;
   for (absl::string_view part : absl::StrSplit(urls, ',', absl::SkipWhitespace())) {
     std::string url(absl::StripAsciiWhitespace(part));
-    if (absl::StartsWith(url, "https://") && !allow_https) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(flag, ": ", url,
-                       ": https is not supported yet (TLS is not implemented); "
-                       "use http://"));
-    }
     if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
       return absl::InvalidArgumentError(
           absl::StrCat(flag, ": ", url, ": expected a URL like http://127.0.0.1:2379"));
@@ -123,7 +117,7 @@ absl::StatusOr<ClusterSpec> ParseInitialCluster(const std::string& initial_clust
       return absl::InvalidArgumentError(
           absl::StrCat("--initial-cluster: '", part, "': expected name=http://host:port"));
     }
-    auto urls = ParseUrls(kv.second, "--initial-cluster", /*allow_https=*/true);
+    auto urls = ParseUrls(kv.second, "--initial-cluster");
     if (!urls.ok()) return urls.status();
     MemberSpec* m = nullptr;
     for (MemberSpec& existing : spec.members) {

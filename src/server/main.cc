@@ -246,13 +246,12 @@ int main(int argc, char** argv) {
   if (f.advertise_client_urls.empty()) f.advertise_client_urls = f.listen_client_urls;
   if (f.initial_cluster.empty()) f.initial_cluster = f.name + "=" + f.initial_advertise_peer_urls;
   const auto listen_client =
-      OrDie(cf::server::ParseUrls(f.listen_client_urls, "--listen-client-urls", true));
+      OrDie(cf::server::ParseUrls(f.listen_client_urls, "--listen-client-urls"));
   const auto advertise_client =
-      OrDie(cf::server::ParseUrls(f.advertise_client_urls, "--advertise-client-urls", true));
-  const auto listen_peer =
-      OrDie(cf::server::ParseUrls(f.listen_peer_urls, "--listen-peer-urls", true));
-  const auto advertise_peer = OrDie(
-      cf::server::ParseUrls(f.initial_advertise_peer_urls, "--initial-advertise-peer-urls", true));
+      OrDie(cf::server::ParseUrls(f.advertise_client_urls, "--advertise-client-urls"));
+  const auto listen_peer = OrDie(cf::server::ParseUrls(f.listen_peer_urls, "--listen-peer-urls"));
+  const auto advertise_peer =
+      OrDie(cf::server::ParseUrls(f.initial_advertise_peer_urls, "--initial-advertise-peer-urls"));
   ClusterSpec spec =
       OrDie(cf::server::ParseInitialCluster(f.initial_cluster, f.initial_cluster_token));
   const cf::server::MemberSpec* self = spec.Find(f.name);

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 
+from chainfire_harness import certs
 from chainfire_harness.probes import (BIN_DIR, HarnessError, etcdctl, free_ports,  # noqa: F401
                                       leader_of, parse_endpoint_status, parse_get_json,
                                       parse_member_list)
@@ -42,6 +43,18 @@ class PeerTls:
     def __init__(self, ca, cert, key, client_cert_auth=True):
         self.ca, self.cert, self.key = ca, cert, key
         self.client_cert_auth = client_cert_auth
+
+
+def make_tls(directory):
+    """Certificates for a cluster with mutual TLS on both ports, made under `directory`: a CA,
+    one certificate every member serves and dials with (127.0.0.1, localhost) and a client
+    certificate; returns (ClientTls, PeerTls)."""
+    os.makedirs(directory, exist_ok=True)
+    ca = certs.make_ca(directory, "cluster-ca")
+    member = certs.make_cert(directory, "member", ca)
+    client = certs.make_cert(directory, "client", ca)
+    return (ClientTls(ca[0], member[0], member[1], client[0], client[1]),
+            PeerTls(ca[0], member[0], member[1]))
 
 
 class Member:
@@ -140,8 +153,8 @@ class Member:
 
     def status(self):
         """This member's `endpoint status` dict, or None when it does not answer."""
-        r = etcdctl(self.endpoint, "endpoint", "status", "-w", "json", check=False,
-                    timeout=10, command_timeout="3s")
+        r = self.cluster.etcdctl("endpoint", "status", "-w", "json", endpoints=self.endpoint,
+                                 check=False, timeout=10, command_timeout="3s")
         try:
             return parse_endpoint_status(r.stdout).get(self.endpoint)
         except ValueError:
@@ -219,11 +232,29 @@ class Cluster:
     def member(self, name):
         return next(m for m in self.members if m.name == name)
 
-    def etcdctl(self, *args, endpoints=None, timeout=20, check=True):
+    def client_flags(self):
+        """etcdctl's TLS flags for this cluster's clients (chainfire-backup and chainfire-bench
+        take the same); none without client TLS."""
         tls = self.client_tls
-        flags = ["--cacert", tls.ca, "--cert", tls.client_cert, "--key", tls.client_key] if tls else []
-        return etcdctl(endpoints or self.endpoints, *flags, *args, timeout=timeout, check=check,
-                       command_timeout="5s")
+        return ["--cacert", tls.ca, "--cert", tls.client_cert, "--key", tls.client_key] if tls else []
+
+    def plaintext_refused(self):
+        """True when every running member refuses a plaintext client (etcdctl without TLS
+        flags): the proof that a TLS cluster is one."""
+        return all(etcdctl(m.endpoint, "get", "probe", check=False, timeout=20,
+                           command_timeout="3s").returncode != 0
+                   for m in self.members if m.alive())
+
+    def etcd3_kwargs(self):
+        """python-etcd3's TLS arguments for this cluster's clients."""
+        tls = self.client_tls
+        if not tls:
+            return {}
+        return {"ca_cert": tls.ca, "cert_cert": tls.client_cert, "cert_key": tls.client_key}
+
+    def etcdctl(self, *args, endpoints=None, timeout=20, check=True, command_timeout="5s"):
+        return etcdctl(endpoints or self.endpoints, *self.client_flags(), *args, timeout=timeout,
+                       check=check, command_timeout=command_timeout)
 
     def statuses(self, members=None):
         """{endpoint: status} of the given (default: running) members that answer."""

@@ -7,7 +7,7 @@ import random
 import shutil
 
 from chainfire_harness import probes
-from chainfire_harness.cluster import Cluster
+from chainfire_harness.cluster import Cluster, make_tls
 
 
 def write_data_set(c, keys, seed):
@@ -19,23 +19,23 @@ def write_data_set(c, keys, seed):
         value = "".join(rnd.choice("abcdefghij") for _ in range(min(size, 64)))
         value = (value * (size // max(1, len(value)) + 1))[:size] if size else ""
         key = "proof/%05d" % i
-        probes.etcdctl(c.endpoints, "put", key, "--", value)
+        c.etcdctl("put", key, "--", value)
         model[key] = value
     for i in range(0, keys, 7):
         key = "proof/%05d" % i
-        probes.etcdctl(c.endpoints, "put", key, "--", "overwritten-%d" % i)
+        c.etcdctl("put", key, "--", "overwritten-%d" % i)
         model[key] = "overwritten-%d" % i
     for i in range(3, keys, 11):
         key = "proof/%05d" % i
-        probes.etcdctl(c.endpoints, "del", key)
+        c.etcdctl("del", key)
         model.pop(key)
     leases = []
     for n in range(2):
-        lease = probes.etcdctl(c.endpoints, "lease", "grant", "3600").stdout.split()[1]
+        lease = c.etcdctl("lease", "grant", "3600").stdout.split()[1]
         leases.append(lease)
         for j in range(3):
             key = "leased/%d/%d" % (n, j)
-            probes.etcdctl(c.endpoints, "put", key, "l", "--lease=" + lease)
+            c.etcdctl("put", key, "l", "--lease=" + lease)
             model[key] = "l"
     return model, leases
 
@@ -47,10 +47,10 @@ def check_restored(c, step, expected, revision, leases, evidence):
     revisions = sorted({s["header"]["revision"] for s in statuses.values()})
     lease_ok = []
     for lease in leases:
-        r = probes.etcdctl(c.endpoints, "lease", "timetolive", lease, "--keys", check=False)
+        r = c.etcdctl("lease", "timetolive", lease, "--keys", check=False)
         lease_ok.append(r.returncode == 0 and "remaining(" in r.stdout)
     members = sorted(x[1] for x in probes.parse_member_list(
-        probes.etcdctl(c.endpoints, "member", "list", "-w", "json").stdout))
+        c.etcdctl("member", "list", "-w", "json").stdout))
     result = {"step": step, "keys_expected": len(expected), "keys_read": len(got),
               "differences": diffs[:20], "difference_count": len(diffs),
               "revisions": revisions, "backup_revision": revision,
@@ -70,17 +70,25 @@ def restore_into(c, backup_file):
                           "--initial-advertise-peer-urls", m.peer_url)
 
 
-def run(work_dir, keys, seed, fault, stamp):
-    """Runs the lane; returns its result (also written to result.json)."""
+def run(work_dir, keys, seed, fault, stamp, tls=False):
+    """Runs the lane; returns its result (also written to result.json). `tls`: every cluster
+    with mutual TLS on client and peer ports (certificates made under the evidence)."""
     evidence = os.path.join(work_dir, "durability-proof", stamp)
     os.makedirs(evidence)
-    result = {"lane": "durability-proof", "evidence": evidence, "steps": [], "pass": False}
+    result = {"lane": "durability-proof", "evidence": evidence, "steps": [], "tls": tls,
+              "pass": False}
     clusters = []
     try:
+        client_tls, peer_tls = make_tls(os.path.join(evidence, "pki")) if tls else (None, None)
         source = Cluster(names=["d1", "d2", "d3"], root=os.path.join(evidence, "source"),
-                         token="durability-" + stamp, timing=())
+                         token="durability-" + stamp, timing=(), client_tls=client_tls,
+                         peer_tls=peer_tls)
         clusters.append(source)
         source.start()
+        if tls:
+            result["plaintext_refused"] = source.plaintext_refused()
+            if not result["plaintext_refused"]:
+                raise RuntimeError("a member of the TLS cluster served a plaintext client")
         model, leases = write_data_set(source, keys, seed)
         expected = source.all_keys()
         written_ok = {k: v[0].decode() for k, v in expected.items()} == model
@@ -92,7 +100,8 @@ def run(work_dir, keys, seed, fault, stamp):
             raise RuntimeError("the source cluster does not hold what was written")
 
         backup_file = os.path.join(evidence, "backup.cfb")
-        probes.backup_tool("save", "--endpoints", source.endpoints, backup_file)
+        probes.backup_tool("save", "--endpoints", source.endpoints, *source.client_flags(),
+                           backup_file)
         probes.backup_tool("verify", backup_file)
         inspect = json.loads(probes.backup_tool("inspect", backup_file).stdout)
         probes.write_json(os.path.join(evidence, "inspect.json"), inspect)
@@ -111,7 +120,7 @@ def run(work_dir, keys, seed, fault, stamp):
         restore_into(source, backup_file)
         source.start()
         if fault == "drop-key":  # test-only: shows that a difference fails the lane
-            probes.etcdctl(source.endpoints, "del", sorted(expected)[0])
+            source.etcdctl("del", sorted(expected)[0])
         same = check_restored(source, "restore-same-membership", expected, revision, leases,
                               evidence)
         same["pass"] = same["pass"] and source_cluster_id not in same["cluster_ids"]
@@ -119,7 +128,8 @@ def run(work_dir, keys, seed, fault, stamp):
         result["steps"].append("restore-same-membership")
 
         rebuilt = Cluster(names=["r1", "r2", "r3"], root=os.path.join(evidence, "rebuilt"),
-                          token="rebuilt-" + stamp, timing=())
+                          token="rebuilt-" + stamp, timing=(), client_tls=client_tls,
+                          peer_tls=peer_tls)
         clusters.append(rebuilt)
         restore_into(rebuilt, backup_file)
         rebuilt.start()

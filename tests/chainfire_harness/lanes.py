@@ -6,9 +6,10 @@ runs `python3 -m chainfire_harness.lanes`).
   cluster status                  JSON per member of the started cluster: up, leader, term,
                                   revision, applied index
   cluster durability-proof        backup, wipe, restore (same and new membership), verify;
-                                  evidence under work/durability-proof/<timestamp>/
+        [--tls]                   evidence under work/durability-proof/<timestamp>/
   cluster rollout-soak            rolling restarts and power-loss rounds under traffic;
-                                  evidence under work/rollout-soak/<timestamp>/
+        [--tls]                   evidence under work/rollout-soak/<timestamp>/
+                                  (--tls: mutual TLS on client and peer ports)
   cluster chaos [--seconds S]     a register workload under a fault nemesis (kills, pauses,
         [--seed N]              power loss, partitions), checked for linearizability, lost
                                 writes and convergence; evidence under work/chaos/<timestamp>/
@@ -96,7 +97,7 @@ def cmd_ops_proof(args):
 def cmd_rollout_soak(args):
     stamp = probes.run_stamp()
     result = rollout_soak.run(args.work_dir, args.duration, args.rounds, args.fault, args.seed,
-                              stamp)
+                              stamp, tls=args.tls)
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0 if result["pass"] else 1
 
@@ -118,7 +119,7 @@ def cmd_chaos(args):
 
 def cmd_durability_proof(args):
     result = durability_proof.run(args.work_dir, args.keys, args.seed, args.fault,
-                                  probes.run_stamp())
+                                  probes.run_stamp(), tls=args.tls)
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0 if result["pass"] else 1
 
@@ -141,11 +142,15 @@ def main():
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--fault", choices=["none", "lying-sync"], default="none",
                    help="test-only: WAL fsyncs that lie, to show the lane catches lost writes")
+    r.add_argument("--tls", action="store_true",
+                   help="mutual TLS on client and peer ports (certificates made by the lane)")
     d = sub.add_parser("durability-proof", help="backup, wipe, restore, verify")
     d.add_argument("--keys", type=int, default=500, help="keys in the data set")
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--fault", choices=["none", "drop-key"], default="none",
                    help="test-only: make the restored data differ, to show the lane fails")
+    d.add_argument("--tls", action="store_true",
+                   help="mutual TLS on client and peer ports (certificates made by the lane)")
     c = sub.add_parser("chaos", help="register workload under faults, checked for linearizability")
     c.add_argument("--seconds", type=float, default=60, help="seconds of faults under traffic")
     c.add_argument("--seed", type=int, default=None,

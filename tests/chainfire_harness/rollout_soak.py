@@ -16,7 +16,7 @@ import threading
 import time
 
 from chainfire_harness import probes
-from chainfire_harness.cluster import Cluster
+from chainfire_harness.cluster import Cluster, make_tls
 
 try:
     import etcd3  # python3-etcd3
@@ -78,7 +78,8 @@ class Traffic(probes.Workers):
 
     def _client(self, index):
         m = self.cluster.members[index % len(self.cluster.members)]
-        return etcd3.client("127.0.0.1", m.client_port, timeout=5)
+        return etcd3.client("127.0.0.1", m.client_port, timeout=5,
+                            **self.cluster.etcd3_kwargs())
 
     def _writer(self, n):
         seq, index = 0, n
@@ -139,7 +140,7 @@ class LeaderMonitor:
 
     def _status(self, m):
         from etcd3 import etcdrpc
-        c = etcd3.client("127.0.0.1", m.client_port, timeout=1)
+        c = etcd3.client("127.0.0.1", m.client_port, timeout=1, **self.cluster.etcd3_kwargs())
         try:
             r = c.maintenancestub.Status(etcdrpc.StatusRequest(), 1)
             return {"id": r.header.member_id, "leader": r.leader}
@@ -193,10 +194,10 @@ def post_restart_check(cluster, m, label, puts, reads):
     """Writes through the restarted member and reads the write back through it."""
     serve_s = wait_serving(cluster, m)
     key, value = "soak/post-restart/%s" % label, "after-%s" % label
-    r = probes.etcdctl(m.endpoint, "put", key, value, check=False)
+    r = cluster.etcdctl("put", key, value, endpoints=m.endpoint, check=False)
     puts.append({"restart": label, "member": m.name, "key": key, "ok": r.returncode == 0,
                  "error": r.stderr.strip()[-300:], "seconds_to_serve": round(serve_s, 3)})
-    got = probes.etcdctl(m.endpoint, "get", key, "-w", "json", check=False)
+    got = cluster.etcdctl("get", key, "-w", "json", endpoints=m.endpoint, check=False)
     value_read = None
     if got.returncode == 0:
         kv = probes.parse_get_json(got.stdout).get(key)
@@ -218,7 +219,7 @@ def converge(cluster, timeout=60):
     deadline = time.time() + timeout
     hashes = {}
     while time.time() < deadline:
-        r = probes.etcdctl(cluster.endpoints, "endpoint", "hashkv", "-w", "json", check=False)
+        r = cluster.etcdctl("endpoint", "hashkv", "-w", "json", check=False)
         try:
             hashes = probes.parse_hashkv(r.stdout)
         except ValueError:
@@ -233,16 +234,20 @@ def converge(cluster, timeout=60):
     return by_name
 
 
-def run(work_dir, duration, rounds, fault, seed, stamp):
+def run(work_dir, duration, rounds, fault, seed, stamp, tls=False):
+    """Runs the lane; returns its result (also written to result.json). `tls`: the cluster with
+    mutual TLS on client and peer ports (certificates made under the evidence)."""
     evidence = os.path.join(work_dir, "rollout-soak", stamp)
     os.makedirs(evidence)
+    client_tls, peer_tls = make_tls(os.path.join(evidence, "pki")) if tls else (None, None)
     extra = ["--testing-power-loss-fs", "--heartbeat-interval", "50", "--election-timeout", "500"]
     if fault == "lying-sync":
         extra.append("--testing-lying-wal-sync")
     cluster = Cluster(names=["s1", "s2", "s3"], root=os.path.join(evidence, "cluster"),
-                      token="soak-" + stamp, extra=extra, timing=())
+                      token="soak-" + stamp, extra=extra, timing=(), client_tls=client_tls,
+                      peer_tls=peer_tls)
     result = {"lane": "rollout-soak", "evidence": evidence, "fault": fault, "seed": seed,
-              "pass": False}
+              "tls": tls, "pass": False}
     puts, reads, log = [], [], []
     traffic = monitor = None
     rnd = random.Random(seed)
@@ -251,6 +256,10 @@ def run(work_dir, duration, rounds, fault, seed, stamp):
             raise RuntimeError("python3-etcd3 is required for the traffic")
         start = time.time()
         cluster.start()
+        if tls:
+            result["plaintext_refused"] = cluster.plaintext_refused()
+            if not result["plaintext_refused"]:
+                raise RuntimeError("a member of the TLS cluster served a plaintext client")
         traffic, monitor = Traffic(cluster), LeaderMonitor(cluster)
         traffic.start()
         monitor.start()
@@ -286,8 +295,8 @@ def run(work_dir, duration, rounds, fault, seed, stamp):
         monitor.finish()
 
         # Every acknowledged write must read back unchanged (one linearizable range read).
-        got = probes.parse_get_json(probes.etcdctl(cluster.endpoints, "get", "soak/", "--prefix",
-                                                 "-w", "json", timeout=60).stdout)
+        got = probes.parse_get_json(cluster.etcdctl("get", "soak/", "--prefix", "-w", "json",
+                                                    timeout=60, command_timeout="30s").stdout)
         lost = sorted(k for k, v in traffic.acked.items()
                       if k not in got or got[k][0].decode() != v)
         lost += sorted(p["key"] for p in puts if p["ok"] and p["key"] not in got)

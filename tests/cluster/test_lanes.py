@@ -50,6 +50,22 @@ def test_durability_proof_fails_when_the_restore_differs():
         assert s["difference_count"] == 1
 
 
+def test_durability_proof_and_rollout_soak_pass_on_a_tls_cluster():
+    with tempfile.TemporaryDirectory() as work:
+        r = run_lane(work, "durability-proof", "--keys", "30", "--tls")
+        result, _ = only_result(work, "durability-proof")
+        assert r.returncode == 0, json.dumps(result)[:3000]
+        assert result["tls"] and result["plaintext_refused"]
+        assert result["same_membership"] and result["new_membership"]
+        r = run_lane(work, "rollout-soak", "--duration", "12", "--rounds", "1", "--tls",
+                     timeout=400)
+        result, _ = only_result(work, "rollout-soak")
+        assert r.returncode == 0, json.dumps(result, indent=1)[:3000]
+        assert result["tls"] and result["plaintext_refused"]
+        assert result["writes_lost"] == 0 and result["converged"]
+        assert result["acknowledged_writes"] > 20
+
+
 def test_start_and_stop_leave_no_process_behind():
     with tempfile.TemporaryDirectory() as work:
         try:

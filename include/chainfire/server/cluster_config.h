@@ -50,11 +50,10 @@ backup::BackupHeader MembershipHeader(const ClusterSpec& spec);
 absl::StatusOr<ClusterSpec> ParseInitialCluster(const std::string& initial_cluster,
                                                 const std::string& token);
 
-// Parses a comma-separated URL list ("http://127.0.0.1:2379,..."). https:// only where
-// `allow_https` (client URLs: TLS with --cert-file/--key-file; peer URLs refuse it until peer TLS
-// lands). `flag` names the flag in errors.
-absl::StatusOr<std::vector<std::string>> ParseUrls(const std::string& urls, const std::string& flag,
-                                                   bool allow_https = false);
+// Parses a comma-separated URL list ("http://127.0.0.1:2379,..."; https:// means TLS, which the
+// caller sets up). `flag` names the flag in errors.
+absl::StatusOr<std::vector<std::string>> ParseUrls(const std::string& urls,
+                                                   const std::string& flag);
 // "http://host:port" or "https://host:port" -> "host:port" for gRPC.
 std::string HostPort(const std::string& url);
 
