@@ -75,12 +75,14 @@ class Pinger:
             self.results.append((time.time(), ok))
             self._stop.wait(self.interval)
 
-    def first_refusal_after(self, t):
-        """Seconds from `t` to the first unanswered call after it, or None."""
-        for when, ok in self.results:
-            if when >= t and not ok:
-                return when - t
-        return None
+    def last_answer_after(self, t):
+        """Seconds from `t` to the last answered call after it (0 when none was answered)."""
+        answers = [when - t for when, ok in self.results if when > t and ok]
+        return max(answers) if answers else 0.0
+
+    def refusals_after(self, t):
+        """How many calls after `t` were not answered."""
+        return sum(1 for when, ok in self.results if when > t and not ok)
 
     def answered_after(self, t):
         """Whether any call after `t` was answered."""
