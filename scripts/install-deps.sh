@@ -8,6 +8,7 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   librocksdb-dev libjemalloc-dev libabsl-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev
   libssl-dev openssl zlib1g-dev nlohmann-json3-dev nix-bin clang-14 libclang-rt-14-dev
+  libevent-dev prometheus
   etcd-client python3-etcd3 python3-grpcio python3-protobuf python3-pytest
 )
 

@@ -122,4 +122,21 @@ absl::Status KvStore::ApplyTxn(uint64_t index, const etcdserverpb::TxnRequest& r
 
 KvStore::~KvStore() { StopCompactor(); }
 
+namespace internal {
+
+const OpCounters& Ops() {
+  static const OpCounters ops = [] {
+    metrics::Registry& r = metrics::Default();
+    return OpCounters{
+        r.AddCounter("etcd_mvcc_put_total", "Total number of puts seen by this member.")->Get(),
+        r.AddCounter("etcd_mvcc_delete_total", "Total number of deletes seen by this member.")
+            ->Get(),
+        r.AddCounter("etcd_mvcc_range_total", "Total number of ranges seen by this member.")->Get(),
+        r.AddCounter("etcd_mvcc_txn_total", "Total number of txns seen by this member.")->Get()};
+  }();
+  return ops;
+}
+
+}  // namespace internal
+
 }  // namespace chainfire::mvcc

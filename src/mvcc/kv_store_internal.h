@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "chainfire/metrics/registry.h"
 #include "chainfire/mvcc/key_encoding.h"
 #include "chainfire/mvcc/kv_store.h"
 #include "rocksdb/slice.h"
@@ -23,6 +24,13 @@ void FinishRange(const etcdserverpb::RangeRequest& req, std::vector<mvccpb::KeyV
                  etcdserverpb::RangeResponse* resp);
 
 namespace internal {
+
+// etcd's etcd_mvcc_{put,delete,range,txn}_total: operations this member's store executed
+// (every member applies every write). One relaxed atomic add each.
+struct OpCounters {
+  metrics::Counter *put, *del, *range, *txn;
+};
+const OpCounters& Ops();
 
 // etcd's range_end conventions: "" = the key alone; "\0" = every key >= key.
 inline bool InRange(const std::string& k, const std::string& key, const std::string& range_end) {

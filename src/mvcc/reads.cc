@@ -136,6 +136,7 @@ int64_t KvStore::ReadEvents(int64_t from, int64_t to, const std::string& key,
 
 absl::Status KvStore::Range(const etcdserverpb::RangeRequest& req,
                             etcdserverpb::RangeResponse* resp) const {
+  internal::Ops().range->Add();
   std::shared_lock<std::shared_mutex> state(state_mu_);
   const int64_t current = revision();
   const int64_t rev = req.revision() > 0 ? req.revision() : current;

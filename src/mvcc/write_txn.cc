@@ -32,6 +32,7 @@ void KvStore::WriteTxn::Settle(bool keep) {
 
 absl::Status KvStore::WriteTxn::Put(const etcdserverpb::PutRequest& req,
                                     etcdserverpb::PutResponse* resp) {
+  internal::Ops().put->Add();
   mvccpb::KeyValue prev;
   const bool exists = Latest(req.key(), &prev);
   if ((req.ignore_value() || req.ignore_lease()) && !exists) return ErrKeyNotFound();
@@ -68,6 +69,7 @@ absl::Status KvStore::WriteTxn::Put(const etcdserverpb::PutRequest& req,
 
 absl::Status KvStore::WriteTxn::DeleteRange(const etcdserverpb::DeleteRangeRequest& req,
                                             etcdserverpb::DeleteRangeResponse* resp) {
+  internal::Ops().del->Add();
   std::vector<mvccpb::KeyValue> doomed = Scan(req.key(), req.range_end());
   for (mvccpb::KeyValue& kv : doomed) {
     const Revision rev = NextRevision();
@@ -95,10 +97,12 @@ absl::Status KvStore::WriteTxn::DeleteRange(const etcdserverpb::DeleteRangeReque
 absl::Status KvStore::WriteTxn::Range(const etcdserverpb::RangeRequest& req,
                                       etcdserverpb::RangeResponse* resp) {
   if (req.revision() > 0) {
+    // The history read is counted by KvStore::Range.
     if (req.revision() > base_) return ErrFutureRevision();
     if (req.revision() < store_->compact_revision()) return ErrCompacted();
     return store_->Range(req, resp);  // history is not changed by this txn
   }
+  internal::Ops().range->Add();
   std::vector<mvccpb::KeyValue> kvs = Scan(req.key(), req.range_end());
   FinishRange(req, std::move(kvs), resp);
   resp->mutable_header()->set_revision(revision());
@@ -107,6 +111,7 @@ absl::Status KvStore::WriteTxn::Range(const etcdserverpb::RangeRequest& req,
 
 absl::Status KvStore::WriteTxn::Txn(const etcdserverpb::TxnRequest& req,
                                     etcdserverpb::TxnResponse* resp) {
+  internal::Ops().txn->Add();
   bool ok = true;
   for (const etcdserverpb::Compare& c : req.compare()) ok = ok && Compare(c);
   const auto& ops = ok ? req.success() : req.failure();

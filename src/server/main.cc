@@ -15,6 +15,7 @@
 #include "chainfire/backup/state_dump.h"
 #include "chainfire/server/auto_compactor.h"
 #include "chainfire/server/member_tls.h"
+#include "chainfire/server/observability.h"
 #include "chainfire/server/services.h"
 #include "chainfire/storage/power_loss_fs.h"
 #include "chainfire/storage/raft_format.h"
@@ -49,6 +50,7 @@ struct Flags {
   uint64_t snapshot_catchup_entries = 5000;
   cf::server::MemberTlsFlags tls;  // https:// client and peer URLs
   std::string cipher_suites;
+  std::string listen_metrics_urls;  // /metrics and /health (http:// only, for now)
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
   std::string testing_peer_dial;
@@ -178,6 +180,8 @@ int main(int argc, char** argv) {
        "and are checked again), so one opened under a removed CA or certificate ends; 0: never");
   flag("tls-max-connection-age-grace", f.tls.max_connection_age_grace,
        "How long calls of a connection past its age may take before it is cut");
+  flag("listen-metrics-urls", f.listen_metrics_urls,
+       "URLs to serve /metrics (Prometheus) and /health on, as etcd's (http:// only)");
   flag("initial-advertise-peer-urls", f.initial_advertise_peer_urls,
        "This member's peer URLs as the others dial them; must match its --initial-cluster entry");
   flag("initial-cluster", f.initial_cluster,
@@ -424,8 +428,11 @@ int main(int argc, char** argv) {
   std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
   if (!peer_server) Die("cannot listen on --listen-peer-urls " + f.listen_peer_urls);
 
-  cf::server::Quota quota(host.get(), engine.get(),
-                          f.quota_backend_bytes > 0 ? f.quota_backend_bytes : int64_t{2} << 30);
+  const int64_t quota_bytes = f.quota_backend_bytes > 0 ? f.quota_backend_bytes : int64_t{2} << 30;
+  cf::server::Quota quota(host.get(), engine.get(), quota_bytes);
+  cf::metrics::Registry& registry = cf::metrics::Default();
+  cf::server::RegisterMemberMetrics(registry, host.get(), engine.get(), quota_bytes);
+  cf::server::HealthCheck health(host.get(), registry);
   cf::server::KvService kv(host.get(), f.max_request_bytes, &quota);
   cf::server::ClusterService cluster(host.get());
   cf::server::MaintenanceService maintenance(host.get(), engine.get());
@@ -444,6 +451,11 @@ int main(int argc, char** argv) {
   client_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   client_builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   client_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counting;
+    counting.push_back(cf::server::GrpcMetricsInterceptor(registry));
+    client_builder.experimental().SetInterceptorCreators(std::move(counting));
+  }
   client_builder.RegisterService(&kv);
   client_builder.RegisterService(&cluster);
   client_builder.RegisterService(&maintenance);
@@ -454,6 +466,19 @@ int main(int argc, char** argv) {
 
   host->Start(&transport);
   tls.Start();
+  std::unique_ptr<cf::http::HttpServer> metrics_server;
+  if (!f.listen_metrics_urls.empty()) {
+    std::vector<std::string> host_ports;
+    for (const std::string& u :
+         OrDie(cf::server::ParseUrls(f.listen_metrics_urls, "--listen-metrics-urls"))) {
+      if (!absl::StartsWith(u, "http://")) {
+        Die("--listen-metrics-urls " + u + ": only http:// is served yet");
+      }
+      host_ports.push_back(cf::server::HostPort(u));
+    }
+    metrics_server = OrDie(
+        cf::http::HttpServer::Start(host_ports, cf::server::MetricsRoutes(registry, &health), {}));
+  }
   cf::server::AutoCompactor auto_compactor(host.get(), compaction);
   spdlog::info("member {} ({}) of cluster {} serving clients on {} and peers on {}", f.name,
                cf::server::HexId(self->id), cf::server::HexId(spec.cluster_id),
@@ -467,6 +492,7 @@ int main(int argc, char** argv) {
   host->HandOverLeadership(std::chrono::milliseconds(f.election_timeout));
   // In-flight requests are answered (the node still runs) or cancelled at the deadline.
   auto_compactor.Stop();
+  metrics_server.reset();
   client_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   maintenance.Stop();
   host->Stop();

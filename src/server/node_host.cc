@@ -111,9 +111,15 @@ void NodeHost::Deliver(std::vector<raft::Message> messages) {
   cv_.notify_one();
 }
 
-void NodeHost::Propose(internal::Request request, WriteDone done) {
+void NodeHost::Propose(internal::Request request, WriteDone user_done) {
   // Serialized here, on the caller's thread, to keep the node thread's work per write small.
   member::Member::Proposal p = member_->Prepare(std::move(request));
+  proposals_pending_.fetch_add(1, std::memory_order_relaxed);
+  WriteDone done = [this, user_done = std::move(user_done)](WriteResult r) {
+    proposals_pending_.fetch_sub(1, std::memory_order_relaxed);
+    if (!r.status.ok()) proposals_failed_.fetch_add(1, std::memory_order_relaxed);
+    user_done(std::move(r));
+  };
   bool queued = false;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -199,6 +205,8 @@ void NodeHost::Loop() {
     }
     member_->Pump();
     if (const uint64_t lead = member_->leader(); lead != seen_leader_unlocked_) {
+      // As etcd counts them: each change to a (new) leader; losing one is not a change.
+      if (lead != 0) leader_changes_.fetch_add(1, std::memory_order_relaxed);
       seen_leader_unlocked_ = lead;
       {
         std::lock_guard<std::mutex> l(leader_mu_);

@@ -60,11 +60,12 @@ def make_tls(directory):
 class Member:
     """One member: its ports, data dir and log, and the process while it runs."""
 
-    def __init__(self, cluster, name, client_port, peer_port):
+    def __init__(self, cluster, name, client_port, peer_port, metrics_port=None):
         self.cluster = cluster
         self.name = name
         self.client_port = client_port
         self.peer_port = peer_port
+        self.metrics_port = metrics_port  # --listen-metrics-urls, when the cluster has one
         self.data_dir = os.path.join(cluster.dir, name)
         self.log_path = os.path.join(cluster.dir, name + ".log")
         self.extra = []  # flags this member starts with, after the cluster's
@@ -100,6 +101,8 @@ class Member:
                           "--peer-trusted-ca-file", peer.ca]
             if peer.client_cert_auth:
                 tls_flags.append("--peer-client-cert-auth")
+        if self.metrics_port:
+            tls_flags += ["--listen-metrics-urls", "http://127.0.0.1:%d" % self.metrics_port]
         return [CHAINFIRE, "--name", self.name, "--data-dir", self.data_dir,
                 "--listen-client-urls", client_urls or scheme + self.endpoint,
                 "--listen-peer-urls", self.peer_url,
@@ -170,10 +173,11 @@ class Cluster:
 
     `Cluster(3)` for a test (a temporary directory, removed on exit; fast timing), or
     `Cluster(names=[...], root=dir, token=..., timing=())` for a lane (evidence kept in `root`;
-    etcd's default timing). `extra`: flags every member starts with."""
+    etcd's default timing). `extra`: flags every member starts with; `metrics`: each member
+    serves /metrics and /health on a port of its own (`Member.metrics_port`)."""
 
     def __init__(self, n=None, names=None, token=None, root=None, extra=(), timing=FAST_TIMING,
-                 client_tls=None, peer_tls=None):
+                 client_tls=None, peer_tls=None, metrics=False):
         names = list(names) if names else ["n%d" % (i + 1) for i in range(n or 3)]
         self.owns_dir = root is None
         self.dir = root or tempfile.mkdtemp(prefix="chainfire-cluster-")
@@ -182,8 +186,9 @@ class Cluster:
         self.timing = tuple(timing)
         self.client_tls = client_tls  # a ClientTls: members serve https://, etcdctl speaks TLS
         self.peer_tls = peer_tls  # a PeerTls: https:// peer URLs, mutual TLS between members
-        ports = free_ports(2 * len(names))
-        self.members = [Member(self, name, ports[2 * i], ports[2 * i + 1])
+        per = 3 if metrics else 2  # client, peer (and metrics) port of each member
+        ports = free_ports(per * len(names))
+        self.members = [Member(self, name, *ports[per * i:per * (i + 1)])
                         for i, name in enumerate(names)]
         self.initial_cluster = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
 

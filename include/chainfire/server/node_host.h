@@ -122,6 +122,11 @@ class NodeHost {
   uint64_t commit_index() const { return member_->commit_index(); }
   uint64_t applied_index() const { return member_->applied_index(); }
   bool bootstrapped() const { return member_->bootstrapped(); }
+  // For the metrics (etcd_server_*): changes to a new leader seen, proposals waiting for their
+  // outcome, proposals that failed. Any thread.
+  uint64_t leader_changes() const { return leader_changes_.load(std::memory_order_relaxed); }
+  int64_t proposals_pending() const { return proposals_pending_.load(std::memory_order_relaxed); }
+  uint64_t proposals_failed() const { return proposals_failed_.load(std::memory_order_relaxed); }
   // The boot membership with each member's published client URLs.
   std::vector<etcdserverpb::Member> Members() const;
   void FillHeader(etcdserverpb::ResponseHeader* header) const { member_->FillHeader(header); }
@@ -165,7 +170,10 @@ class NodeHost {
   std::condition_variable leader_cv_;
   uint64_t seen_leader_ = 0;           // guarded by leader_mu_
   uint64_t seen_leader_unlocked_ = 0;  // node thread only: the last value published
-  bool loop_done_ = false;             // guarded by leader_mu_: the node thread has stopped
+  std::atomic<uint64_t> leader_changes_{0};
+  std::atomic<int64_t> proposals_pending_{0};
+  std::atomic<uint64_t> proposals_failed_{0};
+  bool loop_done_ = false;  // guarded by leader_mu_: the node thread has stopped
 
   // Serves linearizable scans once their index is applied; stopped by Stop() after the node
   // thread, running what is queued.

@@ -1,0 +1,201 @@
+"""Observability of a running member (docs/monitoring.md): /metrics in Prometheus's text format
+under etcd's names, checked by `promtool` and against etcd 3.4.23's own /metrics; /health exactly
+as etcd 3.4's (200 {"health":"true"}, 503 {"health":"false"} when quorum is lost, 405 for other
+methods), and the listener's answers to bad requests."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from chainfire_harness import cluster as harness
+
+# promtool's lint warnings that etcd 3.4's own metric names draw (its gauges named _total, its
+# counters without _total); ChainFire keeps etcd's names, so it draws these and no others.
+ETCD_NAMING_WARNINGS = {
+    "etcd_server_health_failures counter metrics should have \"_total\" suffix",
+    "etcd_server_health_success counter metrics should have \"_total\" suffix",
+    "etcd_server_proposals_applied_total non-counter metrics should not have \"_total\" suffix",
+    "etcd_server_proposals_committed_total non-counter metrics should not have \"_total\" suffix",
+}
+
+
+def http_get(port, path, method="GET", timeout=10):
+    """(status, body) of one request; errors with a status are answers too."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def parse_metrics(text):
+    """{name: type} and {sample (name with labels): value} of an exposition text."""
+    types, samples = {}, {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind
+        elif line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return types, samples
+
+
+def promtool_warnings(text):
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode in (0, 3), "promtool found errors (%d): %s" % (r.returncode, r.stderr)
+    return {line.strip() for line in (r.stdout + r.stderr).splitlines() if line.strip()}
+
+
+def test_parse_metrics_reads_types_and_samples():
+    types, samples = parse_metrics('# HELP a x\n# TYPE a counter\na 3\nb{l="1 2"} 0.5\n')
+    assert types == {"a": "counter"} and samples == {"a": 3.0, 'b{l="1 2"}': 0.5}
+
+
+@pytest.fixture(scope="module")
+def etcd_metrics():
+    """The /metrics text of a real etcd 3.4 member after a write (the reference)."""
+    etcd = shutil.which("etcd")
+    if etcd is None:
+        pytest.skip("etcd-server is not installed")
+    client, peer, metrics = harness.free_ports(3)
+    with tempfile.TemporaryDirectory() as d:
+        proc = subprocess.Popen(
+            [etcd, "--name", "ref", "--data-dir", d + "/data",
+             "--listen-client-urls", "http://127.0.0.1:%d" % client,
+             "--advertise-client-urls", "http://127.0.0.1:%d" % client,
+             "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
+             "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
+             "--initial-cluster", "ref=http://127.0.0.1:%d" % peer,
+             "--listen-metrics-urls", "http://127.0.0.1:%d" % metrics],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            harness.etcdctl("127.0.0.1:%d" % client, "put", "k", "v", timeout=30)
+            yield http_get(metrics, "/metrics")[1]
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def member():
+    with harness.Cluster(1, metrics=True) as c:
+        c.etcdctl("put", "k", "v")
+        c.etcdctl("get", "k")
+        yield c
+
+
+def test_promtool_finds_no_error_and_only_the_warnings_etcds_names_draw(member, etcd_metrics):
+    status, text = http_get(member.members[0].metrics_port, "/metrics")
+    assert status == 200
+    ours = promtool_warnings(text)
+    assert ours <= ETCD_NAMING_WARNINGS, ours - ETCD_NAMING_WARNINGS
+    # etcd 3.4 draws the same ones.
+    assert ETCD_NAMING_WARNINGS <= promtool_warnings(etcd_metrics)
+
+
+def test_metrics_etcd_also_has_carry_etcds_type(member, etcd_metrics):
+    ours, samples = parse_metrics(http_get(member.members[0].metrics_port, "/metrics")[1])
+    theirs, _ = parse_metrics(etcd_metrics)
+    shared = {n for n in ours if n in theirs}
+    assert len(shared) >= 25, sorted(shared)
+    assert {n: ours[n] for n in shared} == {n: theirs[n] for n in shared}
+    for name in ("etcd_server_has_leader", "etcd_server_is_leader", "etcd_mvcc_put_total",
+                 "etcd_disk_wal_fsync_duration_seconds", "grpc_server_handled_total",
+                 "process_resident_memory_bytes", "etcd_server_proposals_committed_total"):
+        assert name in shared, name
+    assert samples["etcd_server_has_leader"] == 1 and samples["etcd_server_is_leader"] == 1
+
+
+def test_counters_follow_the_work_done():
+    with harness.Cluster(3, metrics=True) as c:
+        def scrape(m):
+            return parse_metrics(http_get(m.metrics_port, "/metrics")[1])[1]
+        m = c.members[0]
+        before = [scrape(x) for x in c.members]
+        for i in range(20):
+            c.etcdctl("put", "count/%d" % i, "x", endpoints=m.endpoint)
+        handled = ('grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",'
+                   'grpc_method="Put",grpc_code="OK"}')
+        after = scrape(m)
+        assert after[handled] - before[0].get(handled, 0) == 20
+        assert after["etcd_server_proposals_committed_total"] >= (
+            before[0]["etcd_server_proposals_committed_total"] + 20)
+        # Every member applies every put.
+        deadline = time.time() + 10
+        for x, b in zip(c.members, before):
+            while time.time() < deadline and (
+                    scrape(x).get("etcd_mvcc_put_total", 0) - b.get("etcd_mvcc_put_total", 0) < 20):
+                time.sleep(0.1)
+            assert scrape(x)["etcd_mvcc_put_total"] - b.get("etcd_mvcc_put_total", 0) == 20, x.name
+        assert sum(scrape(x)["etcd_server_is_leader"] for x in c.members) == 1
+
+
+def test_health_is_etcds_and_follows_quorum():
+    with harness.Cluster(3, metrics=True) as c:
+        port = c.members[0].metrics_port
+        assert http_get(port, "/health") == (200, '{"health":"true"}')
+        assert http_get(port, "/health", method="POST")[0] == 405
+        assert http_get(port, "/nowhere")[0] == 404
+        for m in c.members[1:]:
+            m.kill()
+        start = time.time()
+        while time.time() - start < 15 and http_get(port, "/health")[0] != 503:
+            time.sleep(0.2)
+        took = time.time()
+        assert http_get(port, "/health") == (503, '{"health":"false"}')
+        assert time.time() - took < 3, "an unhealthy answer comes within its own timeout"
+        for m in c.members[1:]:
+            m.start()
+        c.wait_for_leader()
+        start = time.time()
+        while time.time() - start < 15 and http_get(port, "/health")[0] != 200:
+            time.sleep(0.2)
+        assert http_get(port, "/health") == (200, '{"health":"true"}')
+        _, samples = parse_metrics(http_get(port, "/metrics")[1])
+        assert samples["etcd_server_health_failures"] >= 1
+        assert samples["etcd_server_health_success"] >= 2
+
+
+def test_bad_http_requests_get_4xx_and_the_listener_keeps_serving(member):
+    port = member.members[0].metrics_port
+
+    def raw(data, timeout=15):
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(data)
+            s.settimeout(timeout)
+            out = b""
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    out += chunk
+            except socket.timeout:
+                pass
+            return out
+    assert raw(b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400") or raw(b"GARBAGE\r\n\r\n") == b""
+    huge = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n"
+    answer = raw(huge)
+    assert answer == b"" or answer.split(b" ")[1].startswith(b"4"), answer[:100]
+    for method in ("DELETE", "PUT", "PATCH"):
+        assert http_get(port, "/metrics", method=method)[0] == 405
+    # Half requests (slowloris): held open, they do not stop others from being served.
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(50)]
+    try:
+        for s in slow:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        assert http_get(port, "/health")[0] == 200
+    finally:
+        for s in slow:
+            s.close()
+    assert http_get(port, "/metrics")[0] == 200
