@@ -199,3 +199,113 @@ def test_bad_http_requests_get_4xx_and_the_listener_keeps_serving(member):
         for s in slow:
             s.close()
     assert http_get(port, "/metrics")[0] == 200
+
+
+RULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                         "monitoring")
+
+
+def test_alert_rules_pass_promtool_check_and_their_unit_tests():
+    r = subprocess.run(["promtool", "check", "rules", "chainfire-alerts.yml"], cwd=RULES_DIR,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "SUCCESS: 7 rules found" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(["promtool", "test", "rules", "chainfire-alerts-test.yml"],
+                       cwd=RULES_DIR, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+class Prometheus:
+    """A real Prometheus on loopback scraping the given metrics ports every second, with the
+    shipped alert rules; stopped on exit."""
+
+    def __init__(self, ports):
+        import json
+        self.json = json
+        self.dir = tempfile.mkdtemp(prefix="chainfire-prometheus-")
+        self.port = harness.free_ports(1)[0]
+        targets = ", ".join('"127.0.0.1:%d"' % p for p in ports)
+        with open(os.path.join(self.dir, "prometheus.yml"), "w") as f:
+            f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                    "rule_files: [\"%s\"]\n"
+                    "scrape_configs:\n  - job_name: chainfire\n"
+                    "    static_configs: [{targets: [%s]}]\n" %
+                    (os.path.abspath(os.path.join(RULES_DIR, "chainfire-alerts.yml")), targets))
+        self.log = open(os.path.join(self.dir, "prometheus.log"), "w")
+        self.proc = subprocess.Popen(
+            ["prometheus", "--config.file", os.path.join(self.dir, "prometheus.yml"),
+             "--storage.tsdb.path", os.path.join(self.dir, "data"),
+             "--web.listen-address", "127.0.0.1:%d" % self.port],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def api(self, path):
+        status, body = http_get(self.port, path)
+        assert status == 200, body
+        return self.json.loads(body)["data"]
+
+    def query(self, expr):
+        """{instance: value} of an instant query (instance "" when aggregated away)."""
+        q = urllib.request.quote(expr)
+        try:
+            result = self.api("/api/v1/query?query=" + q)["result"]
+        except (urllib.error.URLError, ConnectionError):
+            return {}
+        return {r["metric"].get("instance", ""): float(r["value"][1]) for r in result}
+
+    def wait(self, what, condition, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.5)
+        raise AssertionError("Prometheus: %s not within %ss (log: %s)" % (
+            what, timeout, open(os.path.join(self.dir, "prometheus.log")).read()[-2000:]))
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_a_real_prometheus_scrapes_the_cluster_and_the_no_leader_alert_fires():
+    if shutil.which("prometheus") is None:
+        pytest.skip("prometheus is not installed")
+    with harness.Cluster(3, metrics=True) as c:
+        prom = Prometheus([m.metrics_port for m in c.members])
+        try:
+            prom.wait("every target up", lambda: len(prom.query("up == 1")) == 3)
+            prom.wait("three members with a leader",
+                      lambda: prom.query("sum(etcd_server_has_leader)").get("") == 3)
+            committed = lambda: max(prom.query("etcd_server_proposals_committed_total").values())
+            before = committed()
+            for i in range(30):
+                c.etcdctl("put", "prom/%d" % i, "x")
+            prom.wait("proposals committed growing", lambda: committed() >= before + 30)
+
+            leader = c.leader_member()
+            survivors = [m for m in c.members if m is not leader]
+            changes = lambda: prom.query("etcd_server_leader_changes_seen_total")
+            seen = changes()
+            leader.kill()
+            c.wait_for_leader(members=survivors)
+            prom.wait("leader changes seen by the survivors", lambda: all(
+                changes().get("127.0.0.1:%d" % m.metrics_port, 0) >
+                seen.get("127.0.0.1:%d" % m.metrics_port, 0) for m in survivors))
+
+            survivors[1].kill()  # quorum lost: the last member has no leader
+            lonely = "127.0.0.1:%d" % survivors[0].metrics_port
+            prom.wait("has_leader 0 on the last member",
+                      lambda: prom.query("etcd_server_has_leader").get(lonely) == 0)
+
+            def firing():
+                return [a for a in prom.api("/api/v1/alerts")["alerts"]
+                        if a["labels"]["alertname"] == "ChainFireNoLeader" and
+                        a["labels"]["instance"] == lonely and a["state"] == "firing"]
+            prom.wait("ChainFireNoLeader firing", firing, timeout=100)
+        finally:
+            prom.close()
