@@ -1,11 +1,15 @@
 #include "chainfire/http/http_server.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <openssl/ssl.h>
 
+#include <cstdlib>
 #include <mutex>
 
 #include "absl/strings/numbers.h"
@@ -81,6 +85,16 @@ void HttpServer::OnRequest(evhttp_request* req, void* arg) {
   evbuffer_free(body);
 }
 
+bufferevent* HttpServer::NewTlsConnection(event_base* base, void* arg) {
+  auto* self = static_cast<HttpServer*>(arg);
+  std::shared_ptr<SSL_CTX> ctx = self->options_.tls();
+  SSL* ssl = ctx ? SSL_new(ctx.get()) : nullptr;  // holds its own reference to the context
+  // Never fall back to plaintext: libevent would make a plain connection of a null here.
+  if (!ssl) std::abort();
+  return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                        BEV_OPT_CLOSE_ON_FREE);
+}
+
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::vector<std::string>& host_ports, std::map<std::string, Handler> routes,
     Options options) {
@@ -88,6 +102,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   std::call_once(threads_once, [] { evthread_use_pthreads(); });
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->routes_ = std::move(routes);
+  s->options_ = options;
   s->base_ = event_base_new();
   s->http_ = s->base_ ? evhttp_new(s->base_) : nullptr;
   if (!s->http_) return absl::InternalError("cannot create the HTTP server (libevent)");
@@ -98,6 +113,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                            EVHTTP_REQ_PATCH);
   evhttp_set_gencb(s->http_, &HttpServer::OnRequest, s.get());
+  if (options.tls) evhttp_set_bevcb(s->http_, &HttpServer::NewTlsConnection, s.get());
   for (const std::string& hp : host_ports) {
     const size_t colon = hp.rfind(':');
     int port = 0;

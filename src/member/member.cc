@@ -437,7 +437,9 @@ void Member::OnSoftStateChange(const raft::SoftState& state) {
     }
   }
   if (state.lead != leader_) {
-    spdlog::info("member {:x}: leader is now {:x} ({})", options_.member_id, state.lead,
+    // One line per change, with the old and the new leader and the term (0: none).
+    spdlog::info("member {:x}: leader changed from {:x} to {:x} at term {} (this member: {})",
+                 options_.member_id, leader_, state.lead, node_->status().hard_state.term,
                  raft::RoleName(state.role));
   }
   leader_ = state.lead;

@@ -207,6 +207,13 @@ std::string Registry::Render() const {
   return out;
 }
 
+namespace {
+std::atomic<bool> timing_enabled{true};
+}  // namespace
+
+void SetTimingEnabled(bool on) { timing_enabled.store(on, std::memory_order_relaxed); }
+bool TimingEnabled() { return timing_enabled.load(std::memory_order_relaxed); }
+
 Registry& Default() {
   static Registry* registry = new Registry();
   return *registry;

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "chainfire/backup/state_dump.h"
 #include "chainfire/server/auto_compactor.h"
+#include "chainfire/server/logging.h"
 #include "chainfire/server/member_tls.h"
 #include "chainfire/server/observability.h"
 #include "chainfire/server/services.h"
@@ -46,11 +47,14 @@ struct Flags {
   int watch_progress_notify_ms = 600000;
   std::string auto_compaction_retention = "0";
   std::string log_level = "info";
+  std::string logger = "capnslog";
+  std::string log_outputs = "default";
   uint64_t snapshot_count = 100000;
   uint64_t snapshot_catchup_entries = 5000;
   cf::server::MemberTlsFlags tls;  // https:// client and peer URLs
   std::string cipher_suites;
   std::string listen_metrics_urls;  // /metrics and /health (http:// only, for now)
+  std::string metrics = "basic";
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
   std::string testing_peer_dial;
@@ -182,6 +186,10 @@ int main(int argc, char** argv) {
        "How long calls of a connection past its age may take before it is cut");
   flag("listen-metrics-urls", f.listen_metrics_urls,
        "URLs to serve /metrics (Prometheus) and /health on, as etcd's (http:// only)");
+  flag("metrics", f.metrics,
+       "basic or extensive (as etcd; the same set today), or off: no timings and no gRPC "
+       "counters (to measure what metrics cost)")
+      ->check(CLI::IsMember({"basic", "extensive", "off"}));
   flag("initial-advertise-peer-urls", f.initial_advertise_peer_urls,
        "This member's peer URLs as the others dial them; must match its --initial-cluster entry");
   flag("initial-cluster", f.initial_cluster,
@@ -217,6 +225,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   flag("log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  flag("logger", f.logger,
+       "capnslog (text lines) or zap (JSON lines with zap's field names, as etcd's zap logger)")
+      ->check(CLI::IsMember({"capnslog", "zap"}));
+  flag("log-outputs", f.log_outputs,
+       "Comma-separated outputs: default (stderr), stderr, stdout, or file paths");
   app.add_flag("--testing-power-loss-fs", f.testing_power_loss_fs,
                "TEST ONLY: keep writes since the last fsync in process memory, so SIGKILL loses "
                "what a power loss would")
@@ -234,7 +247,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  spdlog::set_level(spdlog::level::from_str(f.log_level));
+  OrDie(cf::server::ConfigureLogging(f.logger, f.log_outputs, f.log_level, f.name));
+  cf::metrics::SetTimingEnabled(f.metrics != "off");
   gpr_set_log_function(LogFromGrpc);
 
   if (f.election_timeout < 5 * f.heartbeat_interval) {
@@ -275,8 +289,19 @@ int main(int argc, char** argv) {
     all_peer_urls.insert(all_peer_urls.end(), m.peer_urls.begin(), m.peer_urls.end());
   }
   f.tls.data_dir = f.data_dir;
+  const auto listen_metrics =
+      f.listen_metrics_urls.empty()
+          ? std::vector<std::string>{}
+          : OrDie(cf::server::ParseUrls(f.listen_metrics_urls, "--listen-metrics-urls"));
+  std::vector<std::string> tls_client_urls = listen_client;
+  tls_client_urls.insert(tls_client_urls.end(), listen_metrics.begin(), listen_metrics.end());
   cf::server::MemberTls tls =
-      OrDie(cf::server::MemberTls::FromFlags(f.tls, listen_client, all_peer_urls));
+      OrDie(cf::server::MemberTls::FromFlags(f.tls, tls_client_urls, all_peer_urls));
+  std::function<std::shared_ptr<ssl_ctx_st>()> https_contexts;  // for https:// metrics URLs
+  if (std::any_of(listen_metrics.begin(), listen_metrics.end(),
+                  [](const std::string& u) { return absl::StartsWith(u, "https://"); })) {
+    https_contexts = OrDie(tls.HttpsContexts());
+  }
   const std::shared_ptr<grpc::ChannelCredentials> peer_channel_credentials =
       tls.PeerChannelCredentials();
 
@@ -442,7 +467,10 @@ int main(int argc, char** argv) {
   for (const std::string& u : listen_client) {
     client_builder.AddListeningPort(cf::server::HostPort(u), tls.ClientServerCredentials(u));
   }
-  if (tls.client_tls()) tls.LimitConnectionAge(&client_builder);
+  if (std::any_of(listen_client.begin(), listen_client.end(),
+                  [](const std::string& u) { return absl::StartsWith(u, "https://"); })) {
+    tls.LimitConnectionAge(&client_builder);
+  }
   // As etcd: the gRPC receive limit is the request limit plus 512 KiB of envelope.
   client_builder.SetMaxReceiveMessageSize(static_cast<int>(f.max_request_bytes + 512 * 1024));
   client_builder.SetMaxSendMessageSize(INT32_MAX);
@@ -451,7 +479,7 @@ int main(int argc, char** argv) {
   client_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   client_builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   client_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  {
+  if (f.metrics != "off") {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counting;
     counting.push_back(cf::server::GrpcMetricsInterceptor(registry));
     client_builder.experimental().SetInterceptorCreators(std::move(counting));
@@ -466,18 +494,18 @@ int main(int argc, char** argv) {
 
   host->Start(&transport);
   tls.Start();
-  std::unique_ptr<cf::http::HttpServer> metrics_server;
-  if (!f.listen_metrics_urls.empty()) {
+  // /metrics and /health: one listener for the http:// URLs, one for the https:// ones.
+  std::vector<std::unique_ptr<cf::http::HttpServer>> metrics_servers;
+  for (const bool https : {false, true}) {
     std::vector<std::string> host_ports;
-    for (const std::string& u :
-         OrDie(cf::server::ParseUrls(f.listen_metrics_urls, "--listen-metrics-urls"))) {
-      if (!absl::StartsWith(u, "http://")) {
-        Die("--listen-metrics-urls " + u + ": only http:// is served yet");
-      }
-      host_ports.push_back(cf::server::HostPort(u));
+    for (const std::string& u : listen_metrics) {
+      if (absl::StartsWith(u, "https://") == https) host_ports.push_back(cf::server::HostPort(u));
     }
-    metrics_server = OrDie(
-        cf::http::HttpServer::Start(host_ports, cf::server::MetricsRoutes(registry, &health), {}));
+    if (host_ports.empty()) continue;
+    cf::http::HttpServer::Options options;
+    if (https) options.tls = https_contexts;
+    metrics_servers.push_back(OrDie(cf::http::HttpServer::Start(
+        host_ports, cf::server::MetricsRoutes(registry, &health), options)));
   }
   cf::server::AutoCompactor auto_compactor(host.get(), compaction);
   spdlog::info("member {} ({}) of cluster {} serving clients on {} and peers on {}", f.name,
@@ -492,7 +520,7 @@ int main(int argc, char** argv) {
   host->HandOverLeadership(std::chrono::milliseconds(f.election_timeout));
   // In-flight requests are answered (the node still runs) or cancelled at the deadline.
   auto_compactor.Stop();
-  metrics_server.reset();
+  metrics_servers.clear();
   client_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   maintenance.Stop();
   host->Stop();

@@ -57,7 +57,8 @@ absl::StatusOr<MemberTls> MemberTls::FromFlags(const MemberTlsFlags& f,
     tls.client_ = std::move(*live);
   } else if (!f.cert_file.empty() || f.client_cert_auth || !f.client_crl_file.empty()) {
     return absl::InvalidArgumentError(
-        "--cert-file / --client-cert-auth given but no https:// URL in --listen-client-urls");
+        "--cert-file / --client-cert-auth given but no https:// URL in --listen-client-urls or "
+        "--listen-metrics-urls");
   }
 
   // Peer port and channels: every peer URL https:// or none.
@@ -109,6 +110,19 @@ std::shared_ptr<grpc::ServerCredentials> MemberTls::PeerServerCredentials() cons
 
 std::shared_ptr<grpc::ChannelCredentials> MemberTls::PeerChannelCredentials() const {
   return peer_ ? peer_->ChannelCredentials() : nullptr;
+}
+
+absl::StatusOr<std::function<std::shared_ptr<ssl_ctx_st>()>> MemberTls::HttpsContexts() const {
+  if (!client_) {
+    return absl::InvalidArgumentError(
+        "an https:// metrics URL needs the client TLS flags (--cert-file, --key-file)");
+  }
+  if (auto first = client_->SslContext(); !first.ok()) return first.status();
+  std::shared_ptr<tls::LiveTls> live = client_;
+  return std::function<std::shared_ptr<ssl_ctx_st>()>([live] {
+    auto ctx = live->SslContext();
+    return ctx.ok() ? *ctx : nullptr;
+  });
 }
 
 void MemberTls::LimitConnectionAge(grpc::ServerBuilder* builder) const {

@@ -213,6 +213,30 @@ void RegisterMemberMetrics(Registry& r, NodeHost* host, storage::Engine* engine,
   r.AddCallback("etcd_mvcc_db_total_size_in_bytes",
                 "Total size of the underlying database physically allocated in bytes.",
                 Type::kGauge, [engine] { return static_cast<double>(engine->DiskSize()); });
+  r.AddCallback(
+      "etcd_mvcc_db_total_size_in_use_in_bytes",
+      "Total size of the underlying database logically in use in bytes.", Type::kGauge, [engine] {
+        return static_cast<double>(engine->IntProperty("rocksdb.estimate-live-data-size"));
+      });
+  r.AddCallback("etcd_debugging_mvcc_watcher_total", "Total number of watchers.", Type::kGauge,
+                [host] { return static_cast<double>(host->watch_hub().watcher_count()); });
+  // ChainFire's own: RocksDB's backlog and write stalls (a stalled store stalls every write).
+  r.AddCallback("chainfire_rocksdb_pending_compaction_bytes",
+                "Bytes RocksDB estimates its compactions still have to rewrite.", Type::kGauge,
+                [engine] {
+                  return static_cast<double>(
+                      engine->IntProperty("rocksdb.estimate-pending-compaction-bytes"));
+                });
+  r.AddCallback(
+      "chainfire_rocksdb_write_stopped",
+      "1 while RocksDB stops writes (too many files to compact), 0 otherwise.", Type::kGauge,
+      [engine] { return engine->IntProperty("rocksdb.is-write-stopped") > 0 ? 1.0 : 0.0; });
+  r.AddCallback(
+      "chainfire_rocksdb_delayed_write_rate_bytes",
+      "The rate RocksDB slows writes to while it stalls them (0: not stalling).", Type::kGauge,
+      [engine] {
+        return static_cast<double>(engine->IntProperty("rocksdb.actual-delayed-write-rate"));
+      });
   // ChainFire's own: how far this member's applied state trails what it knows is committed.
   r.AddCallback("chainfire_server_apply_lag_entries",
                 "Committed log entries this member has not applied yet.", Type::kGauge, [host] {

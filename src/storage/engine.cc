@@ -11,6 +11,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
+#include "spdlog/spdlog.h"
 
 namespace chainfire::storage {
 
@@ -218,11 +219,18 @@ metrics::Histogram* BackendCommitSeconds() {
 absl::Status Engine::Write(rocksdb::WriteBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
+  if (!metrics::TimingEnabled()) return FromRocks(db_->Write(wo, batch), "write");
   const auto start = std::chrono::steady_clock::now();
   rocksdb::Status s = db_->Write(wo, batch);
   const double took =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   (sync ? WalFsyncSeconds() : BackendCommitSeconds())->Observe(took);
+  if (sync && took > 1.0) {  // etcd's warning, and its threshold
+    spdlog::warn(
+        "slow fdatasync: a synced write of the log took {:.3f}s, expected at most 1s "
+        "(data dir {})",
+        took, dir_);
+  }
   return FromRocks(s, "write");
 }
 
@@ -241,6 +249,15 @@ absl::Status Engine::CompactAll() {
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+uint64_t Engine::IntProperty(const std::string& name) const {
+  uint64_t total = 0;
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(h, name, &v)) total += v;
+  }
+  return total;
 }
 
 int64_t Engine::DiskSize() const {

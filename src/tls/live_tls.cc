@@ -191,6 +191,23 @@ absl::Status LiveTls::Reload() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<SSL_CTX>> LiveTls::SslContext() {
+  const uint64_t generation = source_->generation();
+  std::lock_guard<std::mutex> l(mu_);
+  if (ssl_context_ && ssl_generation_ == generation) return ssl_context_;
+  auto ctx = ServerSslContext(*source_->Current(), options_.client_cert_auth);
+  if (!ctx.ok()) {
+    if (!ssl_context_) return ctx.status();
+    spdlog::error("{} TLS: kept the last HTTP TLS context: {}", options_.role,
+                  std::string(ctx.status().message()));
+    ssl_generation_ = generation;  // not retried until the material changes again
+    return ssl_context_;
+  }
+  ssl_context_ = *ctx;
+  ssl_generation_ = generation;
+  return ssl_context_;
+}
+
 void LiveTls::Start() {
   thread_ = std::thread([this] { Loop(); });
 }

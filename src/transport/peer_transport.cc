@@ -128,20 +128,26 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
  public:
   explicit Service(PeerTransport* t) : t_(t) {}
 
-  grpc::ServerReadReactor<peer::MessageBatch>* Stream(grpc::CallbackServerContext*,
+  grpc::ServerReadReactor<peer::MessageBatch>* Stream(grpc::CallbackServerContext* ctx,
                                                       peer::StreamAck*) override {
     class Reader : public grpc::ServerReadReactor<peer::MessageBatch> {
      public:
-      explicit Reader(PeerTransport* t) : t_(t) { StartRead(&batch_); }
+      Reader(PeerTransport* t, std::string remote) : t_(t), remote_(std::move(remote)) {
+        StartRead(&batch_);
+      }
       void OnReadDone(bool ok) override {
         if (!ok) {
           Finish(grpc::Status::OK);
           return;
         }
+        if (auto it = t_->received_bytes_.find(batch_.from()); it != t_->received_bytes_.end()) {
+          it->second->Add(batch_.ByteSizeLong());
+        }
         if (batch_.cluster_id() != t_->cluster_id_) {
           if (t_->foreign_batches_.fetch_add(1) % 100 == 0) {
-            spdlog::warn("dropping messages from member {:x} of another cluster {:x} (ours {:x})",
-                         batch_.from(), batch_.cluster_id(), t_->cluster_id_);
+            spdlog::warn(
+                "dropping messages from member {:x} of another cluster {:x} (ours {:x}) at {}",
+                batch_.from(), batch_.cluster_id(), t_->cluster_id_, remote_);
           }
         } else {
           std::vector<raft::Message> msgs;
@@ -149,7 +155,7 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
           for (peer::RaftMessage& m : *batch_.mutable_messages()) {
             if (absl::Status s = ValidatePeerMessage(m, t_->self_id_, t_->members_); !s.ok()) {
               if (t_->invalid_messages_.fetch_add(1) % 100 == 0) {
-                spdlog::warn("dropping a message from {:x}: {}", m.from(),
+                spdlog::warn("dropping a message from {:x} at {}: {}", m.from(), remote_,
                              std::string(s.message()));
               }
               continue;
@@ -165,9 +171,10 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
 
      private:
       PeerTransport* t_;
+      const std::string remote_;  // the peer's address, for the log
       peer::MessageBatch batch_;
     };
-    return new Reader(t_);
+    return new Reader(t_, ctx->peer());
   }
 
   grpc::ServerReadReactor<peer::SnapshotChunk>* SendSnapshot(grpc::CallbackServerContext*,
@@ -327,13 +334,28 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
       deliver_(std::move(deliver)),
       probe_(std::move(probe)),
       service_(std::make_unique<Service>(this)) {
+  metrics::Registry& r = metrics::Default();
+  static auto* sent = r.AddCounter("etcd_network_peer_sent_bytes_total",
+                                   "The total number of bytes sent to peers.", {"To"});
+  static auto* received = r.AddCounter("etcd_network_peer_received_bytes_total",
+                                       "The total number of bytes received from peers.", {"From"});
+  static auto* failures = r.AddCounter("etcd_network_peer_sent_failures_total",
+                                       "The total number of send failures from peers.", {"To"});
+  static auto* heartbeats = r.AddCounter(
+      "etcd_server_heartbeat_send_failures_total",
+      "The total number of leader heartbeat send failures (likely overloaded from slow disk).");
+  heartbeat_failures_ = heartbeats->Get();
   members_.insert(self_id);
   for (auto& [id, address] : peers) {
     members_.insert(id);
     if (id == self_id) continue;
+    const std::string hex = absl::StrCat(absl::Hex(id));
+    received_bytes_[id] = received->With({hex});
     auto p = std::make_unique<Peer>();
     p->id = id;
     p->address = address;
+    p->sent_bytes = sent->With({hex});
+    p->sent_failures = failures->With({hex});
     p->channel = DialPeer(address, credentials);
     Peer* raw = p.get();
     peers_[id] = std::move(p);
@@ -481,11 +503,18 @@ void PeerTransport::SenderLoop(Peer* p) {
       }
       writer = stub->Stream(context.get(), &ack);
     }
+    const size_t bytes = batch.ByteSizeLong();
     if (writer->Write(batch)) {
+      p->sent_bytes->Add(bytes);
       backoff_ms = 50;
       continue;
     }
     // The stream broke (peer down or restarting): drop this batch, reopen after a pause.
+    p->sent_failures->Add();
+    for (const peer::RaftMessage& m : batch.messages()) {
+      if (m.type() == static_cast<uint32_t>(raft::MessageType::kHeartbeat))
+        heartbeat_failures_->Add();
+    }
     writer->Finish();
     writer.reset();
     {

@@ -19,6 +19,7 @@ from chainfire_harness import cluster as harness
 # promtool's lint warnings that etcd 3.4's own metric names draw (its gauges named _total, its
 # counters without _total); ChainFire keeps etcd's names, so it draws these and no others.
 ETCD_NAMING_WARNINGS = {
+    "etcd_debugging_mvcc_watcher_total non-counter metrics should not have \"_total\" suffix",
     "etcd_server_health_failures counter metrics should have \"_total\" suffix",
     "etcd_server_health_success counter metrics should have \"_total\" suffix",
     "etcd_server_proposals_applied_total non-counter metrics should not have \"_total\" suffix",
@@ -309,3 +310,70 @@ def test_a_real_prometheus_scrapes_the_cluster_and_the_no_leader_alert_fires():
             prom.wait("ChainFireNoLeader firing", firing, timeout=100)
         finally:
             prom.close()
+
+
+def test_zap_logger_writes_json_lines_with_etcds_fields_to_the_named_output():
+    import json
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "member.log")
+        with harness.Cluster(1, extra=["--logger", "zap", "--log-outputs", path]) as c:
+            c.etcdctl("put", "k", "v")
+            c.members[0].kill(signal.SIGTERM)
+        lines = open(path).read().splitlines()
+        assert len(lines) >= 3
+        records = [json.loads(line) for line in lines]  # every line is one JSON object
+        for r in records:
+            assert {"level", "ts", "msg", "name"} <= r.keys(), r
+            assert r["name"] == "n1" and r["level"] in ("debug", "info", "warn", "error")
+            time.strptime(r["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        assert any(r["msg"].startswith("member ") and "leader changed from 0 to" in r["msg"]
+                   for r in records), [r["msg"] for r in records]
+        assert any("shutting down" in r["msg"] for r in records)
+
+
+def test_https_metrics_url_uses_the_client_tls_and_follows_its_files():
+    import ssl
+    from chainfire_harness import certs
+
+    def get(port, ca, pair=None):
+        ctx = ssl.create_default_context(cafile=ca)
+        if pair:
+            ctx.load_cert_chain(pair[0], pair[1])
+        req = urllib.request.Request("https://127.0.0.1:%d/health" % port)
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            return r.status, r.read().decode()
+
+    def refused(port, ca, pair=None):
+        try:
+            get(port, ca, pair)
+            return False
+        except (urllib.error.URLError, ssl.SSLError, ConnectionError, OSError):
+            return True
+
+    with tempfile.TemporaryDirectory() as d:
+        ca, other = certs.make_ca(d, "ca"), certs.make_ca(d, "other")
+        server = certs.make_cert(d, "server", ca)
+        client, newcomer = certs.make_cert(d, "client", ca), certs.make_cert(d, "newcomer", other)
+        bundle = certs.bundle(os.path.join(d, "bundle.crt"), ca[0])
+        port = harness.free_ports(1)[0]
+        tls = harness.ClientTls(bundle, server[0], server[1], *client)
+        with harness.Cluster(1, client_tls=tls,
+                             extra=["--listen-metrics-urls", "https://127.0.0.1:%d" % port]):
+            assert get(port, ca[0], client) == (200, '{"health":"true"}')
+            assert refused(port, ca[0]), "served without a client certificate"
+            assert refused(port, ca[0], newcomer), "served another CA's certificate"
+            assert http_get_refused(port), "served plain HTTP on an https:// metrics URL"
+            # The bundle gains the other CA: its certificates are served from then on.
+            certs.bundle(bundle, ca[0], other[0])
+            deadline = time.time() + 15
+            while time.time() < deadline and refused(port, ca[0], newcomer):
+                time.sleep(0.2)
+            assert get(port, ca[0], newcomer)[0] == 200
+
+
+def http_get_refused(port):
+    try:
+        http_get(port, "/health", timeout=5)
+        return False
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return True

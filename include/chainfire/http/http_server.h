@@ -2,7 +2,7 @@
 // (Debian's libevent-dev): one event-loop thread serves every connection, so a long-lived
 // response does not hold a thread. evhttp parses the requests; limits on header size, body
 // size and time per connection refuse oversized or slow (slowloris) requests with 4xx or a
-// close.
+// close. With Options::tls, every port speaks HTTPS (OpenSSL through libevent's bufferevents).
 //
 // Routes map a path to a handler, which runs on the loop thread and gets the method and path:
 // unknown paths get 404, and a handler answers a method it does not serve with 405 itself.
@@ -22,6 +22,8 @@
 #include "absl/status/statusor.h"
 
 struct event_base;
+struct bufferevent;
+struct ssl_ctx_st;
 struct evhttp_request;
 struct evhttp;
 
@@ -47,6 +49,9 @@ class HttpServer {
     size_t max_header_bytes = 16 * 1024;  // request line + headers; more: 400/413, closed
     size_t max_body_bytes = 64 * 1024;
     int timeout_seconds = 10;  // a request not complete by then (slowloris) is dropped
+    // HTTPS: the server context for each new connection (the current one, so certificates
+    // rotate without a restart); empty: plain HTTP.
+    std::function<std::shared_ptr<ssl_ctx_st>()> tls;
   };
 
   // Listens on every "host:port" and starts the loop thread. Fails naming the address that
@@ -60,8 +65,10 @@ class HttpServer {
  private:
   HttpServer() = default;
   static void OnRequest(evhttp_request* req, void* self);
+  static bufferevent* NewTlsConnection(event_base* base, void* self);
 
   std::map<std::string, Handler> routes_;
+  Options options_;
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
   std::thread thread_;

@@ -71,6 +71,11 @@ class WatchHub {
   // Without a catch-up thread: moves one unsynced watcher forward by one batch read from
   // storage (or cancels it as compacted). False when no watcher could be moved.
   bool CatchUpStep();
+  // How many watches are open (etcd_debugging_mvcc_watcher_total).
+  size_t watcher_count() {
+    std::lock_guard<std::mutex> l(mu_);
+    return watchers_.size();
+  }
 
  private:
   struct Watcher {
@@ -93,7 +98,7 @@ class WatchHub {
 
   KvStore* kv_;
   const std::chrono::milliseconds progress_interval_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<Key, Watcher> watchers_;  // guarded by mu_
   int64_t notified_ = 0;             // guarded by mu_: last revision passed to OnCommitted

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,7 +32,8 @@ struct MemberTlsFlags {
 
 class MemberTls {
  public:
-  // `client_urls`: --listen-client-urls; `peer_urls`: every peer URL (listen and membership).
+  // `client_urls`: --listen-client-urls and --listen-metrics-urls (the metrics listener serves
+  // HTTPS with the client TLS, as etcd's); `peer_urls`: every peer URL (listen and membership).
   static absl::StatusOr<MemberTls> FromFlags(const MemberTlsFlags& flags,
                                              const std::vector<std::string>& client_urls,
                                              const std::vector<std::string>& peer_urls);
@@ -41,6 +43,9 @@ class MemberTls {
   std::shared_ptr<grpc::ServerCredentials> ClientServerCredentials(const std::string& url) const;
   std::shared_ptr<grpc::ServerCredentials> PeerServerCredentials() const;
   std::shared_ptr<grpc::ChannelCredentials> PeerChannelCredentials() const;
+  // The client TLS as OpenSSL contexts for HTTPS listeners (the current material on each call);
+  // fails when there is no client TLS or its first context cannot be built.
+  absl::StatusOr<std::function<std::shared_ptr<ssl_ctx_st>()>> HttpsContexts() const;
   // Sets the maximum connection age on a server that has a TLS port.
   void LimitConnectionAge(grpc::ServerBuilder* builder) const;
   bool client_tls() const { return client_ != nullptr; }

@@ -52,6 +52,9 @@ class Engine {
   absl::Status CompactAll();
   // Bytes used on disk by the database files (SST and WAL).
   int64_t DiskSize() const;
+  // A RocksDB integer property summed over the column families (0 where one has none), e.g.
+  // "rocksdb.estimate-live-data-size", "rocksdb.estimate-pending-compaction-bytes".
+  uint64_t IntProperty(const std::string& name) const;
 
  private:
   Engine() = default;

@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "chainfire/tls/ssl_context.h"
 #include "chainfire/tls/tls_material.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
@@ -62,6 +63,9 @@ class LiveTls {
   // an invalid one: its error, the last good set stays.
   absl::Status Reload();
   uint64_t generation() const { return source_->generation(); }
+  // An OpenSSL server context of the current material (ssl_context.h), for the HTTP listeners;
+  // rebuilt when the material changes. Fails only when the first one cannot be built.
+  absl::StatusOr<std::shared_ptr<SSL_CTX>> SslContext();
   std::shared_ptr<const TlsMaterial> Current() const { return source_->Current(); }
 
  private:
@@ -75,10 +79,12 @@ class LiveTls {
   std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;           // guarded by mu_
-  std::string last_refusal_;        // guarded by mu_: logged once until it changes
-  int64_t last_mtime_ = 0;          // guarded by mu_: the copies' mtimes only grow
-  uint64_t copied_generation_ = 0;  // guarded by mu_: the material the copies hold
+  bool stopping_ = false;                 // guarded by mu_
+  std::string last_refusal_;              // guarded by mu_: logged once until it changes
+  int64_t last_mtime_ = 0;                // guarded by mu_: the copies' mtimes only grow
+  uint64_t copied_generation_ = 0;        // guarded by mu_: the material the copies hold
+  std::shared_ptr<SSL_CTX> ssl_context_;  // guarded by mu_
+  uint64_t ssl_generation_ = 0;           // guarded by mu_: the material ssl_context_ holds
   std::thread thread_;
 };
 

@@ -13,6 +13,8 @@
 // receiver writes the chunks to a file in its receive dir, fsyncs it, has it verified
 // (checksum, structure) and only then delivers the message with snapshot.data = the file's
 // path; a broken or damaged transfer delivers nothing.
+// Metrics (metrics::Default(), etcd's names): bytes sent to and received from each peer, send
+// failures per peer, leader heartbeats lost to a broken stream.
 // Thread-safety: Send is thread-safe and never blocks on the network.
 #pragma once
 
@@ -27,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "chainfire/metrics/registry.h"
 #include "chainfire/node/raft_node.h"
 #include "chainfire/peer.grpc.pb.h"
 #include "grpcpp/security/credentials.h"
@@ -101,6 +104,8 @@ class PeerTransport : public node::Transport {
     bool snapshot_running = false;                    // guarded by mu
     grpc::ClientContext* snapshot_context = nullptr;  // guarded by mu
     std::thread snapshot_thread;
+    metrics::Counter* sent_bytes = nullptr;     // etcd_network_peer_sent_bytes_total{To}
+    metrics::Counter* sent_failures = nullptr;  // etcd_network_peer_sent_failures_total{To}
   };
   void SenderLoop(Peer* p);
   void SendSnapshot(Peer* p, raft::Message m);
@@ -121,6 +126,9 @@ class PeerTransport : public node::Transport {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> foreign_batches_{0};
   std::atomic<uint64_t> invalid_messages_{0};
+  // etcd_network_peer_received_bytes_total{From} of every member; read-only after construction.
+  std::map<uint64_t, metrics::Counter*> received_bytes_;
+  metrics::Counter* heartbeat_failures_ = nullptr;
   std::unique_ptr<Service> service_;
 };
 
