@@ -10,6 +10,8 @@ namespace chainfire::server {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+// etcd's threshold for "apply request took too long".
+constexpr std::chrono::milliseconds kSlowApply{100};
 }  // namespace
 
 int64_t NodeHost::NowMs() {
@@ -175,6 +177,7 @@ void NodeHost::TransferLeadership(uint64_t target) {
 void NodeHost::Loop() {
   const auto tick = std::chrono::milliseconds(options_.heartbeat_ms);
   auto next_tick = Clock::now() + tick;
+  Clock::time_point last_slow_apply_log{};
   for (;;) {
     std::vector<raft::Message> inbox;
     std::vector<PendingWrite> proposals;
@@ -203,7 +206,19 @@ void NodeHost::Loop() {
       next_tick += tick;
       if (next_tick < Clock::now()) next_tick = Clock::now() + tick;
     }
+    const auto pump_start = Clock::now();
     member_->Pump();
+    if (const auto took = Clock::now() - pump_start; took > kSlowApply) {
+      // etcd's "apply request took too long": committed entries applied in one round.
+      slow_applies_.fetch_add(1, std::memory_order_relaxed);
+      if (Clock::now() - last_slow_apply_log >= std::chrono::seconds(1)) {
+        last_slow_apply_log = Clock::now();
+        spdlog::warn("member {:x}: applying took too long: {} ms, expected at most {} ms",
+                     member_id(),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+                     kSlowApply.count());
+      }
+    }
     if (const uint64_t lead = member_->leader(); lead != seen_leader_unlocked_) {
       // As etcd counts them: each change to a (new) leader; losing one is not a change.
       if (lead != 0) leader_changes_.fetch_add(1, std::memory_order_relaxed);

@@ -193,6 +193,9 @@ void RegisterMemberMetrics(Registry& r, NodeHost* host, storage::Engine* engine,
   r.AddCallback("etcd_server_proposals_pending",
                 "The current number of pending proposals to commit.", Type::kGauge,
                 [host] { return static_cast<double>(host->proposals_pending()); });
+  r.AddCallback("etcd_server_slow_apply_total",
+                "The total number of slow apply requests (likely overloaded from slow disk).",
+                Type::kCounter, [host] { return static_cast<double>(host->slow_applies()); });
   r.AddCallback("etcd_server_proposals_failed_total", "The total number of failed proposals seen.",
                 Type::kCounter, [host] { return static_cast<double>(host->proposals_failed()); });
   const std::string member_id = HexId(host->member_id());

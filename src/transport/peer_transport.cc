@@ -233,6 +233,7 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
                        t_->received_snapshots_.fetch_add(1));
       part_ = base + ".part";
       final_ = base + ".snap";
+      started_ = std::chrono::steady_clock::now();
       file_ = std::fopen(part_.c_str(), "wb");
       if (file_ == nullptr) {
         Fail(grpc::StatusCode::INTERNAL, "cannot create the snapshot file");
@@ -254,6 +255,10 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
       if (s.ok()) {
         std::filesystem::rename(part_, final_, ec);
         if (ec) s = absl::InternalError(ec.message());
+      }
+      if (s.ok()) {
+        t_->snapshot_save_seconds_->Observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
       }
       if (!s.ok() || !message_.snapshot || t_->stopping_) {
         spdlog::warn("refusing a snapshot from {:x}: {}", message_.from, s.ToString());
@@ -280,6 +285,7 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
     raft::Message message_;
     std::FILE* file_ = nullptr;
     std::string part_, final_;
+    std::chrono::steady_clock::time_point started_;  // the first chunk
   };
 
   grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const peer::ProbeRequest* req,
@@ -345,6 +351,14 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
       "etcd_server_heartbeat_send_failures_total",
       "The total number of leader heartbeat send failures (likely overloaded from slow disk).");
   heartbeat_failures_ = heartbeats->Get();
+  static auto* snapshot_save =
+      r.AddHistogram("etcd_snap_db_save_total_duration_seconds",
+                     "The total latency distributions of save called by snapshot.",
+                     metrics::ExponentialBuckets(0.1, 2, 10));
+  snapshot_save_seconds_ = snapshot_save->Get();
+  static auto* rtt = r.AddHistogram("etcd_network_peer_round_trip_time_seconds",
+                                    "Round-Trip-Time histogram between peers",
+                                    metrics::ExponentialBuckets(0.0001, 2, 14), {"To"});
   members_.insert(self_id);
   for (auto& [id, address] : peers) {
     members_.insert(id);
@@ -356,10 +370,35 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
     p->address = address;
     p->sent_bytes = sent->With({hex});
     p->sent_failures = failures->With({hex});
+    p->rtt = rtt->With({hex});
     p->channel = DialPeer(address, credentials);
     Peer* raw = p.get();
     peers_[id] = std::move(p);
     raw->thread = std::thread([this, raw] { SenderLoop(raw); });
+  }
+  prober_ = std::thread([this] { ProbeLoop(); });
+}
+
+void PeerTransport::ProbeLoop() {
+  std::map<uint64_t, std::unique_ptr<peer::Peer::Stub>> stubs;
+  for (auto& [id, p] : peers_) stubs[id] = peer::Peer::NewStub(p->channel);
+  std::unique_lock<std::mutex> l(prober_mu_);
+  while (!prober_cv_.wait_for(l, kProbeInterval, [this] { return stopping_.load(); })) {
+    l.unlock();
+    for (auto& [id, p] : peers_) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+      peer::ProbeRequest req;
+      req.set_cluster_id(cluster_id_);
+      req.set_from(self_id_);
+      peer::ProbeResponse resp;
+      const auto start = std::chrono::steady_clock::now();
+      if (stubs[id]->Probe(&ctx, req, &resp).ok()) {
+        p->rtt->Observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+    }
+    l.lock();
   }
 }
 
@@ -381,6 +420,9 @@ grpc::Service* PeerTransport::service() { return service_.get(); }
 
 void PeerTransport::Stop() {
   if (stopping_.exchange(true)) return;
+  { std::lock_guard<std::mutex> l(prober_mu_); }
+  prober_cv_.notify_all();
+  if (prober_.joinable()) prober_.join();
   for (auto& [id, p] : peers_) {
     std::lock_guard<std::mutex> l(p->mu);
     if (p->context) p->context->TryCancel();

@@ -139,6 +139,15 @@ def test_counters_follow_the_work_done():
                 time.sleep(0.1)
             assert scrape(x)["etcd_mvcc_put_total"] - b.get("etcd_mvcc_put_total", 0) == 20, x.name
         assert sum(scrape(x)["etcd_server_is_leader"] for x in c.members) == 1
+        # Raft traffic and the 5-second probe between members are counted per peer.
+        peers = [k for k in scrape(m) if k.startswith("etcd_network_peer_sent_bytes_total{")]
+        assert len(peers) == 2 and all(scrape(m)[k] > 0 for k in peers), peers
+        deadline = time.time() + 15
+        rtt = lambda: [v for k, v in scrape(m).items()
+                       if k.startswith("etcd_network_peer_round_trip_time_seconds_count{")]
+        while time.time() < deadline and not (len(rtt()) == 2 and min(rtt()) > 0):
+            time.sleep(0.5)
+        assert len(rtt()) == 2 and min(rtt()) > 0, rtt()
 
 
 def test_health_is_etcds_and_follows_quorum():

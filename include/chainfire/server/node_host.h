@@ -127,6 +127,8 @@ class NodeHost {
   uint64_t leader_changes() const { return leader_changes_.load(std::memory_order_relaxed); }
   int64_t proposals_pending() const { return proposals_pending_.load(std::memory_order_relaxed); }
   uint64_t proposals_failed() const { return proposals_failed_.load(std::memory_order_relaxed); }
+  // Rounds of applying committed entries that took over 100 ms (etcd_server_slow_apply_total).
+  uint64_t slow_applies() const { return slow_applies_.load(std::memory_order_relaxed); }
   // The boot membership with each member's published client URLs.
   std::vector<etcdserverpb::Member> Members() const;
   void FillHeader(etcdserverpb::ResponseHeader* header) const { member_->FillHeader(header); }
@@ -173,6 +175,7 @@ class NodeHost {
   std::atomic<uint64_t> leader_changes_{0};
   std::atomic<int64_t> proposals_pending_{0};
   std::atomic<uint64_t> proposals_failed_{0};
+  std::atomic<uint64_t> slow_applies_{0};
   bool loop_done_ = false;  // guarded by leader_mu_: the node thread has stopped
 
   // Serves linearizable scans once their index is applied; stopped by Stop() after the node

@@ -14,10 +14,12 @@
 // (checksum, structure) and only then delivers the message with snapshot.data = the file's
 // path; a broken or damaged transfer delivers nothing.
 // Metrics (metrics::Default(), etcd's names): bytes sent to and received from each peer, send
-// failures per peer, leader heartbeats lost to a broken stream.
+// failures per peer, leader heartbeats lost to a broken stream, the round trip of a Probe call
+// to each peer every 5 s, the time to receive and fsync a snapshot.
 // Thread-safety: Send is thread-safe and never blocks on the network.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -106,7 +108,11 @@ class PeerTransport : public node::Transport {
     std::thread snapshot_thread;
     metrics::Counter* sent_bytes = nullptr;     // etcd_network_peer_sent_bytes_total{To}
     metrics::Counter* sent_failures = nullptr;  // etcd_network_peer_sent_failures_total{To}
+    metrics::Histogram* rtt = nullptr;          // etcd_network_peer_round_trip_time_seconds{To}
   };
+  // Every kProbeInterval, one Probe call to each peer, timed (the round-trip histogram).
+  static constexpr std::chrono::seconds kProbeInterval{5};
+  void ProbeLoop();
   void SenderLoop(Peer* p);
   void SendSnapshot(Peer* p, raft::Message m);
   absl::Status StreamSnapshot(Peer* p, const raft::Message& m, const std::string& path);
@@ -129,6 +135,10 @@ class PeerTransport : public node::Transport {
   // etcd_network_peer_received_bytes_total{From} of every member; read-only after construction.
   std::map<uint64_t, metrics::Counter*> received_bytes_;
   metrics::Counter* heartbeat_failures_ = nullptr;
+  metrics::Histogram* snapshot_save_seconds_ = nullptr;  // a received snapshot, until fsynced
+  std::mutex prober_mu_;
+  std::condition_variable prober_cv_;
+  std::thread prober_;
   std::unique_ptr<Service> service_;
 };
 
