@@ -156,8 +156,24 @@ bool Member::Pump() {
   return worked;
 }
 
+std::map<uint64_t, uint64_t> Member::follower_lag() const {
+  std::lock_guard<std::mutex> l(lag_mu_);
+  return follower_lag_;
+}
+
 void Member::UpdateStatus() {
   const raft::Status st = node_->status();
+  if (now_ms_ - lag_published_ms_ >= 1000 || (st.progress.empty() && !lag_empty_)) {
+    // The leader's view of each follower, for the metrics; published once a second.
+    std::map<uint64_t, uint64_t> lag;
+    for (const auto& [id, p] : st.progress) {
+      if (id != options_.member_id) lag[id] = st.last_index > p.match ? st.last_index - p.match : 0;
+    }
+    lag_empty_ = lag.empty();
+    lag_published_ms_ = now_ms_;
+    std::lock_guard<std::mutex> l(lag_mu_);
+    follower_lag_ = std::move(lag);
+  }
   term_ = st.hard_state.term;
   commit_ = st.hard_state.commit;
   first_index_ = log_->FirstIndex();

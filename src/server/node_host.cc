@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
+#include "chainfire/metrics/registry.h"
 #include "spdlog/spdlog.h"
 
 namespace chainfire::server {
@@ -139,7 +140,31 @@ void NodeHost::Propose(internal::Request request, WriteDone user_done) {
   done(std::move(r));
 }
 
+namespace {
+
+// ChainFire's own: from a linearizable read's arrival until it may be served (the ReadIndex
+// round through the leader and the wait for the local apply).
+metrics::Histogram* ReadIndexSeconds() {
+  static metrics::Histogram* h =
+      metrics::Default()
+          .AddHistogram("chainfire_server_read_index_duration_seconds",
+                        "Time from a linearizable read's arrival until it may be served.",
+                        metrics::ExponentialBuckets(0.0001, 2, 16))
+          ->Get();
+  return h;
+}
+
+}  // namespace
+
 void NodeHost::LinearizableRead(ReadDone done, ReadWork work) {
+  if (metrics::TimingEnabled()) {
+    done = [start = Clock::now(), timed = std::move(done)](absl::Status s) {
+      if (s.ok()) {
+        ReadIndexSeconds()->Observe(std::chrono::duration<double>(Clock::now() - start).count());
+      }
+      timed(std::move(s));
+    };
+  }
   if (work == ReadWork::kScan) {
     // Once the store has applied the read index any later state is as good, so the scan may
     // run later, on another thread.

@@ -246,6 +246,15 @@ void RegisterMemberMetrics(Registry& r, NodeHost* host, storage::Engine* engine,
                   const uint64_t c = host->commit_index(), a = host->applied_index();
                   return static_cast<double>(c > a ? c - a : 0);
                 });
+  r.AddCallback("chainfire_server_follower_lag_entries",
+                "On the leader: log entries not yet replicated to each follower.", Type::kGauge,
+                {"To"}, [host] {
+                  Registry::Samples out;
+                  for (const auto& [id, lag] : host->follower_lag()) {
+                    out.push_back({{HexId(id)}, static_cast<double>(lag)});
+                  }
+                  return out;
+                });
   r.AddCallback("chainfire_server_term", "The Raft term this member is in.", Type::kGauge,
                 [host] { return static_cast<double>(host->term()); });
   RegisterProcessMetrics(r);

@@ -139,15 +139,24 @@ def test_counters_follow_the_work_done():
                 time.sleep(0.1)
             assert scrape(x)["etcd_mvcc_put_total"] - b.get("etcd_mvcc_put_total", 0) == 20, x.name
         assert sum(scrape(x)["etcd_server_is_leader"] for x in c.members) == 1
-        # Raft traffic and the 5-second probe between members are counted per peer.
-        peers = [k for k in scrape(m) if k.startswith("etcd_network_peer_sent_bytes_total{")]
-        assert len(peers) == 2 and all(scrape(m)[k] > 0 for k in peers), peers
+        # Raft traffic (the leader sends to both followers) and the 5-second probe between
+        # members are counted per peer.
+        lead = c.leader_member()
+        peers = [k for k in scrape(lead) if k.startswith("etcd_network_peer_sent_bytes_total{")]
+        assert len(peers) == 2 and all(scrape(lead)[k] > 0 for k in peers), peers
         deadline = time.time() + 15
         rtt = lambda: [v for k, v in scrape(m).items()
                        if k.startswith("etcd_network_peer_round_trip_time_seconds_count{")]
         while time.time() < deadline and not (len(rtt()) == 2 and min(rtt()) > 0):
             time.sleep(0.5)
         assert len(rtt()) == 2 and min(rtt()) > 0, rtt()
+        # ChainFire's own: the leader sees both followers; reads and fsyncs timed.
+        lags = [v for k, v in scrape(lead).items()
+                if k.startswith("chainfire_server_follower_lag_entries{")]
+        assert len(lags) == 2, lags
+        c.etcdctl("get", "count/0", endpoints=m.endpoint)
+        assert scrape(m)["chainfire_server_read_index_duration_seconds_count"] >= 1
+        assert scrape(m)["chainfire_disk_wal_group_commit_entries_count"] >= 1
 
 
 def test_health_is_etcds_and_follows_quorum():

@@ -141,6 +141,9 @@ class Member : private node::Application {
   // Fails every pending write and read with ErrStopped (at shutdown).
   void FailPending();
   raft::Status raft_status() const { return node_->status(); }
+  // On the leader: each follower's entries not yet replicated to it (last index - match), as of
+  // at most a second ago; empty elsewhere. Any thread.
+  std::map<uint64_t, uint64_t> follower_lag() const;
   uint64_t raft_applied() const { return node_->applied(); }
   size_t writes_in_flight() const { return node_->writes_in_flight(); }
   absl::StatusOr<raft::Term> TermAt(raft::Index i) const { return node_->TermAt(i); }
@@ -245,6 +248,10 @@ class Member : private node::Application {
   std::atomic<uint64_t> next_id_{0};
   std::atomic<uint64_t> leader_{0};
   std::atomic<uint64_t> term_{0};
+  mutable std::mutex lag_mu_;
+  std::map<uint64_t, uint64_t> follower_lag_;  // guarded by lag_mu_
+  int64_t lag_published_ms_ = 0;               // node thread only
+  bool lag_empty_ = true;                      // node thread only
   std::atomic<uint64_t> commit_{0};
   std::atomic<uint64_t> first_index_{0};
   std::atomic<uint64_t> snapshots_installed_{0};

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -129,6 +130,7 @@ class NodeHost {
   uint64_t proposals_failed() const { return proposals_failed_.load(std::memory_order_relaxed); }
   // Rounds of applying committed entries that took over 100 ms (etcd_server_slow_apply_total).
   uint64_t slow_applies() const { return slow_applies_.load(std::memory_order_relaxed); }
+  std::map<uint64_t, uint64_t> follower_lag() const { return member_->follower_lag(); }
   // The boot membership with each member's published client URLs.
   std::vector<etcdserverpb::Member> Members() const;
   void FillHeader(etcdserverpb::ResponseHeader* header) const { member_->FillHeader(header); }
