@@ -171,6 +171,15 @@ class CountingInterceptorFactory : public grpc::experimental::ServerInterceptorF
   GrpcCounters counters_;
 };
 
+// Both routes serve GET only, as etcd's.
+http::Response MethodNotAllowed() {
+  http::Response r;
+  r.status = 405;
+  r.headers = {{"Allow", "GET"}};
+  r.body = "Method Not Allowed\n";
+  return r;
+}
+
 }  // namespace
 
 void RegisterMemberMetrics(Registry& r, NodeHost* host, storage::Engine* engine,
@@ -300,13 +309,8 @@ bool HealthCheck::Check() {
 }
 
 http::Response HealthCheck::Serve(const http::Request& request) {
+  if (request.method != "GET") return MethodNotAllowed();
   http::Response r;
-  if (request.method != "GET") {
-    r.status = 405;
-    r.headers = {{"Allow", "GET"}};
-    r.body = "Method Not Allowed\n";
-    return r;
-  }
   const bool healthy = Check();
   r.status = healthy ? 200 : 503;
   r.body = healthy ? "{\"health\":\"true\"}" : "{\"health\":\"false\"}";
@@ -316,13 +320,8 @@ http::Response HealthCheck::Serve(const http::Request& request) {
 std::map<std::string, http::Handler> MetricsRoutes(Registry& registry, HealthCheck* health) {
   std::map<std::string, http::Handler> routes;
   routes["/metrics"] = [&registry](const http::Request& request) {
+    if (request.method != "GET") return MethodNotAllowed();
     http::Response r;
-    if (request.method != "GET") {
-      r.status = 405;
-      r.headers = {{"Allow", "GET"}};
-      r.body = "Method Not Allowed\n";
-      return r;
-    }
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = registry.Render();
     return r;
