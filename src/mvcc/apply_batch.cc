@@ -52,6 +52,7 @@ absl::Status KvStore::Finish(uint64_t index, WriteTxn* txn, const absl::Status& 
   if (staged_) {
     staged_->index = index;
     staged_->revision = rev;
+    staged_->live_keys_delta += txn->live_keys_delta();
     ++staged_->entries;
     if (!events.empty()) staged_->events.emplace_back(rev, std::move(events));
     if (staged_->entries >= internal::kMaxStagedEntries ||
@@ -61,6 +62,7 @@ absl::Status KvStore::Finish(uint64_t index, WriteTxn* txn, const absl::Status& 
     return absl::OkStatus();
   }
   Commit(txn->batch(), index, rev);
+  live_keys_.fetch_add(txn->live_keys_delta(), std::memory_order_relaxed);
   if (!events.empty()) observer_(rev, std::move(events));
   return absl::OkStatus();
 }
@@ -79,6 +81,8 @@ void KvStore::CommitBatch() {
 void KvStore::FlushStaged() {
   if (!staged_ || staged_->index == 0) return;
   Commit(&staged_->batch, staged_->index, staged_->revision);
+  live_keys_.fetch_add(staged_->live_keys_delta, std::memory_order_relaxed);
+  staged_->live_keys_delta = 0;
   auto events = std::move(staged_->events);
   staged_->batch.Clear();
   staged_->latest.clear();

@@ -82,6 +82,11 @@ absl::Status KvStore::Load() {
     std::lock_guard<std::mutex> l(compact_mu_);
     compacted_through_ = compacted_through;
   }
+  // etcd rebuilds its key index at start and counts the keys it finds; so does this.
+  int64_t keys = 0;
+  const std::string all(1, '\0');
+  Scan(all, all, revision, [&](mvccpb::KeyValue) { ++keys; });
+  live_keys_.store(keys, std::memory_order_relaxed);
   return LoadTables();
 }
 

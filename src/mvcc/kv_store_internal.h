@@ -61,6 +61,7 @@ struct KvStore::Staged {
   uint64_t index = 0;    // the last staged entry; 0 when nothing is staged
   int64_t revision = 0;  // the revision after the staged entries
   size_t entries = 0;
+  int64_t live_keys_delta = 0;  // keys created minus keys deleted by the staged entries
 };
 
 // Applies the writes of one log entry: every change lands in one WriteBatch at revision
@@ -74,6 +75,8 @@ class KvStore::WriteTxn {
   int64_t revision() const { return wrote_ ? base_ + 1 : base_; }
   rocksdb::WriteBatch* batch() { return staged_ != nullptr ? &staged_->batch : &batch_; }
   std::vector<std::unique_ptr<mvccpb::Event>>& events() { return events_; }
+  // Keys this entry created minus keys it deleted.
+  int64_t live_keys_delta() const { return live_keys_delta_; }
 
   // In a batch: keeps (true) or drops (false) what this entry wrote into the staged batch.
   void Settle(bool keep);
@@ -97,6 +100,7 @@ class KvStore::WriteTxn {
   const int64_t base_;
   int64_t sub_ = 0;
   bool wrote_ = false;
+  int64_t live_keys_delta_ = 0;
   rocksdb::WriteBatch batch_;
   internal::Writes overlay_;
   std::vector<std::unique_ptr<mvccpb::Event>> events_;  // in revision order

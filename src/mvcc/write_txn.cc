@@ -47,6 +47,7 @@ absl::Status KvStore::WriteTxn::Put(const etcdserverpb::PutRequest& req,
   kv.set_create_revision(exists ? prev.create_revision() : rev.main);
   kv.set_mod_revision(rev.main);
   kv.set_version(exists ? prev.version() + 1 : 1);
+  if (!exists) ++live_keys_delta_;
   batch()->Put(
       store_->engine_->cf(Column::kKv), VersionKey(req.key(), rev),
       EncodeValueRecord(false, kv.create_revision(), kv.version(), kv.lease(), kv.value()));
@@ -71,6 +72,7 @@ absl::Status KvStore::WriteTxn::DeleteRange(const etcdserverpb::DeleteRangeReque
                                             etcdserverpb::DeleteRangeResponse* resp) {
   internal::Ops().del->Add();
   std::vector<mvccpb::KeyValue> doomed = Scan(req.key(), req.range_end());
+  live_keys_delta_ -= static_cast<int64_t>(doomed.size());
   for (mvccpb::KeyValue& kv : doomed) {
     const Revision rev = NextRevision();
     batch()->Put(store_->engine_->cf(Column::kKv), VersionKey(kv.key(), rev),

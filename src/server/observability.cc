@@ -230,6 +230,8 @@ void RegisterMemberMetrics(Registry& r, NodeHost* host, storage::Engine* engine,
       "Total size of the underlying database logically in use in bytes.", Type::kGauge, [engine] {
         return static_cast<double>(engine->IntProperty("rocksdb.estimate-live-data-size"));
       });
+  r.AddCallback("etcd_debugging_mvcc_keys_total", "Total number of keys.", Type::kGauge,
+                [host] { return static_cast<double>(host->kv().live_keys()); });
   r.AddCallback("etcd_debugging_mvcc_watcher_total", "Total number of watchers.", Type::kGauge,
                 [host] { return static_cast<double>(host->watch_hub().watcher_count()); });
   // ChainFire's own: RocksDB's backlog and write stalls (a stalled store stalls every write).
@@ -249,6 +251,10 @@ void RegisterMemberMetrics(Registry& r, NodeHost* host, storage::Engine* engine,
       [engine] {
         return static_cast<double>(engine->IntProperty("rocksdb.actual-delayed-write-rate"));
       });
+  r.AddCallback("chainfire_rocksdb_write_stall_seconds_total",
+                "Total time writes waited in RocksDB's write stalls (slowdowns and stops).",
+                Type::kCounter,
+                [engine] { return static_cast<double>(engine->WriteStallMicros()) / 1e6; });
   // ChainFire's own: how far this member's applied state trails what it knows is committed.
   r.AddCallback("chainfire_server_apply_lag_entries",
                 "Committed log entries this member has not applied yet.", Type::kGauge, [host] {

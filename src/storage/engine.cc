@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "chainfire/metrics/registry.h"
 #include "chainfire/storage/wal_scan.h"
@@ -258,6 +260,15 @@ uint64_t Engine::IntProperty(const std::string& name) const {
     if (db_->GetIntProperty(h, name, &v)) total += v;
   }
   return total;
+}
+
+uint64_t Engine::WriteStallMicros() const {
+  std::map<std::string, std::string> stats;
+  if (!db_->GetMapProperty(rocksdb::DB::Properties::kDBStats, &stats)) return 0;
+  auto it = stats.find("db.user_write_stall_micros");
+  if (it == stats.end()) return 0;
+  double v = 0;  // an integer today; parsed as a number in case RocksDB prints a fraction
+  return absl::SimpleAtod(it->second, &v) && v > 0 ? static_cast<uint64_t>(v) : 0;
 }
 
 int64_t Engine::DiskSize() const {

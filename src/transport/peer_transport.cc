@@ -291,6 +291,13 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
   grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const peer::ProbeRequest* req,
                                   peer::ProbeResponse* resp) override {
     auto* reactor = ctx->DefaultReactor();
+    if (!t_->members_.contains(req->from()) &&
+        t_->unknown_probes_.fetch_add(1, std::memory_order_relaxed) % 100 == 0) {
+      spdlog::warn(
+          "probe from {:x} (cluster {:x}), which is not a member of cluster {:x}, at {}: check "
+          "its --initial-cluster",
+          req->from(), req->cluster_id(), t_->cluster_id_, ctx->peer());
+    }
     *resp = t_->probe_(*req);
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -396,6 +403,20 @@ void PeerTransport::ProbeLoop() {
       if (stubs[id]->Probe(&ctx, req, &resp).ok()) {
         p->rtt->Observe(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        // Logged when it starts and when it ends, not at every probe.
+        const uint64_t foreign = resp.cluster_id() != cluster_id_ ? resp.cluster_id() : 0;
+        if (foreign != p->foreign_cluster_seen) {
+          if (foreign != 0) {
+            spdlog::warn(
+                "the member at {} (configured as {:x}) answers as cluster {:x}, not ours {:x}: "
+                "its messages are dropped; check the peer URLs and --initial-cluster-token",
+                p->address, id, foreign, cluster_id_);
+          } else {
+            spdlog::info("the member at {} ({:x}) answers as cluster {:x} again", p->address, id,
+                         cluster_id_);
+          }
+          p->foreign_cluster_seen = foreign;
+        }
       }
     }
     l.lock();

@@ -19,6 +19,7 @@ from chainfire_harness import cluster as harness
 # promtool's lint warnings that etcd 3.4's own metric names draw (its gauges named _total, its
 # counters without _total); ChainFire keeps etcd's names, so it draws these and no others.
 ETCD_NAMING_WARNINGS = {
+    "etcd_debugging_mvcc_keys_total non-counter metrics should not have \"_total\" suffix",
     "etcd_debugging_mvcc_watcher_total non-counter metrics should not have \"_total\" suffix",
     "etcd_server_health_failures counter metrics should have \"_total\" suffix",
     "etcd_server_health_success counter metrics should have \"_total\" suffix",
@@ -139,6 +140,20 @@ def test_counters_follow_the_work_done():
                 time.sleep(0.1)
             assert scrape(x)["etcd_mvcc_put_total"] - b.get("etcd_mvcc_put_total", 0) == 20, x.name
         assert sum(scrape(x)["etcd_server_is_leader"] for x in c.members) == 1
+        # etcd_debugging_mvcc_keys_total counts live keys: 20 created, then 5 deleted and one
+        # overwritten (no change), on every member.
+        for x, b in zip(c.members, before):
+            assert scrape(x)["etcd_debugging_mvcc_keys_total"] == (
+                b["etcd_debugging_mvcc_keys_total"] + 20), x.name
+        c.etcdctl("del", "count/1", "count/15", endpoints=m.endpoint)  # count/1, count/10..14
+        c.etcdctl("put", "count/0", "again", endpoints=m.endpoint)
+        deadline = time.time() + 10
+        for x, b in zip(c.members, before):
+            want = b["etcd_debugging_mvcc_keys_total"] + 14
+            while time.time() < deadline and scrape(x)["etcd_debugging_mvcc_keys_total"] != want:
+                time.sleep(0.1)
+            assert scrape(x)["etcd_debugging_mvcc_keys_total"] == want, x.name
+        assert scrape(m)["chainfire_rocksdb_write_stall_seconds_total"] >= 0
         # Raft traffic (the leader sends to both followers) and the 5-second probe between
         # members are counted per peer.
         lead = c.leader_member()
@@ -157,6 +172,38 @@ def test_counters_follow_the_work_done():
         c.etcdctl("get", "count/0", endpoints=m.endpoint)
         assert scrape(m)["chainfire_server_read_index_duration_seconds_count"] >= 1
         assert scrape(m)["chainfire_disk_wal_group_commit_entries_count"] >= 1
+
+
+def wait_for_log(member, text, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline and text not in member.log():
+        time.sleep(0.2)
+    return text in member.log()
+
+
+def test_a_member_of_another_cluster_is_logged_with_its_address():
+    # x1 (cluster token x) lists n2 and n3 of a running cluster as its peers: each side logs
+    # the mismatch once, naming the other's address.
+    with harness.Cluster(3) as c:
+        x = harness.Cluster(names=["x1"], token="other-%d" % os.getpid())
+        try:
+            x1, n2 = x.members[0], c.members[1]
+            initial = "x1=%s,n2=%s,n3=%s" % (x1.peer_url, n2.peer_url, c.members[2].peer_url)
+            x1.start(initial_cluster=initial)
+            assert wait_for_log(x1, "answers as cluster", 20), x1.log()
+            line = next(l for l in x1.log().splitlines() if "answers as cluster" in l)
+            assert "the member at 127.0.0.1:%d" % n2.peer_port in line or (
+                "the member at 127.0.0.1:%d" % c.members[2].peer_port in line), line
+            assert wait_for_log(n2, "which is not a member of cluster", 20), n2.log()
+            line = next(l for l in n2.log().splitlines() if "not a member of cluster" in l)
+            assert "at ipv4:127.0.0.1:" in line, line
+            # The cluster's own members never log it about each other, and keep serving.
+            for m in c.members:
+                assert "answers as cluster" not in m.log(), m.name
+            assert "not a member of cluster" not in c.members[0].log()
+            c.etcdctl("put", "still", "serving")
+        finally:
+            x.__exit__(None, None, None)
 
 
 def test_health_is_etcds_and_follows_quorum():

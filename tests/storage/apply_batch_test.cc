@@ -1,7 +1,7 @@
 // KvStore's apply batches (BeginBatch .. CommitBatch): staged entries see each other, nothing is
 // visible before the commit, a failed entry leaves no trace, and a random workload applied in
 // random batches gives exactly the responses, events and state of the same workload applied one
-// entry at a time.
+// entry at a time (the live-key count included, also after a reopen).
 #include <map>
 #include <string>
 #include <vector>
@@ -245,11 +245,20 @@ TEST(ApplyBatch, RandomBatchesMatchOneEntryAtATime) {
       ASSERT_EQ(single.kv->applied_index(), batched.kv->applied_index());
       ASSERT_EQ(single.All(), batched.All()) << "seed " << seed << " round " << round;
       ASSERT_EQ(single.events, batched.events) << "seed " << seed << " round " << round;
+      // etcd_debugging_mvcc_keys_total: the kept count is the number of live keys.
+      ASSERT_EQ(single.kv->live_keys(), static_cast<int64_t>(single.All().size()))
+          << "seed " << seed << " round " << round;
+      ASSERT_EQ(batched.kv->live_keys(), single.kv->live_keys()) << "seed " << seed;
       const int64_t past = std::max<int64_t>(single.kv->compact_revision(), 1) +
                            static_cast<int64_t>(rng.Uniform(5));
       if (past <= single.kv->revision()) ASSERT_EQ(single.All(past), batched.All(past));
     }
     EXPECT_GT(single.kv->revision(), 100) << "the workload should write";
+    // Reopened, the store counts its live keys from storage.
+    const int64_t keys = batched.kv->live_keys();
+    batched.kv.reset();
+    batched.kv = std::move(*KvStore::Open(batched.engine.get()));
+    EXPECT_EQ(batched.kv->live_keys(), keys) << "seed " << seed;
   }
 }
 

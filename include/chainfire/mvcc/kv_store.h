@@ -65,6 +65,9 @@ class KvStore {
   // Reads below this revision fail with ErrCompacted; 0 when never compacted.
   int64_t compact_revision() const { return compact_revision_.load(std::memory_order_acquire); }
   uint64_t applied_index() const { return applied_.load(std::memory_order_acquire); }
+  // Keys that exist (not deleted) at revision(): etcd_debugging_mvcc_keys_total. Counted from
+  // storage when the state is loaded, then kept by the writes. Any thread.
+  int64_t live_keys() const { return live_keys_.load(std::memory_order_relaxed); }
 
   // Batching (apply thread). Between BeginBatch() and CommitBatch(), Put, DeleteRange, Txn and
   // MarkApplied are staged in one WriteBatch (later entries see earlier ones) and become
@@ -187,6 +190,7 @@ class KvStore {
   std::vector<std::pair<int64_t, std::function<void()>>> compact_waiters_;  // compact_mu_
   std::thread compactor_;
   std::atomic<uint64_t> applied_{0};
+  std::atomic<int64_t> live_keys_{0};  // written by the apply thread (and Load)
   // Readers (Range, ReadEvents, HashKV, LeaseKeys) hold it shared; ReplaceState exclusive, so
   // a read never sees a state half replaced by a snapshot install.
   mutable std::shared_mutex state_mu_;

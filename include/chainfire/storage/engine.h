@@ -55,6 +55,9 @@ class Engine {
   // A RocksDB integer property summed over the column families (0 where one has none), e.g.
   // "rocksdb.estimate-live-data-size", "rocksdb.estimate-pending-compaction-bytes".
   uint64_t IntProperty(const std::string& name) const;
+  // Microseconds user writes have waited in RocksDB's write stalls since the database opened
+  // ("db.user_write_stall_micros" of the "rocksdb.dbstats" map; 0 if RocksDB does not say).
+  uint64_t WriteStallMicros() const;
 
  private:
   Engine() = default;

@@ -109,6 +109,7 @@ class PeerTransport : public node::Transport {
     metrics::Counter* sent_bytes = nullptr;     // etcd_network_peer_sent_bytes_total{To}
     metrics::Counter* sent_failures = nullptr;  // etcd_network_peer_sent_failures_total{To}
     metrics::Histogram* rtt = nullptr;          // etcd_network_peer_round_trip_time_seconds{To}
+    uint64_t foreign_cluster_seen = 0;  // prober thread: the other cluster it last answered as
   };
   // Every kProbeInterval, one Probe call to each peer, timed (the round-trip histogram).
   static constexpr std::chrono::seconds kProbeInterval{5};
@@ -132,6 +133,7 @@ class PeerTransport : public node::Transport {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> foreign_batches_{0};
   std::atomic<uint64_t> invalid_messages_{0};
+  std::atomic<uint64_t> unknown_probes_{0};
   // etcd_network_peer_received_bytes_total{From} of every member; read-only after construction.
   std::map<uint64_t, metrics::Counter*> received_bytes_;
   metrics::Counter* heartbeat_failures_ = nullptr;
