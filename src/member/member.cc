@@ -48,6 +48,10 @@ absl::StatusOr<std::unique_ptr<Member>> Member::Open(MemberOptions options, stor
   }
   m->bootstrapped_ = log->LastIndex() > 0 || m->kv_->applied_index() > 0;
   for (auto& [id, blob] : m->kv_->LoadMemberAttributes()) m->attributes_[id] = blob;
+  m->tokens_ = std::make_unique<auth::SimpleTokens>(m->options_.auth_token_ttl_ms);
+  auto auth_record = m->kv_->LoadAuthState();
+  if (!auth_record.ok()) return auth_record.status();
+  if (absl::Status s = m->auth_.Load(*auth_record); !s.ok()) return s;
   for (const auto& [id, ttl] : m->kv_->Leases()) m->lessor_->Grant(id, ttl * 1000, now_ms);
 
   raft::Config cfg;
@@ -99,7 +103,7 @@ Member::Proposal Member::Prepare(internal::Request request) {
   p.id = next_id_.fetch_add(1);
   request.set_proposer(options_.member_id);
   request.set_id(p.id);
-  request.set_format(kRequestFormat);
+  request.set_format(auth::AuthStore::IsAuthOp(request) || !request.username().empty() ? 2 : 1);
   p.data = request.SerializeAsString();
   return p;
 }
@@ -147,6 +151,10 @@ void Member::Tick() {
   ExpireRequests();
   MaybePublish();
   ExpireLeases();
+  if (now_ms_ - tokens_expired_ms_ >= 1000) {
+    tokens_->Expire(now_ms_);
+    tokens_expired_ms_ = now_ms_;
+  }
 }
 
 bool Member::Pump() {
@@ -350,6 +358,17 @@ void Member::Apply(const raft::Entry& entry) {
 
 WriteResult Member::ApplyRequest(uint64_t index, const internal::Request& req) {
   WriteResult result;
+  if (auth::AuthStore::IsAuthOp(req)) {
+    ApplyAuth(index, req, &result);
+    return result;
+  }
+  if (auth_.enabled()) {
+    if (absl::Status s = CheckPermission(req); !s.ok()) {
+      kv_->MarkApplied(index);  // refused: changes nothing, but the entry is applied
+      result.status = std::move(s);
+      return result;
+    }
+  }
   switch (req.op_case()) {
     case internal::Request::kPut:
       result.status = kv_->ApplyPut(index, req.put(), &result.put);
@@ -386,6 +405,8 @@ WriteResult Member::ApplyRequest(uint64_t index, const internal::Request& req) {
     }
     case internal::Request::OP_NOT_SET:
       CF_CHECK(false) << "unreachable: checked by Apply";
+    default:
+      CF_CHECK(false) << "unreachable: auth operations are applied by ApplyAuth";
   }
   return result;
 }

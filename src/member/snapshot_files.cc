@@ -38,6 +38,13 @@ void Member::RestoreSnapshot(const raft::Snapshot& snapshot) {
 }
 
 void Member::ReloadAfterInstall() {
+  auto auth_record = kv_->LoadAuthState();
+  if (!auth_record.ok() || !auth_.Load(*auth_record).ok()) {
+    Fatal(absl::StrCat("the installed snapshot's auth store is unreadable: ",
+                       auth_record.ok() ? "corrupt record" : auth_record.status().ToString()));
+  }
+  // Tokens are this member's, not the snapshot's; none outlive auth being off.
+  if (!auth_.enabled()) tokens_->Clear();
   {
     std::lock_guard<std::mutex> l(attributes_mu_);
     attributes_.clear();

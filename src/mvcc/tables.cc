@@ -46,6 +46,19 @@ void KvStore::ApplyMemberAttributes(uint64_t index, uint64_t member_id,
   Commit(&batch, index, revision());
 }
 
+void KvStore::ApplyAuthState(uint64_t index, const std::string& record) {
+  FlushStaged();
+  rocksdb::WriteBatch batch;
+  batch.Put(engine_->cf(Column::kMeta), layout::kAuthKey, record);
+  Commit(&batch, index, revision());
+}
+
+absl::StatusOr<std::string> KvStore::LoadAuthState() const {
+  auto r = engine_->Get(Column::kMeta, layout::kAuthKey);
+  if (absl::IsNotFound(r.status())) return std::string();
+  return r;
+}
+
 std::map<uint64_t, std::string> KvStore::LoadMemberAttributes() const {
   std::map<uint64_t, std::string> out;
   std::unique_ptr<rocksdb::Iterator> it(

@@ -17,6 +17,7 @@
 #include "chainfire/server/logging.h"
 #include "chainfire/server/member_tls.h"
 #include "chainfire/server/observability.h"
+#include "chainfire/server/auth_service.h"
 #include "chainfire/server/services.h"
 #include "chainfire/storage/power_loss_fs.h"
 #include "chainfire/storage/raft_format.h"
@@ -55,6 +56,9 @@ struct Flags {
   std::string cipher_suites;
   std::string listen_metrics_urls;  // /metrics and /health (http:// only, for now)
   std::string metrics = "basic";
+  std::string auth_token = "simple";
+  int64_t auth_token_ttl = 300;
+  int bcrypt_cost = 10;
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
   std::string testing_peer_dial;
@@ -223,6 +227,15 @@ int main(int argc, char** argv) {
   flag("experimental-snapshot-catchup-entries", f.snapshot_catchup_entries,
        "Entries kept behind a snapshot so slightly lagging followers need no snapshot")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  flag("auth-token", f.auth_token,
+       "How auth tokens are made: simple (etcd's default: registered through the log on every "
+       "member)")
+      ->check(CLI::IsMember({"simple"}));
+  flag("auth-token-ttl", f.auth_token_ttl,
+       "Seconds a simple token lives without use (etcd's default, 300)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 31));
+  flag("bcrypt-cost", f.bcrypt_cost, "bcrypt cost of stored password hashes (4..31, default 10)")
+      ->check(CLI::Range(4, 31));
   flag("log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   flag("logger", f.logger,
@@ -404,6 +417,7 @@ int main(int argc, char** argv) {
   opts.snapshot_count = f.snapshot_count;
   opts.snapshot_catchup_entries = f.snapshot_catchup_entries;
   opts.recovering = recovering;
+  opts.auth_token_ttl_ms = f.auth_token_ttl * 1000;
   auto host = OrDie(cf::server::NodeHost::Open(opts, engine.get()));
 
   std::map<uint64_t, std::string> peers;
@@ -458,11 +472,13 @@ int main(int argc, char** argv) {
   cf::metrics::Registry& registry = cf::metrics::Default();
   cf::server::RegisterMemberMetrics(registry, host.get(), engine.get(), quota_bytes);
   cf::server::HealthCheck health(host.get(), registry);
-  cf::server::KvService kv(host.get(), f.max_request_bytes, &quota);
-  cf::server::ClusterService cluster(host.get());
-  cf::server::MaintenanceService maintenance(host.get(), engine.get());
-  cf::server::WatchService watch(host.get(), static_cast<size_t>(f.max_request_bytes));
-  cf::server::LeaseService lease(host.get(), &quota);
+  cf::server::AuthGuard guard(host.get(), f.tls.client_cert_auth);
+  cf::server::KvService kv(host.get(), f.max_request_bytes, &quota, &guard);
+  cf::server::ClusterService cluster(host.get(), &guard);
+  cf::server::MaintenanceService maintenance(host.get(), engine.get(), &guard);
+  cf::server::WatchService watch(host.get(), static_cast<size_t>(f.max_request_bytes), &guard);
+  cf::server::LeaseService lease(host.get(), &quota, &guard);
+  cf::server::AuthService auth_service(&guard, f.bcrypt_cost);
   grpc::ServerBuilder client_builder;
   for (const std::string& u : listen_client) {
     client_builder.AddListeningPort(cf::server::HostPort(u), tls.ClientServerCredentials(u));
@@ -489,6 +505,7 @@ int main(int argc, char** argv) {
   client_builder.RegisterService(&maintenance);
   client_builder.RegisterService(&watch);
   client_builder.RegisterService(&lease);
+  client_builder.RegisterService(&auth_service);
   std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
   if (!client_server) Die("cannot listen on --listen-client-urls " + f.listen_client_urls);
 
@@ -523,6 +540,7 @@ int main(int argc, char** argv) {
   metrics_servers.clear();
   client_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   maintenance.Stop();
+  auth_service.Stop();
   host->Stop();
   transport.Stop();
   peer_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

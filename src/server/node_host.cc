@@ -42,6 +42,7 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Open(NodeHostOptions options
   mo.snapshot_count = o.snapshot_count;
   mo.snapshot_catchup_entries = o.snapshot_catchup_entries;
   mo.recovering = o.recovering;
+  mo.auth_token_ttl_ms = o.auth_token_ttl_ms;
   mo.watch_progress_interval = o.watch_progress_interval;
   std::random_device rd;
   mo.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^

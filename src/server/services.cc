@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "chainfire/auth/errors.h"
 #include "chainfire/mvcc/txn_validation.h"
 #include "chainfire/transport/peer_transport.h"
 #include "grpcpp/grpcpp.h"
@@ -36,20 +37,56 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl
   return reactor;
 }
 
-// Proposes `r`; when it is applied, answers with the part of the result `field` names and the
-// response header filled in (or with the request's error).
-template <typename Response>
-grpc::ServerUnaryReactor* ProposeAndReply(NodeHost* host, grpc::CallbackServerContext* ctx,
-                                          internal::Request r, Response* resp,
-                                          Response WriteResult::*field) {
-  auto* reactor = ctx->DefaultReactor();
-  host->Propose(std::move(r), [host, resp, reactor, field](WriteResult result) {
-    if (result.status.ok()) {
-      *resp = std::move(result.*field);
-      host->FillHeader(resp->mutable_header());
+// Runs `fn(caller)` with the call's caller: at once when it is known (the common case, and
+// always when no token is sent), after a read when its token's entry is not applied here yet;
+// answers the call with the error when the token is invalid.
+template <typename Fn>
+void WithCaller(AuthGuard* guard, grpc::CallbackServerContext* ctx,
+                grpc::ServerUnaryReactor* reactor, Fn fn) {
+  absl::StatusOr<auth::Caller> now = guard->CallerNow(ctx);
+  if (now.ok()) {
+    fn(*now);
+    return;
+  }
+  guard->Resolve(ctx, [guard, ctx, reactor, fn = std::move(fn)](
+                          absl::StatusOr<auth::Caller> caller) mutable {
+    if (caller.ok()) {
+      fn(*caller);
+      return;
     }
-    reactor->Finish(ToGrpc(result.status));
+    guard->LogRefused(ctx, auth::Caller{}, "a request", caller.status());
+    reactor->Finish(ToGrpc(caller.status()));
   });
+}
+
+bool IsAuthRefusal(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kPermissionDenied ||
+         s.message() == "etcdserver: user name is empty" ||
+         s.message() == "etcdserver: revision of auth store is old";
+}
+
+// Proposes `r` stamped with the caller; when it is applied, answers with the part of the
+// result `field` names and the response header filled in (or with the request's error).
+template <typename Response>
+grpc::ServerUnaryReactor* ProposeAndReply(NodeHost* host, AuthGuard* guard,
+                                          grpc::CallbackServerContext* ctx, internal::Request r,
+                                          Response* resp, Response WriteResult::*field) {
+  auto* reactor = ctx->DefaultReactor();
+  WithCaller(guard, ctx, reactor,
+             [host, guard, ctx, resp, reactor, field, r = std::move(r)](
+                 const auth::Caller& caller) mutable {
+               AuthGuard::Stamp(caller, &r);
+               host->Propose(std::move(r), [host, guard, ctx, caller, resp, reactor,
+                                            field](WriteResult result) {
+                 if (result.status.ok()) {
+                   *resp = std::move(result.*field);
+                   host->FillHeader(resp->mutable_header());
+                 } else if (IsAuthRefusal(result.status)) {
+                   guard->LogRefused(ctx, caller, "a write", result.status);
+                 }
+                 reactor->Finish(ToGrpc(result.status));
+               });
+             });
   return reactor;
 }
 }  // namespace
@@ -100,17 +137,33 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
   }
   auto* reactor = ctx->DefaultReactor();
   NodeHost* host = host_;
-  auto serve = [host, req, resp, reactor](absl::Status s) {
-    if (s.ok()) s = host->kv().Range(*req, resp);
-    if (s.ok()) host->FillHeader(resp->mutable_header());
-    reactor->Finish(ToGrpc(s));
-  };
-  if (req->serializable()) {
-    serve(absl::OkStatus());
-  } else {
-    host_->LinearizableRead(std::move(serve), req->range_end().empty() ? NodeHost::ReadWork::kPoint
-                                                                       : NodeHost::ReadWork::kScan);
-  }
+  AuthGuard* guard = guard_;
+  WithCaller(guard_, ctx, reactor, [=](const auth::Caller& caller) {
+    auto serve = [host, guard, ctx, caller, req, resp, reactor](absl::Status s) {
+      // etcd's doSerialize: the permission as of now, then the read, then a check that the
+      // auth store did not change under it.
+      std::shared_ptr<const auth::AuthView> view;
+      if (s.ok() && host->auth().enabled()) {
+        view = host->auth().view();
+        s = view->CheckKeys(caller, req->key(), req->range_end(), false);
+        if (!s.ok()) guard->LogRefused(ctx, caller, "a range", s);
+      }
+      if (s.ok()) s = host->kv().Range(*req, resp);
+      if (s.ok() && view && caller.revision != 0 &&
+          host->auth().view()->revision() != caller.revision) {
+        s = auth::ErrAuthOldRevision();
+      }
+      if (s.ok()) host->FillHeader(resp->mutable_header());
+      reactor->Finish(ToGrpc(s));
+    };
+    if (req->serializable()) {
+      serve(absl::OkStatus());
+    } else {
+      host->LinearizableRead(std::move(serve), req->range_end().empty()
+                                                   ? NodeHost::ReadWork::kPoint
+                                                   : NodeHost::ReadWork::kScan);
+    }
+  });
   return reactor;
 }
 
@@ -124,7 +177,7 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
   if (absl::Status s = quota_->Check(req->ByteSizeLong()); !s.ok()) return FinishNow(ctx, s);
   internal::Request r;
   *r.mutable_put() = *req;
-  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::put);
+  return ProposeAndReply(host_, guard_, ctx, std::move(r), resp, &WriteResult::put);
 }
 
 grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ctx,
@@ -136,7 +189,7 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ct
   }
   internal::Request r;
   *r.mutable_delete_range() = *req;
-  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::delete_range);
+  return ProposeAndReply(host_, guard_, ctx, std::move(r), resp, &WriteResult::delete_range);
 }
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
@@ -151,7 +204,7 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
   }
   internal::Request r;
   *r.mutable_txn() = *req;
-  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::txn);
+  return ProposeAndReply(host_, guard_, ctx, std::move(r), resp, &WriteResult::txn);
 }
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* ctx,
@@ -160,6 +213,9 @@ grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* ctx,
   auto* reactor = ctx->DefaultReactor();
   internal::Request r;
   *r.mutable_compaction() = *req;
+  if (absl::StatusOr<auth::Caller> caller = guard_->CallerNow(ctx); caller.ok()) {
+    AuthGuard::Stamp(*caller, &r);
+  }
   NodeHost* host = host_;
   const bool physical = req->physical();
   const int64_t rev = req->revision();
@@ -191,22 +247,48 @@ grpc::ServerUnaryReactor* ClusterService::MemberList(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ClusterService::MemberAdd(grpc::CallbackServerContext* ctx,
                                                     const etcdserverpb::MemberAddRequest*,
                                                     etcdserverpb::MemberAddResponse*) {
-  return FinishNow(ctx, ErrMembershipFixed());
+  return RefuseChange(ctx);
 }
 grpc::ServerUnaryReactor* ClusterService::MemberRemove(grpc::CallbackServerContext* ctx,
                                                        const etcdserverpb::MemberRemoveRequest*,
                                                        etcdserverpb::MemberRemoveResponse*) {
-  return FinishNow(ctx, ErrMembershipFixed());
+  return RefuseChange(ctx);
 }
 grpc::ServerUnaryReactor* ClusterService::MemberUpdate(grpc::CallbackServerContext* ctx,
                                                        const etcdserverpb::MemberUpdateRequest*,
                                                        etcdserverpb::MemberUpdateResponse*) {
-  return FinishNow(ctx, ErrMembershipFixed());
+  return RefuseChange(ctx);
 }
 grpc::ServerUnaryReactor* ClusterService::MemberPromote(grpc::CallbackServerContext* ctx,
                                                         const etcdserverpb::MemberPromoteRequest*,
                                                         etcdserverpb::MemberPromoteResponse*) {
+  return RefuseChange(ctx);
+}
+
+grpc::ServerUnaryReactor* ClusterService::RefuseChange(grpc::CallbackServerContext* ctx) {
+  absl::StatusOr<auth::Caller> caller = guard_->CallerNow(ctx);
+  absl::Status s = caller.ok() ? host_->auth().view()->CheckAdmin(*caller) : caller.status();
+  if (!s.ok()) {
+    guard_->LogRefused(ctx, caller.ok() ? *caller : auth::Caller{}, "a member change", s);
+    return FinishNow(ctx, s);
+  }
   return FinishNow(ctx, ErrMembershipFixed());
+}
+
+absl::Status MaintenanceService::CheckAdmin(grpc::CallbackServerContext* ctx) {
+  if (!host_->auth().enabled() && ctx->client_metadata().count("token") == 0) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<auth::Caller> caller = guard_->CallerNow(ctx);
+  absl::Status s = caller.ok() ? host_->auth().view()->CheckAdmin(*caller) : caller.status();
+  if (s.ok()) return s;
+  guard_->LogRefused(ctx, caller.ok() ? *caller : auth::Caller{}, "maintenance", s);
+  // etcd 3.4's maintenance server returns the auth store's own error unconverted: gRPC code
+  // Unknown and "auth: ..." (what etcdctl prints, so clients see the same text).
+  std::string text(s.message());
+  if (text == "etcdserver: user name not found") text = "etcdserver: user not found";
+  if (text.rfind("etcdserver: ", 0) == 0) text = "auth: " + text.substr(12);
+  return absl::UnknownError(text);
 }
 
 grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext* ctx,
@@ -244,12 +326,13 @@ grpc::ServerUnaryReactor* MaintenanceService::Alarm(grpc::CallbackServerContext*
   // "alarm disarm" sends one DEACTIVATE per alarm it listed.
   internal::Request r;
   *r.mutable_alarm() = *req;
-  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::alarm);
+  return ProposeAndReply(host_, guard_, ctx, std::move(r), resp, &WriteResult::alarm);
 }
 
 grpc::ServerUnaryReactor* MaintenanceService::HashKV(grpc::CallbackServerContext* ctx,
                                                      const etcdserverpb::HashKVRequest* req,
                                                      etcdserverpb::HashKVResponse* resp) {
+  if (absl::Status a = CheckAdmin(ctx); !a.ok()) return FinishNow(ctx, a);
   uint32_t hash = 0;
   int64_t at = 0;
   absl::Status s = host_->kv().HashKV(req->revision(), &hash, &at);
@@ -267,6 +350,7 @@ grpc::ServerUnaryReactor* MaintenanceService::Hash(grpc::CallbackServerContext* 
                                                    etcdserverpb::HashResponse* resp) {
   // etcd's Hash covers the whole backend and is meant for testing; ours is the logical hash of
   // the key-value state at the current revision.
+  if (absl::Status a = CheckAdmin(ctx); !a.ok()) return FinishNow(ctx, a);
   uint32_t hash = 0;
   int64_t at = 0;
   absl::Status s = host_->kv().HashKV(0, &hash, &at);
@@ -282,6 +366,7 @@ grpc::ServerUnaryReactor* MaintenanceService::Defragment(grpc::CallbackServerCon
                                                          etcdserverpb::DefragmentResponse* resp) {
   // RocksDB's equivalent of bbolt's defragmentation: a full compaction of every column, which
   // drops deleted and compacted-away versions from the files. Runs on its own thread.
+  if (absl::Status a = CheckAdmin(ctx); !a.ok()) return FinishNow(ctx, a);
   auto* reactor = ctx->DefaultReactor();
   storage::Engine* engine = engine_;
   NodeHost* host = host_;
@@ -333,7 +418,8 @@ class WatchStream
     : public grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>,
       public mvcc::WatchSink {
  public:
-  WatchStream(NodeHost* host, size_t max_bytes) : host_(host), max_bytes_(max_bytes) {
+  WatchStream(NodeHost* host, size_t max_bytes, AuthGuard* guard, grpc::CallbackServerContext* ctx)
+      : host_(host), max_bytes_(max_bytes), guard_(guard), ctx_(ctx) {
     StartRead(&request_);
   }
 
@@ -446,6 +532,16 @@ class WatchStream
           EnqueueLocked(std::move(r));
           return;
         }
+        if (absl::Status denied = WatchPermission(c); !denied.ok()) {
+          // etcd 3.4: created and canceled at once, the reason in the response.
+          r.set_watch_id(-1);
+          r.set_canceled(true);
+          r.set_cancel_reason(absl::StrCat("rpc error: code = ",
+                                           GrpcCodeName(denied.code()),
+                                           " desc = ", denied.message()));
+          EnqueueLocked(std::move(r));
+          return;
+        }
         ids_.insert(id);
         if (c.fragment()) fragmenting_.insert(id);
         EnqueueLocked(std::move(r));  // `created` precedes every event of this watch
@@ -489,6 +585,33 @@ class WatchStream
     }
   }
 
+  // READ on the watched range, as etcd checks a watch's creation.
+  absl::Status WatchPermission(const etcdserverpb::WatchCreateRequest& c) {
+    if (!host_->auth().enabled() && ctx_->client_metadata().count("token") == 0) {
+      return absl::OkStatus();
+    }
+    absl::StatusOr<auth::Caller> caller = guard_->CallerNow(ctx_);
+    absl::Status s = caller.ok()
+                         ? host_->auth().view()->CheckKeys(*caller, c.key(), c.range_end(), false)
+                         : caller.status();
+    if (!s.ok()) guard_->LogRefused(ctx_, caller.ok() ? *caller : auth::Caller{}, "a watch", s);
+    return s;
+  }
+
+  // Go's names of the gRPC codes, as etcd's cancel reasons print them.
+  static const char* GrpcCodeName(absl::StatusCode code) {
+    switch (code) {
+      case absl::StatusCode::kPermissionDenied:
+        return "PermissionDenied";
+      case absl::StatusCode::kUnauthenticated:
+        return "Unauthenticated";
+      case absl::StatusCode::kInvalidArgument:
+        return "InvalidArgument";
+      default:
+        return "Unknown";
+    }
+  }
+
   void Header(etcdserverpb::WatchResponse* r, int64_t revision) {
     host_->FillHeader(r->mutable_header());
     r->mutable_header()->set_revision(revision);
@@ -515,6 +638,8 @@ class WatchStream
 
   NodeHost* host_;
   const size_t max_bytes_;
+  AuthGuard* guard_;
+  grpc::CallbackServerContext* ctx_;  // the stream's; valid until OnDone
   etcdserverpb::WatchRequest request_;
   std::mutex mu_;
   std::deque<etcdserverpb::WatchResponse> queue_;  // guarded by mu_; front is being written
@@ -529,8 +654,8 @@ class WatchStream
 }  // namespace
 
 grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>*
-WatchService::Watch(grpc::CallbackServerContext*) {
-  return new WatchStream(host_, max_bytes_);
+WatchService::Watch(grpc::CallbackServerContext* ctx) {
+  return new WatchStream(host_, max_bytes_, guard_, ctx);
 }
 
 }  // namespace chainfire::server
@@ -629,7 +754,7 @@ grpc::ServerUnaryReactor* LeaseService::LeaseGrant(grpc::CallbackServerContext* 
   }
   r.mutable_lease_grant()->set_id(id);
   r.mutable_lease_grant()->set_ttl(std::max(req->ttl(), host_->min_lease_ttl()));
-  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::lease_grant);
+  return ProposeAndReply(host_, guard_, ctx, std::move(r), resp, &WriteResult::lease_grant);
 }
 
 grpc::ServerUnaryReactor* LeaseService::LeaseRevoke(grpc::CallbackServerContext* ctx,
@@ -637,7 +762,7 @@ grpc::ServerUnaryReactor* LeaseService::LeaseRevoke(grpc::CallbackServerContext*
                                                     etcdserverpb::LeaseRevokeResponse* resp) {
   internal::Request r;
   r.mutable_lease_revoke()->set_id(req->id());
-  return ProposeAndReply(host_, ctx, std::move(r), resp, &WriteResult::lease_revoke);
+  return ProposeAndReply(host_, guard_, ctx, std::move(r), resp, &WriteResult::lease_revoke);
 }
 
 grpc::ServerUnaryReactor* LeaseService::LeaseTimeToLive(

@@ -23,6 +23,9 @@ class MaintenanceService::SnapshotStream
  public:
   SnapshotStream(NodeHost* host, storage::Engine* engine) : host_(host), engine_(engine) {}
 
+  // Answers with `s` and sends nothing (a caller without the root role).
+  void Refuse(const absl::Status& s) { Finish(ToGrpc(s)); }
+
   // Helper thread.
   void Prepare() {
     const std::filesystem::path dir = std::filesystem::path(engine_->dir()) / "backup-tmp";
@@ -93,8 +96,12 @@ class MaintenanceService::SnapshotStream
 };
 
 grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse>* MaintenanceService::Snapshot(
-    grpc::CallbackServerContext*, const etcdserverpb::SnapshotRequest*) {
+    grpc::CallbackServerContext* ctx, const etcdserverpb::SnapshotRequest*) {
   auto* stream = new SnapshotStream(host_, engine_);
+  if (absl::Status a = CheckAdmin(ctx); !a.ok()) {
+    stream->Refuse(a);
+    return stream;
+  }
   helpers_.Submit([stream] { stream->Prepare(); });
   return stream;
 }

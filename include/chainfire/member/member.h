@@ -30,6 +30,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "chainfire/auth/auth_store.h"
+#include "chainfire/auth/simple_tokens.h"
 #include "chainfire/backup.pb.h"
 #include "chainfire/internal.pb.h"
 #include "chainfire/mvcc/kv_store.h"
@@ -47,8 +49,10 @@ absl::Status ErrStopped();
 
 // The request format this build writes into the log (internal::Request::format) and the
 // newest it can apply. An entry of a newer format, or with an operation this build does not
-// know, stops the member with an error naming it: it is never skipped.
-inline constexpr uint32_t kRequestFormat = 1;
+// know, stops the member with an error naming it: it is never skipped. Format 2 adds auth
+// (its operations, and the caller on requests made while auth is on); entries without them are
+// still written as format 1, which older builds apply.
+inline constexpr uint32_t kRequestFormat = 2;
 
 // The outcome of applying one write.
 struct WriteResult {
@@ -60,6 +64,7 @@ struct WriteResult {
   etcdserverpb::AlarmResponse alarm;
   etcdserverpb::LeaseGrantResponse lease_grant;
   etcdserverpb::LeaseRevokeResponse lease_revoke;
+  auth::AuthResult auth;
 };
 
 // TEST ONLY: bugs the simulation must catch (docs/testing.md, "bug switches").
@@ -80,6 +85,8 @@ struct MemberOptions {
   int heartbeat_ms = 100;                // one Tick()
   int election_ticks = 10;               // election timeout in ticks
   int request_timeout_ms = 7000;
+  // Simple tokens end after this long without use (etcd's --auth-token-ttl, 300 s).
+  int64_t auth_token_ttl_ms = 300000;
   // Raft snapshots (etcd's --snapshot-count and --experimental-snapshot-catchup-entries).
   uint64_t snapshot_count = 100000;
   uint64_t snapshot_catchup_entries = 5000;
@@ -152,6 +159,10 @@ class Member : private node::Application {
   Proposal Prepare(internal::Request request);
   mvcc::KvStore& kv() { return *kv_; }
   mvcc::WatchHub& watch_hub() { return *hub_; }
+  // The replicated auth store (checks on any thread read its view) and this member's simple
+  // tokens (looked up with the owner's clock, NodeHost::NowMs in production).
+  const auth::AuthStore& auth() const { return auth_; }
+  auth::SimpleTokens& tokens() { return *tokens_; }
   uint64_t member_id() const { return options_.member_id; }
   uint64_t leader() const { return leader_.load(); }
   bool is_leader() const { return leader() == member_id(); }
@@ -188,6 +199,10 @@ class Member : private node::Application {
   void ProposeInternal(internal::Request req, WriteDone done);
   void Reply(uint64_t index, const internal::Request& req, WriteResult result);
   WriteResult ApplyRequest(uint64_t index, const internal::Request& req);
+  // An auth operation: applied to the auth store, persisted with the entry, tokens updated.
+  void ApplyAuth(uint64_t index, const internal::Request& req, WriteResult* result);
+  // etcd 3.4's apply-time permission check of a key-value or lease request (auth on).
+  absl::Status CheckPermission(const internal::Request& req) const;
   // After the store's state was replaced: leases, attributes and watchers follow it.
   void ReloadAfterInstall();
   // Removes snapshot files other than `keep`; `at_start`: also leftovers of transfers.
@@ -222,6 +237,9 @@ class Member : private node::Application {
   std::unique_ptr<mvcc::WatchHub> hub_;
   std::unique_ptr<node::Lessor> lessor_;
   std::unique_ptr<node::RaftNode> node_;
+  auth::AuthStore auth_;
+  std::unique_ptr<auth::SimpleTokens> tokens_;
+  int64_t tokens_expired_ms_ = 0;  // owner thread: the last sweep of idle tokens
 
   // Owner thread only.
   int64_t now_ms_ = 0;

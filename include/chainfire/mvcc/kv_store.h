@@ -136,6 +136,11 @@ class KvStore {
   void ApplyMemberAttributes(uint64_t index, uint64_t member_id, const std::string& attributes);
   // Every member's last published attributes.
   std::map<uint64_t, std::string> LoadMemberAttributes() const;
+  // Records the auth store's new persisted record (auth::AuthStore::Record) with entry `index`
+  // applied; it is part of the state snapshots and backups carry.
+  void ApplyAuthState(uint64_t index, const std::string& record);
+  // The auth store's record ("" when none was ever written).
+  absl::StatusOr<std::string> LoadAuthState() const;
 
   absl::Status Range(const etcdserverpb::RangeRequest& req,
                      etcdserverpb::RangeResponse* resp) const;

