@@ -51,6 +51,13 @@ absl::StatusOr<RestoreReport> WriteDataDir(const RestoreOptions& o, const Backup
       BackupLease l;
       l.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
       batch.Put(e->cf(Column::kMeta), mvcc::layout::LeaseKey(l.id()), BigEndian64(l.ttl()));
+    } else if (type == RecordType::kRaw) {
+      // A logical backup carries one raw record: the auth store. Nothing else is taken.
+      RawRecord r;
+      r.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+      if (r.column() == static_cast<uint32_t>(Column::kMeta) && r.key() == mvcc::layout::kAuthKey) {
+        batch.Put(e->cf(Column::kMeta), mvcc::layout::kAuthKey, r.value());
+      }
     }
     return batch.GetDataSize() >= kBatchBytes ? flush(false) : absl::OkStatus();
   });

@@ -107,6 +107,22 @@ absl::Status WriteLogicalBackup(storage::Engine* engine, const rocksdb::Snapshot
     if (s = writer->AddLease(l); !s.ok()) return s;
   }
   if (!it->status().ok()) return storage::FromRocks(it->status(), "reading leases");
+  // The auth store (users, roles, whether auth is on) as one raw record: a restored cluster
+  // keeps it. Tokens are not state: none survives.
+  std::string auth;
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  rocksdb::Status got = engine->db()->Get(ro, engine->cf(Column::kMeta), mvcc::layout::kAuthKey,
+                                          &auth);
+  if (got.ok()) {
+    RawRecord r;
+    r.set_column(static_cast<uint32_t>(Column::kMeta));
+    r.set_key(mvcc::layout::kAuthKey);
+    r.set_value(auth);
+    if (s = writer->AddRaw(r); !s.ok()) return s;
+  } else if (!got.IsNotFound()) {
+    return storage::FromRocks(got, "reading the auth store");
+  }
   return writer->Finish();
 }
 

@@ -35,13 +35,30 @@ std::string Endpoint(std::string e) {
   return e;
 }
 
-// Streams Maintenance.Snapshot from `endpoint` into `path`.
+// Streams Maintenance.Snapshot from `endpoint` into `path`; with `user` ("name:password", as
+// etcdctl's --user), signs in first (a cluster with auth on serves snapshots to root only).
 absl::Status FetchSnapshot(const std::string& endpoint, const std::string& path, int timeout_s,
-                           const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+                           const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                           const std::string& user) {
   auto channel = grpc::CreateChannel(Endpoint(endpoint), credentials);
   auto stub = etcdserverpb::Maintenance::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  if (!user.empty()) {
+    const size_t colon = user.find(':');
+    etcdserverpb::AuthenticateRequest login;
+    login.set_name(user.substr(0, colon));
+    if (colon != std::string::npos) login.set_password(user.substr(colon + 1));
+    etcdserverpb::AuthenticateResponse token;
+    grpc::ClientContext login_ctx;
+    login_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+    grpc::Status st = etcdserverpb::Auth::NewStub(channel)->Authenticate(&login_ctx, login, &token);
+    if (!st.ok()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("signing in to ", endpoint, " failed: ", st.error_message()));
+    }
+    ctx.AddMetadata("token", token.token());
+  }
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return absl::InternalError(absl::StrCat("cannot create ", path));
   etcdserverpb::SnapshotRequest req;
@@ -73,7 +90,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientCredentials(
 }
 
 int Save(const std::vector<std::string>& endpoints, const std::string& data_dir,
-         const std::string& file, int timeout_s, const ClientTlsFlags& tls) {
+         const std::string& file, int timeout_s, const ClientTlsFlags& tls,
+         const std::string& user) {
   if (endpoints.empty() == data_dir.empty()) {
     return Fail(absl::InvalidArgumentError("save needs exactly one of --endpoints, --data-dir"));
   }
@@ -104,7 +122,7 @@ int Save(const std::vector<std::string>& endpoints, const std::string& data_dir,
     absl::Status last;
     for (const std::string& list : endpoints) {
       for (absl::string_view e : absl::StrSplit(list, ',', absl::SkipEmpty())) {
-        last = FetchSnapshot(std::string(e), part, timeout_s, *credentials);
+        last = FetchSnapshot(std::string(e), part, timeout_s, *credentials, user);
         if (last.ok()) break;
         std::cerr << "chainfire-backup: " << last.message() << "\n";
       }
@@ -194,6 +212,9 @@ int main(int argc, char** argv) {
   save->add_option("--cacert", tls.cacert, "Verify the members' certificates with this CA bundle");
   save->add_option("--cert", tls.cert, "Client certificate (for --client-cert-auth members)");
   save->add_option("--key", tls.key, "Client certificate's key");
+  std::string user;
+  save->add_option("--user", user,
+                   "name:password to sign in with (auth on: snapshots are served to root only)");
 
   std::string verify_file;
   auto* verify = app.add_subcommand("verify", "Check a backup's checksum and structure");
@@ -224,7 +245,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (*save) return Save(endpoints, save_dir, save_file, timeout_s, tls);
+  if (*save) return Save(endpoints, save_dir, save_file, timeout_s, tls, user);
   if (*verify || *inspect) {
     const std::string& file = *verify ? verify_file : inspect_file;
     auto summary = cf::backup::VerifyFile(file);

@@ -178,3 +178,150 @@ def test_etcdctl_script_gives_etcds_outputs_and_exit_codes(etcd_outputs):
     # The script exercised both outcomes.
     codes = {o[0] for o in ours}
     assert 0 in codes and 1 in codes
+
+
+# ---- real clients, tokens, refusals the way etcd refuses
+
+SETUP = [
+    ["user", "add", ROOT], ["user", "grant-role", "root", "root"],
+    ["user", "add", ALICE], ["role", "add", "rw"],
+    ["role", "grant-permission", "rw", "--prefix", "readwrite", "/app/"],
+    ["user", "grant-role", "alice", "rw"], ["auth", "enable"],
+]
+
+
+def setup_auth(endpoint):
+    for args in SETUP:
+        code, out, err = run_etcdctl(endpoint, None, args, None)
+        assert code == 0, (args, err)
+
+
+def api():
+    from chainfire_harness.api import rpc_pb2, rpc_pb2_grpc
+    return rpc_pb2, rpc_pb2_grpc
+
+
+def login(endpoint, name, password):
+    import grpc
+    pb, stubs = api()
+    with grpc.insecure_channel(endpoint) as ch:
+        return stubs.AuthStub(ch).Authenticate(
+            pb.AuthenticateRequest(name=name, password=password), timeout=10).token
+
+
+def call(endpoint, method, request, token=None):
+    """(grpc code name, details) of a unary KV call made with `token`."""
+    import grpc
+    _, stubs = api()
+    md = [("token", token)] if token else []
+    with grpc.insecure_channel(endpoint) as ch:
+        try:
+            getattr(stubs.KVStub(ch), method)(request, metadata=md, timeout=10)
+            return "OK", ""
+        except grpc.RpcError as e:
+            return e.code().name, e.details()
+
+
+def first_watch_response(endpoint, key, token):
+    """The first response to a watch created on `key` (with range end key+"\\xff")."""
+    import grpc
+    pb, stubs = api()
+    with grpc.insecure_channel(endpoint) as ch:
+        create = pb.WatchRequest(create_request=pb.WatchCreateRequest(
+            key=key.encode(), range_end=key.encode() + b"\xff"))
+        stream = stubs.WatchStub(ch).Watch(iter([create]), metadata=[("token", token)],
+                                           timeout=10)
+        try:
+            r = next(stream)
+            return r.created, r.canceled, r.watch_id, r.cancel_reason
+        finally:
+            stream.cancel()
+
+
+def refusals(endpoint):
+    """What a signed-in alice gets for a watch and a Txn outside /app/ and for a write after
+    her role was revoked (with the token she already holds)."""
+    pb, _ = api()
+    token = login(endpoint, "alice", "alicepw")
+    out = {
+        "watch_inside": first_watch_response(endpoint, "/app/", token)[:2],
+        "watch_outside": first_watch_response(endpoint, "/other", token),
+        "put_inside": call(endpoint, "Put", pb.PutRequest(key=b"/app/x", value=b"1"), token),
+        "txn_else_outside": call(endpoint, "Txn", pb.TxnRequest(
+            compare=[pb.Compare(key=b"/app/x", target=pb.Compare.VALUE, value=b"1")],
+            success=[pb.RequestOp(request_put=pb.PutRequest(key=b"/app/y", value=b"2"))],
+            failure=[pb.RequestOp(request_put=pb.PutRequest(key=b"/other", value=b"3"))]),
+            token),
+        "no_token": call(endpoint, "Range", pb.RangeRequest(key=b"/app/x")),
+        "bad_token": call(endpoint, "Range", pb.RangeRequest(key=b"/app/x"), "nosuchtoken.7"),
+    }
+    run_etcdctl(endpoint, ROOT, ["user", "revoke-role", "alice", "rw"], None)
+    out["put_after_revoke"] = call(endpoint, "Put", pb.PutRequest(key=b"/app/x", value=b"2"),
+                                   token)
+    return out
+
+
+def test_watch_txn_revoke_and_token_refusals_match_etcd():
+    if reference.etcd_binary() is None:
+        pytest.skip("etcd-server is not installed")
+    with reference.etcd_member() as (endpoint, _):
+        setup_auth(endpoint)
+        theirs = refusals(endpoint)
+    with harness.Cluster(3) as c:
+        setup_auth(c.members[0].endpoint)
+        ours = refusals(c.members[1].endpoint)  # tokens work on every member
+    assert ours == theirs
+    assert ours["watch_inside"] == (True, False)
+    assert ours["watch_outside"][1] and "permission denied" in ours["watch_outside"][3]
+    assert ours["put_inside"] == ("OK", "")
+    assert ours["put_after_revoke"] == ("PERMISSION_DENIED", "etcdserver: permission denied")
+
+
+def test_python_etcd3_signs_in_and_a_client_certificate_names_its_user(tmp_path):
+    # python-etcd3 sends its token as call credentials, which gRPC sends over TLS only.
+    client_tls, _ = harness.make_tls(str(tmp_path / "pki"))
+    with harness.Cluster(3, client_tls=client_tls) as c:
+        # Auth is off until the last step: no --user needed.
+        for args in SETUP[:-1] + [["user", "add", "client", "--no-password"],
+                                  ["user", "grant-role", "client", "rw"], SETUP[-1]]:
+            c.etcdctl(*args)
+        with harness.etcd_client(c.members[2].client_port, user="alice", password="alicepw",
+                                 **c.etcd3_kwargs()) as client:
+            client.put("/app/py", "v")
+            assert client.get("/app/py")[0] == b"v"
+            with pytest.raises(Exception) as denied:
+                client.put("/elsewhere", "v")
+            assert "permission denied" in str(denied.value)
+        with pytest.raises(Exception) as failed:
+            with harness.etcd_client(c.members[2].client_port, user="alice", password="no",
+                                     **c.etcd3_kwargs()):
+                pass
+        assert "authentication failed" in str(failed.value)
+        # --client-cert-auth: with no token, the verified certificate's CN ("client") is the
+        # user, as etcd; a --no-password user cannot sign in with a password.
+        c.etcdctl("put", "/app/by-cert", "1")
+        r = c.etcdctl("put", "/elsewhere", "1", check=False)
+        assert r.returncode != 0 and "permission denied" in r.stderr
+        r = c.etcdctl("--user", "client:x", "get", "/app/by-cert", check=False)
+        assert r.returncode != 0 and "authentication failed" in r.stderr
+
+
+def expiry(endpoint):
+    pb, _ = api()
+    token = login(endpoint, "alice", "alicepw")
+    fresh = call(endpoint, "Range", pb.RangeRequest(key=b"/app/x"), token)
+    # The token lives 2 s without use (etcd's TTL is checked once a second): 4 s is past it.
+    time.sleep(4)
+    return fresh, call(endpoint, "Range", pb.RangeRequest(key=b"/app/x"), token)
+
+
+def test_tokens_expire_after_the_ttl_as_etcds():
+    if reference.etcd_binary() is None:
+        pytest.skip("etcd-server is not installed")
+    with reference.etcd_member("--auth-token-ttl", "2") as (endpoint, _):
+        setup_auth(endpoint)
+        theirs = expiry(endpoint)
+    with harness.Cluster(1, extra=["--auth-token-ttl", "2"]) as c:
+        setup_auth(c.members[0].endpoint)
+        ours = expiry(c.members[0].endpoint)
+    assert ours == theirs == (("OK", ""), ("UNAUTHENTICATED", "etcdserver: invalid auth token"))
