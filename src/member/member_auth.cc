@@ -100,7 +100,11 @@ void Member::ApplyAuth(uint64_t index, const internal::Request& req, WriteResult
     kv_->MarkApplied(index);
   }
   if (!result->status.ok()) return;
-  if (!effects.token_user.empty()) tokens_->Assign(token, effects.token_user, now_ms_);
+  // Tokens are volatile: one whose entry is replayed at start (it was applied before the
+  // restart) is not registered again, so a restart forgets every token.
+  if (!effects.token_user.empty() && index > replay_target_) {
+    tokens_->Assign(token, effects.token_user, now_ms_);
+  }
   if (!effects.tokens_of.empty()) tokens_->ForgetUser(effects.tokens_of);
   if (effects.all_tokens_end) tokens_->Clear();
 }

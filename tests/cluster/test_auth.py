@@ -325,3 +325,92 @@ def test_tokens_expire_after_the_ttl_as_etcds():
         setup_auth(c.members[0].endpoint)
         ours = expiry(c.members[0].endpoint)
     assert ours == theirs == (("OK", ""), ("UNAUTHENTICATED", "etcdserver: invalid auth token"))
+
+
+# ---- auth is replicated state: restarts, a leader kill, a snapshot install, a restore
+
+SNAPSHOT_FLAGS = ["--snapshot-count", "50", "--experimental-snapshot-catchup-entries", "10"]
+BACKUP = os.path.join(os.path.dirname(harness.CHAINFIRE), "chainfire-backup")
+
+
+def backup_tool(*args):
+    return subprocess.run([BACKUP] + list(args), capture_output=True, text=True, timeout=120)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out waiting for " + what
+        time.sleep(0.1)
+
+
+def settled(endpoint, method, request, token=None, timeout=15):
+    """call(), retried while the cluster is between leaders (UNAVAILABLE), bounded."""
+    deadline = time.time() + timeout
+    while True:
+        got = call(endpoint, method, request, token)
+        if got[0] != "UNAVAILABLE" or time.time() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def alice_sees_her_keys_only(endpoint):
+    pb, _ = api()
+    token = login(endpoint, "alice", "alicepw")
+    assert settled(endpoint, "Range", pb.RangeRequest(key=b"/app/k1", serializable=True),
+                   token) == ("OK", "")
+    assert settled(endpoint, "Put", pb.PutRequest(key=b"/other", value=b"x"), token)[0] == \
+        "PERMISSION_DENIED"
+    return token
+
+
+def test_auth_survives_restarts_a_leader_kill_a_snapshot_install_and_a_restore(tmp_path):
+    pb, _ = api()
+    with harness.Cluster(3, extra=SNAPSHOT_FLAGS) as c:
+        setup_auth(c.members[0].endpoint)
+        # A follower misses enough entries to need a snapshot, which must carry the auth store.
+        lagging = c.members[2]
+        lagging.kill()
+        root = login(c.members[0].endpoint, "root", "rootpw")
+        for i in range(150):
+            assert call(c.members[0].endpoint, "Put",
+                        pb.PutRequest(key=b"/app/k%d" % i, value=b"v"), root) == ("OK", "")
+        lagging.start()
+        wait_for(lambda: "installed the snapshot" in lagging.log(), 30, "the snapshot install")
+        alice_sees_her_keys_only(lagging.endpoint)
+        # The leader dies: the survivors still enforce auth.
+        leader = c.leader_member()
+        leader.kill()
+        survivors = [m for m in c.members if m.alive()]
+        c.wait_for_leader(survivors)
+        assert settled(survivors[0].endpoint, "Put", pb.PutRequest(key=b"/app/x", value=b"1")) \
+            == ("INVALID_ARGUMENT", "etcdserver: user name is empty")
+        alice_sees_her_keys_only(survivors[0].endpoint)
+        # Every member restarts: auth is still on; tokens were not state and are gone.
+        token = login(survivors[0].endpoint, "alice", "alicepw")
+        c.stop()
+        for m in c.members:
+            m.start()
+        c.wait_for_leader()
+        assert settled(c.members[0].endpoint, "Range", pb.RangeRequest(key=b"/app/k1"),
+                       token) == ("UNAUTHENTICATED", "etcdserver: invalid auth token")
+        alice_sees_her_keys_only(c.members[0].endpoint)
+        # A backup needs root; restored into a new cluster, users, roles and auth stay.
+        path = str(tmp_path / "auth.db")
+        refused = backup_tool("save", "--endpoints", c.members[0].endpoint, path)
+        assert refused.returncode != 0 and "user name is empty" in refused.stderr
+        saved = backup_tool("save", "--endpoints", c.members[0].endpoint, "--user", ROOT, path)
+        assert saved.returncode == 0, saved.stderr
+    new = harness.Cluster(3, names=["r1", "r2", "r3"], token="restored-auth-%d" % os.getpid())
+    for m in new.members:
+        r = backup_tool("restore", path, "--name", m.name, "--data-dir", m.data_dir,
+                        "--initial-cluster", new.initial_cluster, "--initial-cluster-token",
+                        new.token, "--initial-advertise-peer-urls", m.peer_url)
+        assert r.returncode == 0, r.stderr
+    with new.started():
+        endpoint = new.members[1].endpoint
+        assert settled(endpoint, "Put", pb.PutRequest(key=b"/app/x", value=b"1")) == \
+            ("INVALID_ARGUMENT", "etcdserver: user name is empty")
+        alice_sees_her_keys_only(endpoint)
+        code, out, _ = run_etcdctl(endpoint, ROOT, ["user", "list"], None)
+        assert code == 0 and out.split() == ["alice", "root"]
