@@ -118,8 +118,7 @@ bool AuthStore::IsAuthOp(const internal::Request& req) {
 }
 
 absl::Status AuthStore::Apply(const internal::Request& req, const Caller& caller,
-                              const std::string& token, AuthResult* result,
-                              AuthEffects* effects) {
+                              const std::string& token, AuthResult* result, AuthEffects* effects) {
   internal::AuthState s = view()->state();
   absl::Status st = ApplyOp(req, caller, token, &s, result, effects);
   if (st.ok() && effects->changed) Publish(std::move(s));

@@ -18,8 +18,8 @@ absl::StatusOr<std::string> HashPassword(const std::string& password, int cost) 
     return absl::InvalidArgumentError("a password must not contain a NUL byte");
   }
   char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, salt,
-                       sizeof(salt)) == nullptr) {
+  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, salt, sizeof(salt)) ==
+      nullptr) {
     return absl::InternalError(absl::StrCat("bcrypt salt: ", std::strerror(errno)));
   }
   auto data = std::make_unique<crypt_data>();

@@ -74,7 +74,8 @@ UserPermissions MergePermissions(const std::vector<const authpb::Role*>& roles) 
   UserPermissions out;
   for (const authpb::Role* role : roles) {
     for (const authpb::Permission& p : role->keypermission()) {
-      if (p.permtype() == authpb::Permission::READ || p.permtype() == authpb::Permission::READWRITE) {
+      if (p.permtype() == authpb::Permission::READ ||
+          p.permtype() == authpb::Permission::READWRITE) {
         out.read.Add(p.key(), p.range_end());
       }
       if (p.permtype() == authpb::Permission::WRITE ||

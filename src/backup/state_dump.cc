@@ -112,8 +112,8 @@ absl::Status WriteLogicalBackup(storage::Engine* engine, const rocksdb::Snapshot
   std::string auth;
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
-  rocksdb::Status got = engine->db()->Get(ro, engine->cf(Column::kMeta), mvcc::layout::kAuthKey,
-                                          &auth);
+  rocksdb::Status got =
+      engine->db()->Get(ro, engine->cf(Column::kMeta), mvcc::layout::kAuthKey, &auth);
   if (got.ok()) {
     RawRecord r;
     r.set_column(static_cast<uint32_t>(Column::kMeta));

@@ -31,7 +31,8 @@ absl::Status CheckOps(const AuthView& v, const Caller& c,
         break;
       case etcdserverpb::RequestOp::kRequestPut:
         s = v.CheckKeys(c, op.request_put().key(), "", true);
-        if (s.ok() && op.request_put().prev_kv()) s = v.CheckKeys(c, op.request_put().key(), "", false);
+        if (s.ok() && op.request_put().prev_kv())
+          s = v.CheckKeys(c, op.request_put().key(), "", false);
         break;
       case etcdserverpb::RequestOp::kRequestDeleteRange: {
         const auto& d = op.request_delete_range();
@@ -89,9 +90,8 @@ absl::Status Member::CheckPermission(const internal::Request& req) const {
 
 void Member::ApplyAuth(uint64_t index, const internal::Request& req, WriteResult* result) {
   const Caller caller{req.username(), req.auth_revision()};
-  const std::string token = req.has_authenticate()
-                                ? absl::StrCat(req.authenticate().token(), ".", index)
-                                : std::string();
+  const std::string token =
+      req.has_authenticate() ? absl::StrCat(req.authenticate().token(), ".", index) : std::string();
   auth::AuthEffects effects;
   result->status = auth_.Apply(req, caller, token, &result->auth, &effects);
   if (effects.changed) {

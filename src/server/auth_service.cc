@@ -78,15 +78,15 @@ void AuthService::ProposeAs(grpc::CallbackServerContext* ctx, const char* what,
   const bool reads = r.has_user_get() || r.has_user_list() || r.has_role_get() ||
                      r.has_role_list() || r.has_authenticate();
   AuthGuard* guard = guard_;
-  guard_->host()->Propose(std::move(r), [guard, ctx, what, caller, reads,
-                                         done = std::move(done)](WriteResult result) {
-    if (result.status.ok() && !reads) {
-      spdlog::info("auth: {} by user '{}' at {}", what, caller.user, ctx->peer());
-    } else if (IsRefusal(result.status)) {
-      guard->LogRefused(ctx, caller, what, result.status);
-    }
-    done(std::move(result));
-  });
+  guard_->host()->Propose(
+      std::move(r), [guard, ctx, what, caller, reads, done = std::move(done)](WriteResult result) {
+        if (result.status.ok() && !reads) {
+          spdlog::info("auth: {} by user '{}' at {}", what, caller.user, ctx->peer());
+        } else if (IsRefusal(result.status)) {
+          guard->LogRefused(ctx, caller, what, result.status);
+        }
+        done(std::move(result));
+      });
 }
 
 template <typename Response>

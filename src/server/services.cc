@@ -48,15 +48,15 @@ void WithCaller(AuthGuard* guard, grpc::CallbackServerContext* ctx,
     fn(*now);
     return;
   }
-  guard->Resolve(ctx, [guard, ctx, reactor, fn = std::move(fn)](
-                          absl::StatusOr<auth::Caller> caller) mutable {
-    if (caller.ok()) {
-      fn(*caller);
-      return;
-    }
-    guard->LogRefused(ctx, auth::Caller{}, "a request", caller.status());
-    reactor->Finish(ToGrpc(caller.status()));
-  });
+  guard->Resolve(
+      ctx, [guard, ctx, reactor, fn = std::move(fn)](absl::StatusOr<auth::Caller> caller) mutable {
+        if (caller.ok()) {
+          fn(*caller);
+          return;
+        }
+        guard->LogRefused(ctx, auth::Caller{}, "a request", caller.status());
+        reactor->Finish(ToGrpc(caller.status()));
+      });
 }
 
 bool IsAuthRefusal(const absl::Status& s) {
@@ -73,19 +73,19 @@ grpc::ServerUnaryReactor* ProposeAndReply(NodeHost* host, AuthGuard* guard,
                                           Response* resp, Response WriteResult::*field) {
   auto* reactor = ctx->DefaultReactor();
   WithCaller(guard, ctx, reactor,
-             [host, guard, ctx, resp, reactor, field, r = std::move(r)](
-                 const auth::Caller& caller) mutable {
+             [host, guard, ctx, resp, reactor, field,
+              r = std::move(r)](const auth::Caller& caller) mutable {
                AuthGuard::Stamp(caller, &r);
-               host->Propose(std::move(r), [host, guard, ctx, caller, resp, reactor,
-                                            field](WriteResult result) {
-                 if (result.status.ok()) {
-                   *resp = std::move(result.*field);
-                   host->FillHeader(resp->mutable_header());
-                 } else if (IsAuthRefusal(result.status)) {
-                   guard->LogRefused(ctx, caller, "a write", result.status);
-                 }
-                 reactor->Finish(ToGrpc(result.status));
-               });
+               host->Propose(std::move(r),
+                             [host, guard, ctx, caller, resp, reactor, field](WriteResult result) {
+                               if (result.status.ok()) {
+                                 *resp = std::move(result.*field);
+                                 host->FillHeader(resp->mutable_header());
+                               } else if (IsAuthRefusal(result.status)) {
+                                 guard->LogRefused(ctx, caller, "a write", result.status);
+                               }
+                               reactor->Finish(ToGrpc(result.status));
+                             });
              });
   return reactor;
 }
@@ -536,8 +536,7 @@ class WatchStream
           // etcd 3.4: created and canceled at once, the reason in the response.
           r.set_watch_id(-1);
           r.set_canceled(true);
-          r.set_cancel_reason(absl::StrCat("rpc error: code = ",
-                                           GrpcCodeName(denied.code()),
+          r.set_cancel_reason(absl::StrCat("rpc error: code = ", GrpcCodeName(denied.code()),
                                            " desc = ", denied.message()));
           EnqueueLocked(std::move(r));
           return;

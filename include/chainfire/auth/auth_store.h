@@ -47,8 +47,8 @@ class AuthView {
   // ErrUserEmpty for nobody; ErrAuthOldRevision when the caller's revision is behind this one;
   // ErrPermissionDenied for an unknown user or one whose roles do not cover the range (the
   // root role covers everything).
-  absl::Status CheckKeys(const Caller& caller, const std::string& key,
-                         const std::string& range_end, bool write) const;
+  absl::Status CheckKeys(const Caller& caller, const std::string& key, const std::string& range_end,
+                         bool write) const;
   // etcd's IsAdminPermitted: OK while auth is off; ErrUserEmpty, ErrUserNotFound, or
   // ErrPermissionDenied unless the user holds the root role.
   absl::Status CheckAdmin(const Caller& caller) const;
@@ -71,10 +71,10 @@ struct AuthResult {
 
 // What an applied operation changed besides its answer.
 struct AuthEffects {
-  bool changed = false;          // the store changed: persist record()
-  std::string tokens_of;         // a user whose tokens end (deleted, password changed)
-  bool all_tokens_end = false;   // auth was disabled
-  std::string token_user;        // Authenticate: the user the token is for
+  bool changed = false;         // the store changed: persist record()
+  std::string tokens_of;        // a user whose tokens end (deleted, password changed)
+  bool all_tokens_end = false;  // auth was disabled
+  std::string token_user;       // Authenticate: the user the token is for
 };
 
 class AuthStore {
@@ -98,9 +98,8 @@ class AuthStore {
 
  private:
   void Publish(internal::AuthState state);
-  absl::Status ApplyOp(const internal::Request& req, const Caller& caller,
-                       const std::string& token, internal::AuthState* s, AuthResult* result,
-                       AuthEffects* effects);
+  absl::Status ApplyOp(const internal::Request& req, const Caller& caller, const std::string& token,
+                       internal::AuthState* s, AuthResult* result, AuthEffects* effects);
 
   mutable std::mutex mu_;
   std::shared_ptr<const AuthView> view_;  // guarded by mu_

@@ -99,9 +99,8 @@ class AuthService : public etcdserverpb::Auth::CallbackService {
   // Proposes `r` from the call's caller; answers through `reactor` (the call's one default
   // reactor) with `fill(result)` and the header.
   template <typename Response>
-  grpc::ServerUnaryReactor* Run(grpc::ServerUnaryReactor* reactor,
-                                grpc::CallbackServerContext* ctx, const char* what,
-                                internal::Request r, Response* resp,
+  grpc::ServerUnaryReactor* Run(grpc::ServerUnaryReactor* reactor, grpc::CallbackServerContext* ctx,
+                                const char* what, internal::Request r, Response* resp,
                                 std::function<void(WriteResult&, Response*)> fill = nullptr);
   void ProposeAs(grpc::CallbackServerContext* ctx, const char* what, const auth::Caller& caller,
                  internal::Request r, std::function<void(WriteResult)> done);

@@ -149,7 +149,6 @@ class NodeHost {
   static int64_t NowMs();
 
  private:
-
   // The member is built before the transport exists; its messages go out through this shim,
   // whose target is set by Start (before the node thread runs).
   struct Outbound : node::Transport {
