@@ -8,8 +8,9 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   librocksdb-dev libjemalloc-dev libabsl-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev
   libssl-dev openssl zlib1g-dev nlohmann-json3-dev nix-bin clang-14 libclang-rt-14-dev
-  libevent-dev prometheus
+  libevent-dev prometheus libjwt-dev
   etcd-client python3-etcd3 python3-grpcio python3-protobuf python3-pytest
+  etcd-server  # etcd 3.4: the reference the differential tests compare ChainFire with
 )
 
 missing=()
@@ -30,3 +31,9 @@ if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# etcd-server's package enables an etcd service on 2379/2380 under systemd: the tests start
+# their own etcd on free ports, and the local cluster needs those ports.
+if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null &&
+  [ -d /run/systemd/system ]; then
+  "${sudo_cmd[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
+fi

@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Member>> Member::Open(MemberOptions options, stor
   m->recovering_ = m->node_->status().hard_state.recovering || m->options_.recovering;
   m->replay_from_ = m->kv_->applied_index();
   m->replay_target_ = std::max<uint64_t>(hs.commit, m->replay_from_);
+  m->log_at_start_ = std::max<uint64_t>(log->LastIndex(), m->replay_target_);
   spdlog::info("member {:x}: starting at applied index {}, commit index {}, log [{}, {}]",
                m->options_.member_id, m->replay_from_, m->replay_target_, log->FirstIndex(),
                log->LastIndex());

@@ -100,9 +100,10 @@ void Member::ApplyAuth(uint64_t index, const internal::Request& req, WriteResult
     kv_->MarkApplied(index);
   }
   if (!result->status.ok()) return;
-  // Tokens are volatile: one whose entry is replayed at start (it was applied before the
-  // restart) is not registered again, so a restart forgets every token.
-  if (!effects.token_user.empty() && index > replay_target_) {
+  // Tokens are volatile: one whose entry was in this member's log when it started (written
+  // before the restart) is not registered, so a restart forgets every token. An entry without
+  // a token part (JWT mode: the member that asked signs its own) registers nothing.
+  if (!effects.token_user.empty() && !req.authenticate().token().empty() && index > log_at_start_) {
     tokens_->Assign(token, effects.token_user, now_ms_);
   }
   if (!effects.tokens_of.empty()) tokens_->ForgetUser(effects.tokens_of);

@@ -1,5 +1,7 @@
 #include "chainfire/server/auth_guard.h"
 
+#include <ctime>
+
 #include "chainfire/auth/errors.h"
 #include "chainfire/auth/simple_tokens.h"
 #include "grpcpp/security/auth_context.h"
@@ -12,6 +14,13 @@ absl::StatusOr<auth::Caller> AuthGuard::CallerNow(grpc::ServerContextBase* ctx) 
   auto it = md.find("token");
   if (it != md.end()) {
     const std::string token(it->second.data(), it->second.size());
+    if (jwt_ != nullptr) {
+      // Stateless: the user and the auth revision it was issued at are in the signed token.
+      std::optional<auth::JwtTokens::Claims> claims =
+          jwt_->Verify(token, static_cast<int64_t>(std::time(nullptr)));
+      if (!claims) return auth::ErrInvalidAuthToken();
+      return auth::Caller{claims->user, claims->revision};
+    }
     std::optional<std::string> user = host_->tokens().Lookup(token, NodeHost::NowMs());
     if (!user) return auth::ErrInvalidAuthToken();
     return auth::Caller{*user, host_->auth().view()->revision()};
@@ -38,7 +47,7 @@ void AuthGuard::Resolve(grpc::ServerContextBase* ctx,
   const auto& md = ctx->client_metadata();
   const std::string token(md.find("token")->second.data(), md.find("token")->second.size());
   std::optional<uint64_t> index = auth::SimpleTokens::IndexOf(token);
-  if (!index || *index <= host_->applied_index()) {
+  if (jwt_ != nullptr || !index || *index <= host_->applied_index()) {
     done(std::move(now));
     return;
   }

@@ -1,6 +1,7 @@
 #include "chainfire/server/auth_service.h"
 
 #include <algorithm>
+#include <ctime>
 
 #include "chainfire/auth/errors.h"
 #include "chainfire/auth/password.h"
@@ -94,6 +95,10 @@ grpc::ServerUnaryReactor* AuthService::Run(grpc::ServerUnaryReactor* reactor,
                                            grpc::CallbackServerContext* ctx, const char* what,
                                            internal::Request r, Response* resp,
                                            std::function<void(WriteResult&, Response*)> fill) {
+  if (static_cast<int64_t>(r.ByteSizeLong()) > max_request_bytes_) {
+    reactor->Finish(ToGrpc(absl::InvalidArgumentError("etcdserver: request is too large")));
+    return reactor;
+  }
   guard_->Resolve(ctx, [this, ctx, what, r = std::move(r), resp, reactor,
                         fill = std::move(fill)](absl::StatusOr<auth::Caller> caller) mutable {
     if (!caller.ok()) {
@@ -135,6 +140,10 @@ grpc::ServerUnaryReactor* AuthService::Authenticate(grpc::CallbackServerContext*
                                                     etcdserverpb::AuthenticateResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   NodeHost* host = guard_->host();
+  if (static_cast<int64_t>(req->ByteSizeLong()) > max_request_bytes_) {
+    reactor->Finish(ToGrpc(absl::InvalidArgumentError("etcdserver: request is too large")));
+    return reactor;
+  }
   if (!host->auth().enabled()) {
     reactor->Finish(ToGrpc(auth::ErrAuthNotEnabled()));
     return reactor;
@@ -171,11 +180,24 @@ grpc::ServerUnaryReactor* AuthService::Authenticate(grpc::CallbackServerContext*
           throttle_.Succeeded(host_key);
           internal::Request r;
           r.mutable_authenticate()->set_name(req->name());
-          r.mutable_authenticate()->set_token(auth::SimpleTokens::NewPrefix());
+          const auth::JwtTokens* jwt = guard_->jwt();
+          // Simple tokens: a random part every member registers with the entry's index. JWT:
+          // no token in the log; the entry confirms the user, then this member signs.
+          if (jwt == nullptr) r.mutable_authenticate()->set_token(auth::SimpleTokens::NewPrefix());
           ProposeAs(ctx, "login", auth::Caller{}, std::move(r),
-                    [host, resp, reactor](WriteResult result) {
+                    [host, resp, reactor, jwt, name = req->name()](WriteResult result) {
                       if (result.status.ok()) {
                         *resp = std::move(result.auth.authenticate);
+                        if (jwt != nullptr) {
+                          absl::StatusOr<std::string> token =
+                              jwt->Sign(name, host->auth().view()->revision(),
+                                        static_cast<int64_t>(std::time(nullptr)));
+                          if (!token.ok()) {
+                            reactor->Finish(ToGrpc(token.status()));
+                            return;
+                          }
+                          resp->set_token(*token);
+                        }
                         host->FillHeader(resp->mutable_header());
                       }
                       reactor->Finish(ToGrpc(result.status));
@@ -194,7 +216,8 @@ grpc::ServerUnaryReactor* AuthService::UserAdd(grpc::CallbackServerContext* ctx,
   internal::AuthUserPassword* u = r.mutable_user_add();
   u->set_name(req->name());
   *u->mutable_options() = req->options();
-  if (req->options().no_password() || req->name().empty()) {
+  if (req->options().no_password() || req->name().empty() ||
+      static_cast<int64_t>(req->ByteSizeLong()) > max_request_bytes_) {
     return Run(ctx->DefaultReactor(), ctx, "user add", std::move(r), resp);  // nothing to hash
   }
   auto* reactor = ctx->DefaultReactor();
@@ -215,6 +238,10 @@ grpc::ServerUnaryReactor* AuthService::UserChangePassword(
     grpc::CallbackServerContext* ctx, const etcdserverpb::AuthUserChangePasswordRequest* req,
     etcdserverpb::AuthUserChangePasswordResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
+  if (static_cast<int64_t>(req->ByteSizeLong()) > max_request_bytes_) {
+    reactor->Finish(ToGrpc(absl::InvalidArgumentError("etcdserver: request is too large")));
+    return reactor;
+  }
   const bool queued = Offload([this, ctx, req, resp, reactor] {
     absl::StatusOr<std::string> hash = auth::HashPassword(req->password(), bcrypt_cost_);
     if (!hash.ok()) {

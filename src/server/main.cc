@@ -229,8 +229,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   flag("auth-token", f.auth_token,
        "How auth tokens are made: simple (etcd's default: registered through the log on every "
-       "member)")
-      ->check(CLI::IsMember({"simple"}));
+       "member) or jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256|ES256|...,ttl=5m");
   flag("auth-token-ttl", f.auth_token_ttl,
        "Seconds a simple token lives without use (etcd's default, 300)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 31));
@@ -296,6 +295,9 @@ int main(int argc, char** argv) {
                        " in --initial-cluster"));
     }
   }
+  // --auth-token: a JWT option with unreadable or mismatched keys refuses to start.
+  std::unique_ptr<cf::auth::JwtTokens> jwt;
+  if (f.auth_token != "simple") jwt = OrDie(cf::auth::JwtTokens::FromOption(f.auth_token));
   // TLS: checked now, so a bad certificate or key refuses to start, naming the file.
   std::vector<std::string> all_peer_urls = listen_peer;
   for (const cf::server::MemberSpec& m : spec.members) {
@@ -472,13 +474,13 @@ int main(int argc, char** argv) {
   cf::metrics::Registry& registry = cf::metrics::Default();
   cf::server::RegisterMemberMetrics(registry, host.get(), engine.get(), quota_bytes);
   cf::server::HealthCheck health(host.get(), registry);
-  cf::server::AuthGuard guard(host.get(), f.tls.client_cert_auth);
+  cf::server::AuthGuard guard(host.get(), f.tls.client_cert_auth, jwt.get());
   cf::server::KvService kv(host.get(), f.max_request_bytes, &quota, &guard);
   cf::server::ClusterService cluster(host.get(), &guard);
   cf::server::MaintenanceService maintenance(host.get(), engine.get(), &guard);
   cf::server::WatchService watch(host.get(), static_cast<size_t>(f.max_request_bytes), &guard);
   cf::server::LeaseService lease(host.get(), &quota, &guard);
-  cf::server::AuthService auth_service(&guard, f.bcrypt_cost);
+  cf::server::AuthService auth_service(&guard, f.bcrypt_cost, f.max_request_bytes);
   grpc::ServerBuilder client_builder;
   for (const std::string& u : listen_client) {
     client_builder.AddListeningPort(cf::server::HostPort(u), tls.ClientServerCredentials(u));

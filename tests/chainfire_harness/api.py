@@ -22,15 +22,15 @@ def _import_stubs():
     with _lock:
         descriptor_pool.Default = lambda: POOL
         try:
-            from etcd import kv_pb2, rpc_pb2, rpc_pb2_grpc
+            from etcd import auth_pb2, kv_pb2, rpc_pb2, rpc_pb2_grpc
             from chainfire import peer_pb2, peer_pb2_grpc
         finally:
             descriptor_pool.Default = default
-    return kv_pb2, rpc_pb2, rpc_pb2_grpc, peer_pb2, peer_pb2_grpc
+    return auth_pb2, kv_pb2, rpc_pb2, rpc_pb2_grpc, peer_pb2, peer_pb2_grpc
 
 
 # The etcd v3 API, and ChainFire's peer protocol (for tests that knock on a peer port).
-kv_pb2, rpc_pb2, rpc_pb2_grpc, peer_pb2, peer_pb2_grpc = _import_stubs()
+auth_pb2, kv_pb2, rpc_pb2, rpc_pb2_grpc, peer_pb2, peer_pb2_grpc = _import_stubs()
 
 # Messages and service stubs in one namespace, as python-etcd3's `etcd3.etcdrpc`.
 etcdrpc = types.SimpleNamespace(**{k: v for m in (rpc_pb2, rpc_pb2_grpc)

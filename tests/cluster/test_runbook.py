@@ -78,6 +78,12 @@ def test_every_command_block_of_the_runbook_runs():
     run_blocks(blocks)
 
 
+def test_the_auth_runbook_runs():
+    blocks = sh_blocks(section(open(SECURITY).read(), "Enabling auth on a live cluster (runbook)"))
+    assert len(blocks) >= 5
+    run_blocks(blocks)
+
+
 def test_the_certificate_rotation_runbook_runs():
     blocks = sh_blocks(section(open(SECURITY).read(), "Rotating certificates (runbook)"))
     assert len(blocks) >= 6

@@ -254,6 +254,7 @@ class Member : private node::Application {
   bool published_ = false;
   int64_t next_publish_ms_ = 0;
   uint64_t replay_target_ = 0;
+  uint64_t log_at_start_ = 0;  // the last log index at start: entries up to it predate it
   uint64_t replay_from_ = 0;
   bool replay_logged_ = false;
   int64_t started_ms_ = 0;

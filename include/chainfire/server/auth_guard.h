@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "chainfire/auth/auth_store.h"
+#include "chainfire/auth/jwt_tokens.h"
 #include "chainfire/server/node_host.h"
 #include "grpcpp/server_context.h"
 
@@ -18,8 +19,9 @@ namespace chainfire::server {
 
 class AuthGuard {
  public:
-  AuthGuard(NodeHost* host, bool client_cert_auth)
-      : host_(host), client_cert_auth_(client_cert_auth) {}
+  // `jwt`: the JWT provider (--auth-token jwt,...), or nullptr for simple tokens.
+  AuthGuard(NodeHost* host, bool client_cert_auth, const auth::JwtTokens* jwt = nullptr)
+      : host_(host), client_cert_auth_(client_cert_auth), jwt_(jwt) {}
 
   // Without waiting: the token's user (ErrInvalidAuthToken for a token this member does not
   // know or that expired), the certificate's CN, or nobody. The revision is the auth store's
@@ -37,10 +39,12 @@ class AuthGuard {
   void LogRefused(grpc::ServerContextBase* ctx, const auth::Caller& caller, const char* what,
                   const absl::Status& why);
   NodeHost* host() const { return host_; }
+  const auth::JwtTokens* jwt() const { return jwt_; }
 
  private:
   NodeHost* host_;
   const bool client_cert_auth_;
+  const auth::JwtTokens* jwt_;
   std::mutex log_mu_;
   int64_t log_second_ = 0;  // guarded by log_mu_
   int log_lines_ = 0;       // guarded by log_mu_

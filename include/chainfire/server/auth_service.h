@@ -40,7 +40,9 @@ class LoginThrottle {
 
 class AuthService : public etcdserverpb::Auth::CallbackService {
  public:
-  AuthService(AuthGuard* guard, int bcrypt_cost) : guard_(guard), bcrypt_cost_(bcrypt_cost) {}
+  // `max_request_bytes`: larger requests are refused (etcd's "request is too large").
+  AuthService(AuthGuard* guard, int bcrypt_cost, int64_t max_request_bytes)
+      : guard_(guard), bcrypt_cost_(bcrypt_cost), max_request_bytes_(max_request_bytes) {}
   ~AuthService() override { Stop(); }
   void Stop() { pool_.Stop(); }
 
@@ -107,6 +109,7 @@ class AuthService : public etcdserverpb::Auth::CallbackService {
 
   AuthGuard* guard_;
   const int bcrypt_cost_;
+  const int64_t max_request_bytes_;
   WorkerPool pool_{2};
   std::atomic<int> queued_{0};
   LoginThrottle throttle_;
