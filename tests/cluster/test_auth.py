@@ -585,3 +585,54 @@ def test_bad_jwt_options_refuse_to_start(tmp_path):
             assert code == 1 and message in out, (bad, out)
     finally:
         c.__exit__(None, None, None)
+
+
+def test_passwords_never_reach_the_raft_log_or_the_member_logs():
+    secret = "pw-%d-zq7" % os.getpid()
+    marker = "value-%d-zq7" % os.getpid()
+    with harness.Cluster(3) as c:
+        ep = c.members[0].endpoint
+        setup_auth(ep)
+        assert run_etcdctl(ep, ROOT, ["user", "add", "dave:" + secret], None)[0] == 0
+        assert run_etcdctl(ep, ROOT, ["put", "/app/marker", marker], None)[0] == 0
+        assert login(c.members[1].endpoint, "dave", secret)
+        assert run_etcdctl(ep, "dave:wrong-" + secret, ["get", "/x"], None)[0] != 0
+        logs = [m.log() for m in c.members]
+        c.stop()
+
+        def found(needle):
+            hits = []
+            for m in c.members:
+                for root, _, files in os.walk(m.data_dir):
+                    for f in files:
+                        with open(os.path.join(root, f), "rb") as fh:
+                            if needle.encode() in fh.read():
+                                hits.append(os.path.join(root, f))
+            return hits
+        # The search sees what the log holds (the value written next to the user add) ...
+        assert found(marker)
+        # ... and no password, in clear, anywhere in a data dir or a member's log.
+        assert not found(secret)
+        assert not any(secret in log for log in logs)
+        assert "auth: user add by user 'root'" in "".join(logs)
+
+
+def test_listing_a_leases_keys_needs_read_on_them():
+    # etcd 3.4.23 lists them to anyone (CVE-2023-32082, fixed in 3.4.26): ChainFire checks, on
+    # the member the call reaches, before forwarding it to the leader.
+    with harness.Cluster(3) as c:
+        ep = c.members[0].endpoint
+        setup_auth(ep)
+        code, out, err = run_etcdctl(ep, ROOT, ["lease", "grant", "600"], None)
+        lease = out.split()[1]
+        run_etcdctl(ep, ROOT, ["put", "/secret/k", "v", "--lease=" + lease], None)
+        follower = next(m for m in c.members if m is not c.leader_member())
+        code, out, err = run_etcdctl(follower.endpoint, ALICE,
+                                     ["lease", "timetolive", lease, "--keys"], None)
+        assert code != 0 and "permission denied" in err
+        code, out, err = run_etcdctl(follower.endpoint, ALICE, ["lease", "timetolive", lease],
+                                     None)
+        assert code == 0 and "granted with TTL(600s)" in out
+        code, out, err = run_etcdctl(follower.endpoint, ROOT,
+                                     ["lease", "timetolive", lease, "--keys"], None)
+        assert code == 0 and "/secret/k" in out

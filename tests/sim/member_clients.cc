@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "chainfire/auth/errors.h"
 #include "chainfire/common/check.h"
 #include "member_world.h"
 
@@ -104,6 +105,7 @@ void MemberWorld::IssueKv(size_t ci, Node& n) {
     last_written_[key] = op.value;
     proposed_values_[key].insert(op.value);
   }
+  StampCaller(n, &req);
   member::Member::Proposal p = n.member->Prepare(std::move(req));
   const std::pair<uint64_t, uint64_t> request_id{n.id, p.id};
   if (kind != Kind::kCompact) {
@@ -136,6 +138,13 @@ void MemberWorld::OnWriteDone(size_t ci, uint64_t token, raft::NodeId via, membe
   if (!r.status.ok() && proposing_) {
     discarded_[c.op] = true;  // refused before it reached the log
     ++result_.failed_ops;
+    return;
+  }
+  if (r.status == auth::ErrPermissionDenied() || r.status == auth::ErrAuthOldRevision() ||
+      r.status == auth::ErrUserEmpty()) {
+    // Refused at apply: certainly no effect (the linearizability check would see one).
+    discarded_[c.op] = true;
+    ++result_.auth_refused_writes;
     return;
   }
   if (!r.status.ok()) {

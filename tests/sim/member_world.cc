@@ -108,6 +108,7 @@ void MemberWorld::Start(Node& n) {
   mo.bugs.reply_by_log_index = opt_.bugs.reply_to_wrong_waiter;
   mo.bugs.lease_no_reset_on_promote = opt_.bugs.lease_no_reset_on_promote;
   mo.bugs.snapshot_forgets_leases = opt_.bugs.snapshot_forgets_leases;
+  mo.bugs.auth_not_rechecked = opt_.bugs.auth_not_rechecked;
   mo.testing_compaction_resurrects = opt_.bugs.compaction_resurrects;
   mo.testing_count_unpersisted_own_entries = opt_.bugs.commit_before_leader_fsync;
   mo.on_applied = [this, &n](const raft::Entry& e, const internal::Request& req,
@@ -203,6 +204,7 @@ void MemberWorld::OnDurable(Node& n, const node::PersistRequest& r) {
 void MemberWorld::OnApplied(Node& n, const raft::Entry& e, const internal::Request& req,
                             const member::WriteResult& r) {
   if (const std::string v = checker_.OnApplied(n.id, e); !v.empty()) Fail(v);
+  CheckAuthApplied(n, e, req, r);
   result_.max_commit = std::max<uint64_t>(result_.max_commit, e.index);
   applied_at_.emplace(std::make_pair(req.proposer(), req.id()), e.index);
   const int64_t rev = HeaderRevision(req, r);
@@ -353,6 +355,7 @@ void MemberWorld::StepOnce() {
   }
   Clients();
   Leases();
+  Auth();
   PumpAll();
   Background();
   Watches();

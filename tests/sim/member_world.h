@@ -135,6 +135,16 @@ struct LeaseState {
   bool client_revoked = false;  // a client asked for the revoke (no expiry to check)
 };
 
+// The auth store as the simulation's plain reference sees it (only what its workload uses:
+// users, their roles, the single-key READWRITE grants of role "wr", the revision).
+struct AuthModel {
+  bool enabled = false;
+  uint64_t revision = 0;
+  std::map<std::string, std::set<std::string>> users;  // user -> roles
+  std::set<std::string> roles;
+  std::set<std::string> wr_keys;
+};
+
 // "PUT k=v c<create> v<version>" / "DELETE k= ...": how the watch checkers compare events.
 std::string Describe(const mvccpb::Event& e);
 // The revision in a write's response header (0 for requests without one).
@@ -205,6 +215,13 @@ class MemberWorld {
   void ServeDeferredReads();
   void Timeouts();
   void Leases();
+  // Auth (member_auth_sim.cc): sets up root, a user "w" with role "wr", enables auth, then
+  // grants and revokes wr's keys while the clients write as root or as w; every applied entry's
+  // auth outcome is checked against the plain reference (AuthModel).
+  void Auth();
+  void StampCaller(Node& n, internal::Request* req);
+  void CheckAuthApplied(Node& n, const raft::Entry& e, const internal::Request& req,
+                        const member::WriteResult& r);
   void Watches();
   void OpenWatch(size_t ci, ClientWatch& w, int64_t from);
   // The member's own watch of every key from its next revision: the watch checkers' reference.
@@ -256,6 +273,12 @@ class MemberWorld {
   std::map<uint64_t, int64_t> revision_at_index_;
   std::map<std::tuple<size_t, raft::NodeId, uint64_t>, int64_t> serializable_sessions_;
   std::map<int64_t, std::vector<std::string>> reference_events_;
+
+  int auth_setup_step_ = 0;          // the next setup operation (6: done)
+  bool auth_setup_pending_ = false;  // one setup proposal in flight
+  uint64_t auth_setup_retry_ms_ = 0;
+  std::map<uint64_t, AuthModel> auth_model_after_;   // index of an auth entry -> model after it
+  std::map<uint64_t, std::string> auth_outcome_at_;  // index of a checked entry -> its outcome
 
   std::map<int64_t, LeaseState> leases_;
   int64_t next_lease_ = 1000;

@@ -35,7 +35,7 @@ int Usage() {
       "[--trace] [--storage=sim|rocksdb] [--app=member|register] "
       "[--bug=vote-not-persisted|commit-before-leader-fsync|"
       "read-without-read-index|fsync-lies|lease-no-reset|disk-loss-rejoins-as-new|ignore-fsync-"
-      "failure|reply-before-visible|reply-to-wrong-waiter|snapshot-forgets-leases|"
+      "failure|reply-before-visible|reply-to-wrong-waiter|snapshot-forgets-leases|auth-not-rechecked|"
       "compaction-resurrects]\n"
       "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--app=A] [--bug=B]\n");
   return 2;
@@ -97,6 +97,8 @@ int main(int argc, char** argv) {
         bugs.reply_to_wrong_waiter = true;
       } else if (v == "snapshot-forgets-leases") {
         bugs.snapshot_forgets_leases = true;
+      } else if (v == "auth-not-rechecked") {
+        bugs.auth_not_rechecked = true;
       } else if (v == "compaction-resurrects") {
         bugs.compaction_resurrects = true;
       } else {

@@ -19,6 +19,7 @@ std::string ReplayCommand(uint64_t seed, const std::string& profile, const BugSw
   if (bugs.reply_before_batch_visible) cmd += " --bug=reply-before-visible";
   if (bugs.reply_to_wrong_waiter) cmd += " --bug=reply-to-wrong-waiter";
   if (bugs.snapshot_forgets_leases) cmd += " --bug=snapshot-forgets-leases";
+  if (bugs.auth_not_rechecked) cmd += " --bug=auth-not-rechecked";
   if (bugs.compaction_resurrects) cmd += " --bug=compaction-resurrects";
   if (application == Application::kMember) cmd += " --app=member";
   if (application == Application::kRegister) cmd += " --app=register";
@@ -41,6 +42,8 @@ SweepResult Sweep(const SweepOptions& o) {
     r.serializable_reads += res.serializable_reads;
     r.watch_events += res.watch_events;
     r.compactions += res.compactions;
+    r.auth_changes += res.auth_changes;
+    r.auth_refused += res.auth_refused_writes;
     r.acked_writes += res.acked_writes;
     r.reads += res.reads;
     r.elections += res.elections;
@@ -104,11 +107,13 @@ SweepResult Sweep(const SweepOptions& o) {
     }
     std::printf(
         " (%llu of %llu seeds): %llu serializable reads, %llu watch events delivered, "
-        "%llu compactions\n",
+        "%llu compactions, %llu auth changes, %llu writes refused by auth\n",
         static_cast<unsigned long long>(members), static_cast<unsigned long long>(r.runs),
         static_cast<unsigned long long>(r.serializable_reads),
         static_cast<unsigned long long>(r.watch_events),
-        static_cast<unsigned long long>(r.compactions));
+        static_cast<unsigned long long>(r.compactions),
+        static_cast<unsigned long long>(r.auth_changes),
+        static_cast<unsigned long long>(r.auth_refused));
   }
   return r;
 }

@@ -31,6 +31,7 @@ struct SweepResult {
   uint64_t leases_granted = 0, leases_expired = 0;
   uint64_t disks_lost = 0, recoveries = 0, bits_flipped = 0, corruptions_detected = 0;
   uint64_t serializable_reads = 0, watch_events = 0, compactions = 0;
+  uint64_t auth_changes = 0, auth_refused = 0;
 };
 
 // The command that replays exactly one seed.

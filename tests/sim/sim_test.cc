@@ -240,6 +240,16 @@ TEST(MemberBugSwitch, SnapshotInstallForgettingLeasesIsCaught) {
   EXPECT_TRUE(AnyStartsWith(failures, "lease")) << failures[0].second;
 }
 
+// Stated bound: within 5 calm seeds, by the auth checker (a write the reference refuses, for
+// permission or an old auth revision, was applied).
+TEST(MemberBugSwitch, WritesNotCheckedAgainAtApplyAreCaught) {
+  BugSwitches bugs;
+  bugs.auth_not_rechecked = true;
+  const auto failures = HuntMember("calm", bugs, 5);
+  ASSERT_FALSE(failures.empty());
+  EXPECT_TRUE(AnyStartsWith(failures, "auth")) << failures[0].second;
+}
+
 // Stated bound: within 30 calm seeds, by the watch checker (members disagree on a revision's
 // events: the resurrected key's next put carries the old generation) or the revision checker.
 TEST(MemberBugSwitch, CompactionResurrectingADeletedKeyIsCaught) {

@@ -781,7 +781,7 @@ Application ApplicationFor(const SimOptions& o) {
   if (o.application != Application::kAuto) return o.application;
   const BugSwitches& b = o.bugs;
   if (b.reply_before_batch_visible || b.reply_to_wrong_waiter || b.snapshot_forgets_leases ||
-      b.compaction_resurrects) {
+      b.compaction_resurrects || b.auth_not_rechecked) {
     return Application::kMember;
   }
   if (o.storage == StorageKind::kSimDisk || b.fsync_lies || b.read_without_read_index) {

@@ -51,6 +51,7 @@ struct BugSwitches {
   bool reply_to_wrong_waiter = false;       // replies matched by the index a leader predicted
   bool snapshot_forgets_leases = false;     // a snapshot install leaves the lessor stale
   bool compaction_resurrects = false;       // physical compaction brings a deleted key back
+  bool auth_not_rechecked = false;          // writes are not checked again at apply
 };
 
 // What runs behind Raft. kMember: the real member::Member on the real KvStore (etcd clients);
@@ -101,8 +102,10 @@ struct SimResult {
   bool real_storage = false;  // ran on RocksDB (in-memory Env)
   bool real_member = false;   // ran the real Member (member simulation)
   uint64_t serializable_reads = 0;
-  uint64_t watch_events = 0;  // delivered to simulated clients
-  uint64_t compactions = 0;   // acknowledged
+  uint64_t watch_events = 0;         // delivered to simulated clients
+  uint64_t compactions = 0;          // acknowledged
+  uint64_t auth_changes = 0;         // auth operations applied (checked against the reference)
+  uint64_t auth_refused_writes = 0;  // writes refused at apply (permission, old revision)
 };
 
 // The named profiles: calm, lossy, partition, crash, chaos, leader-crash, election-storm,

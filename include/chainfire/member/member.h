@@ -73,6 +73,7 @@ struct MemberBugs {
   bool reply_by_log_index = false;          // waiters matched by the index a leader predicted
   bool lease_no_reset_on_promote = false;   // a new leader keeps its stale lease expiries
   bool snapshot_forgets_leases = false;     // a snapshot install leaves the lease table stale
+  bool auth_not_rechecked = false;          // writes are not checked again at apply
 };
 
 struct MemberOptions {

@@ -1,0 +1,79 @@
+// Helpers the etcd service files share (services.cc, watch_service.cc, lease_service.cc):
+// answering a call at once, resolving its caller, proposing a request and answering with its
+// result. Not a public header: include it only from src/server.
+#pragma once
+
+#include "absl/status/status.h"
+#include "chainfire/server/auth_guard.h"
+#include "chainfire/server/services.h"
+#include "grpcpp/grpcpp.h"
+
+namespace chainfire::server::internal_services {
+
+inline absl::Status ErrEmptyKey() {
+  return absl::InvalidArgumentError("etcdserver: key is not provided");
+}
+inline absl::Status ErrTooLarge() {
+  return absl::InvalidArgumentError("etcdserver: request is too large");
+}
+
+inline grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
+                                           const absl::Status& s) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpc(s));
+  return reactor;
+}
+
+// Runs `fn(caller)` with the call's caller: at once when it is known (the common case, and
+// always when no token is sent), after a read when its token's entry is not applied here yet;
+// answers the call with the error when the token is invalid.
+template <typename Fn>
+void WithCaller(AuthGuard* guard, grpc::CallbackServerContext* ctx,
+                grpc::ServerUnaryReactor* reactor, Fn fn) {
+  absl::StatusOr<auth::Caller> now = guard->CallerNow(ctx);
+  if (now.ok()) {
+    fn(*now);
+    return;
+  }
+  guard->Resolve(
+      ctx, [guard, ctx, reactor, fn = std::move(fn)](absl::StatusOr<auth::Caller> caller) mutable {
+        if (caller.ok()) {
+          fn(*caller);
+          return;
+        }
+        guard->LogRefused(ctx, auth::Caller{}, "a request", caller.status());
+        reactor->Finish(ToGrpc(caller.status()));
+      });
+}
+
+inline bool IsAuthRefusal(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kPermissionDenied ||
+         s.message() == "etcdserver: user name is empty" ||
+         s.message() == "etcdserver: revision of auth store is old";
+}
+
+// Proposes `r` stamped with the caller; when it is applied, answers with the part of the
+// result `field` names and the response header filled in (or with the request's error).
+template <typename Response>
+grpc::ServerUnaryReactor* ProposeAndReply(NodeHost* host, AuthGuard* guard,
+                                          grpc::CallbackServerContext* ctx, internal::Request r,
+                                          Response* resp, Response WriteResult::*field) {
+  auto* reactor = ctx->DefaultReactor();
+  WithCaller(guard, ctx, reactor,
+             [host, guard, ctx, resp, reactor, field,
+              r = std::move(r)](const auth::Caller& caller) mutable {
+               AuthGuard::Stamp(caller, &r);
+               host->Propose(std::move(r),
+                             [host, guard, ctx, caller, resp, reactor, field](WriteResult result) {
+                               if (result.status.ok()) {
+                                 *resp = std::move(result.*field);
+                                 host->FillHeader(resp->mutable_header());
+                               } else if (IsAuthRefusal(result.status)) {
+                                 guard->LogRefused(ctx, caller, "a write", result.status);
+                               }
+                               reactor->Finish(ToGrpc(result.status));
+                             });
+             });
+  return reactor;
+}
+}  // namespace chainfire::server::internal_services
