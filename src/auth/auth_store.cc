@@ -104,12 +104,14 @@ std::shared_ptr<const AuthView> AuthStore::view() const {
 
 void AuthStore::Publish(internal::AuthState state) {
   const bool enabled = state.enabled();
+  const uint64_t revision = state.revision();
   auto v = std::make_shared<const AuthView>(std::move(state));
   {
     std::lock_guard<std::mutex> l(mu_);
     view_ = std::move(v);
   }
   enabled_.store(enabled, std::memory_order_release);
+  revision_.store(revision, std::memory_order_release);
 }
 
 bool AuthStore::IsAuthOp(const internal::Request& req) {

@@ -1,6 +1,7 @@
 #include "chainfire/auth/simple_tokens.h"
 
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "absl/strings/numbers.h"
 #include "chainfire/common/check.h"
@@ -33,14 +34,35 @@ std::optional<uint64_t> SimpleTokens::IndexOf(const std::string& token) {
   return index;
 }
 
-void SimpleTokens::Assign(const std::string& token, const std::string& user, int64_t now_ms) {
+std::string SimpleTokens::Digest(const std::string& prefix) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(prefix.data()), prefix.size(), md);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * sizeof(md));
+  for (unsigned char b : md) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+std::string SimpleTokens::Key(const std::string& token) {
+  if (!IndexOf(token)) return std::string();
+  const size_t dot = token.find('.');
+  return Digest(token.substr(0, dot)) + token.substr(dot);
+}
+
+void SimpleTokens::Assign(const std::string& key, const std::string& user, int64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
-  tokens_[token] = Entry{user, now_ms};
+  tokens_[key] = Entry{user, now_ms};
 }
 
 std::optional<std::string> SimpleTokens::Lookup(const std::string& token, int64_t now_ms) {
+  const std::string key = Key(token);
+  if (key.empty()) return std::nullopt;
   std::lock_guard<std::mutex> l(mu_);
-  auto it = tokens_.find(token);
+  auto it = tokens_.find(key);
   if (it == tokens_.end()) return std::nullopt;
   if (now_ms - it->second.last_used_ms > ttl_ms_) {
     tokens_.erase(it);

@@ -23,14 +23,15 @@ absl::StatusOr<auth::Caller> AuthGuard::CallerNow(grpc::ServerContextBase* ctx) 
     }
     std::optional<std::string> user = host_->tokens().Lookup(token, NodeHost::NowMs());
     if (!user) return auth::ErrInvalidAuthToken();
-    return auth::Caller{*user, host_->auth().view()->revision()};
+    return auth::Caller{*user, host_->auth().revision()};
   }
-  if (client_cert_auth_) {
+  // The certificate names a user only while auth is on (no cost on the hot path otherwise).
+  if (client_cert_auth_ && host_->auth().enabled()) {
     std::shared_ptr<const grpc::AuthContext> ac = ctx->auth_context();
     if (ac && ac->IsPeerAuthenticated()) {
       for (const grpc::string_ref& cn : ac->FindPropertyValues("x509_common_name")) {
         if (cn.size() == 0) continue;
-        return auth::Caller{std::string(cn.data(), cn.size()), host_->auth().view()->revision()};
+        return auth::Caller{std::string(cn.data(), cn.size()), host_->auth().revision()};
       }
     }
   }

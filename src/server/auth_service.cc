@@ -181,14 +181,22 @@ grpc::ServerUnaryReactor* AuthService::Authenticate(grpc::CallbackServerContext*
           internal::Request r;
           r.mutable_authenticate()->set_name(req->name());
           const auth::JwtTokens* jwt = guard_->jwt();
-          // Simple tokens: a random part every member registers with the entry's index. JWT:
-          // no token in the log; the entry confirms the user, then this member signs.
-          if (jwt == nullptr) r.mutable_authenticate()->set_token(auth::SimpleTokens::NewPrefix());
+          // Simple tokens: a random part whose digest every member registers with the entry's
+          // index (the random part itself stays here). JWT: no token in the log; the entry
+          // confirms the user, then this member signs.
+          const std::string prefix = jwt == nullptr ? auth::SimpleTokens::NewPrefix() : "";
+          if (jwt == nullptr) {
+            r.mutable_authenticate()->set_token(auth::SimpleTokens::Digest(prefix));
+          }
           ProposeAs(ctx, "login", auth::Caller{}, std::move(r),
-                    [host, resp, reactor, jwt, name = req->name()](WriteResult result) {
+                    [host, resp, reactor, jwt, prefix, name = req->name()](WriteResult result) {
                       if (result.status.ok()) {
                         *resp = std::move(result.auth.authenticate);
-                        if (jwt != nullptr) {
+                        if (jwt == nullptr) {
+                          // "<digest>.<index>" as applied -> "<random part>.<index>".
+                          const std::string& applied = resp->token();
+                          resp->set_token(prefix + applied.substr(applied.find('.')));
+                        } else {
                           absl::StatusOr<std::string> token =
                               jwt->Sign(name, host->auth().view()->revision(),
                                         static_cast<int64_t>(std::time(nullptr)));

@@ -17,13 +17,33 @@ TEST(SimpleTokens, ShapeAndIndex) {
   EXPECT_FALSE(SimpleTokens::IndexOf("a.x").has_value());
 }
 
+// Registers `token` the way applying its Authenticate entry does.
+void Register(SimpleTokens& t, const std::string& token, const std::string& user, int64_t now) {
+  t.Assign(SimpleTokens::Key(token), user, now);
+}
+
+TEST(SimpleTokens, OnlyTheDigestOfTheRandomPartIsRegistered) {
+  const std::string prefix = SimpleTokens::NewPrefix();
+  const std::string digest = SimpleTokens::Digest(prefix);
+  EXPECT_EQ(digest.size(), 64u);
+  EXPECT_EQ(digest.find(prefix), std::string::npos);
+  EXPECT_EQ(SimpleTokens::Key(prefix + ".9"), digest + ".9");
+  EXPECT_EQ(SimpleTokens::Key("nodot"), "");
+  SimpleTokens t(60000);
+  Register(t, prefix + ".9", "alice", 0);
+  EXPECT_EQ(t.Lookup(prefix + ".9", 1), "alice");
+  // What the log and the registry hold is not a token.
+  EXPECT_FALSE(t.Lookup(digest + ".9", 1).has_value());
+  EXPECT_FALSE(t.Lookup(prefix + ".8", 1).has_value());
+}
+
 TEST(SimpleTokens, ExpireAfterTheTtlWithoutUse) {
   SimpleTokens t(1000);
-  t.Assign("a.1", "alice", 0);
+  Register(t, "a.1", "alice", 0);
   EXPECT_EQ(t.Lookup("a.1", 900), "alice");
   EXPECT_EQ(t.Lookup("a.1", 1800), "alice") << "each use renews it";
   EXPECT_FALSE(t.Lookup("a.1", 2801).has_value());
-  t.Assign("b.2", "bob", 0);
+  Register(t, "b.2", "bob", 0);
   t.Expire(999);
   EXPECT_EQ(t.size(), 1u);
   t.Expire(1001);
@@ -32,9 +52,9 @@ TEST(SimpleTokens, ExpireAfterTheTtlWithoutUse) {
 
 TEST(SimpleTokens, EndWithTheirUserOrAll) {
   SimpleTokens t(60000);
-  t.Assign("a.1", "alice", 0);
-  t.Assign("a.2", "alice", 0);
-  t.Assign("b.3", "bob", 0);
+  Register(t, "a.1", "alice", 0);
+  Register(t, "a.2", "alice", 0);
+  Register(t, "b.3", "bob", 0);
   t.ForgetUser("alice");
   EXPECT_FALSE(t.Lookup("a.1", 1).has_value());
   EXPECT_EQ(t.Lookup("b.3", 1), "bob");

@@ -88,6 +88,7 @@ class AuthStore {
   // Any thread.
   std::shared_ptr<const AuthView> view() const;
   bool enabled() const { return enabled_.load(std::memory_order_acquire); }
+  uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
 
   // Whether `req` carries an auth operation (internal::Request fields 20..35).
   static bool IsAuthOp(const internal::Request& req);
@@ -104,6 +105,7 @@ class AuthStore {
   mutable std::mutex mu_;
   std::shared_ptr<const AuthView> view_;  // guarded by mu_
   std::atomic<bool> enabled_{false};
+  std::atomic<uint64_t> revision_{0};
 };
 
 }  // namespace chainfire::auth

@@ -2,7 +2,10 @@
 // it applies the Authenticate entry, so a token works on any member; each member forgets a
 // token after `ttl` without use (--auth-token-ttl), when its user is deleted or changes
 // password, and when auth is disabled. Volatile: a restart or a restore forgets them all.
-// Times are milliseconds of the caller's monotonic clock.
+// Unlike etcd, the random part never reaches the Raft log: the entry carries its SHA-256
+// (Digest), and members register and look tokens up by "<digest>.<index>" (Key), so a copy of
+// the log or a data dir holds no usable token. Times are milliseconds of the caller's
+// monotonic clock.
 // Thread-safety: every method is safe from any thread.
 #pragma once
 
@@ -22,9 +25,15 @@ class SimpleTokens {
   static std::string NewPrefix();
   // The log index a token names, or nullopt when it is not shaped as a simple token.
   static std::optional<uint64_t> IndexOf(const std::string& token);
+  // The hex SHA-256 of a token's random part: what the Authenticate entry carries.
+  static std::string Digest(const std::string& prefix);
+  // What a token is registered under: "<Digest(random part)>.<index>" ("" for a malformed one).
+  static std::string Key(const std::string& token);
 
-  void Assign(const std::string& token, const std::string& user, int64_t now_ms);
-  // The user of a live token, renewing it; nullopt when unknown or expired.
+  // Registers the token whose Key is `key`.
+  void Assign(const std::string& key, const std::string& user, int64_t now_ms);
+  // The user of a live token (as the client presents it), renewing it; nullopt when unknown
+  // or expired.
   std::optional<std::string> Lookup(const std::string& token, int64_t now_ms);
   void ForgetUser(const std::string& user);
   void Clear();
