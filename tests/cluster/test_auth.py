@@ -109,7 +109,13 @@ SCRIPT = [
                  ["defrag"], ["member", "list"], ["endpoint", "health"],
                  ["snapshot", "save", SNAPSHOT_PATH])
 ] + [
-    (who, ["member", "remove", "1234"], None, "outcome") for who in (CAROL, None)
+    # Member changes: refused for want of root before anything else (etcd would then apply
+    # them; ChainFire refuses them anyway, tested in test_hostile.py).
+    (who, args, None, "outcome") for who in (CAROL, None)
+    for args in (["member", "remove", "1234"], ["member", "promote", "1234"],
+                 ["member", "add", "x", "--peer-urls=http://127.0.0.1:1"],
+                 ["member", "update", "1234", "--peer-urls=http://127.0.0.1:1"],
+                 ["alarm", "disarm"])
 ] + [
     (None, ["auth", "disable"], None, "exact"),
     (ROOT, ["auth", "disable"], None, "exact"),
