@@ -11,6 +11,7 @@ packages=(
   libevent-dev prometheus libjwt-dev
   etcd-client python3-etcd3 python3-grpcio python3-protobuf python3-pytest
   etcd-server  # etcd 3.4: the reference the differential tests compare ChainFire with
+  golang-etcd-server-dev  # etcd 3.4.23's .proto files: test_proto_names.py compares ours
 )
 
 missing=()
