@@ -35,7 +35,8 @@ int Usage() {
       "[--trace] [--storage=sim|rocksdb] [--app=member|register] "
       "[--bug=vote-not-persisted|commit-before-leader-fsync|"
       "read-without-read-index|fsync-lies|lease-no-reset|disk-loss-rejoins-as-new|ignore-fsync-"
-      "failure|reply-before-visible|reply-to-wrong-waiter|snapshot-forgets-leases|auth-not-rechecked|"
+      "failure|reply-before-visible|reply-to-wrong-waiter|snapshot-forgets-leases|auth-not-"
+      "rechecked|"
       "compaction-resurrects]\n"
       "       chainfire-sim --seeds=K [--first=F] [--profile=P] [--app=A] [--bug=B]\n");
   return 2;
