@@ -7,6 +7,7 @@
 #include "chainfire/auth/password.h"
 #include "chainfire/auth/simple_tokens.h"
 #include "chainfire/server/services.h"
+#include "service_helpers.h"
 #include "spdlog/spdlog.h"
 
 namespace chainfire::server {
@@ -20,13 +21,6 @@ absl::Status ErrTooManyRequests() {
 std::string PeerHost(const std::string& peer) {
   const size_t colon = peer.rfind(':');
   return colon == std::string::npos ? peer : peer.substr(0, colon);
-}
-
-// Errors worth a log line: a caller refused for who it is or what it may do.
-bool IsRefusal(const absl::Status& s) {
-  return s.code() == absl::StatusCode::kPermissionDenied ||
-         s.code() == absl::StatusCode::kUnauthenticated || s == auth::ErrUserEmpty() ||
-         s == auth::ErrAuthOldRevision() || s == auth::ErrInvalidAuthMgmt();
 }
 
 constexpr int kMaxQueued = 256;
@@ -83,7 +77,7 @@ void AuthService::ProposeAs(grpc::CallbackServerContext* ctx, const char* what,
       std::move(r), [guard, ctx, what, caller, reads, done = std::move(done)](WriteResult result) {
         if (result.status.ok() && !reads) {
           spdlog::info("auth: {} by user '{}' at {}", what, caller.user, ctx->peer());
-        } else if (IsRefusal(result.status)) {
+        } else if (internal_services::IsAuthRefusal(result.status)) {
           guard->LogRefused(ctx, caller, what, result.status);
         }
         done(std::move(result));

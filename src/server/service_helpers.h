@@ -4,6 +4,7 @@
 #pragma once
 
 #include "absl/status/status.h"
+#include "chainfire/auth/errors.h"
 #include "chainfire/server/auth_guard.h"
 #include "chainfire/server/services.h"
 #include "grpcpp/grpcpp.h"
@@ -46,10 +47,11 @@ void WithCaller(AuthGuard* guard, grpc::CallbackServerContext* ctx,
       });
 }
 
+// Errors worth a log line: a caller refused for who it is or what it may do.
 inline bool IsAuthRefusal(const absl::Status& s) {
   return s.code() == absl::StatusCode::kPermissionDenied ||
-         s.message() == "etcdserver: user name is empty" ||
-         s.message() == "etcdserver: revision of auth store is old";
+         s.code() == absl::StatusCode::kUnauthenticated || s == auth::ErrUserEmpty() ||
+         s == auth::ErrAuthOldRevision() || s == auth::ErrInvalidAuthMgmt();
 }
 
 // Proposes `r` stamped with the caller; when it is applied, answers with the part of the
