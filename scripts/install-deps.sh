@@ -8,8 +8,9 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   librocksdb-dev libjemalloc-dev libabsl-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev
   libssl-dev openssl zlib1g-dev nlohmann-json3-dev nix-bin clang-14 libclang-rt-14-dev
-  libevent-dev prometheus libjwt-dev
-  etcd-client python3-etcd3 python3-grpcio python3-protobuf python3-pytest
+  libevent-dev libboost1.74-dev prometheus libjwt-dev
+  etcd-client python3-etcd3 python3-etcd3gw python3-grpcio python3-protobuf python3-pytest
+  patroni postgresql-15  # the JSON gateway's proof: Patroni running PostgreSQL HA on ChainFire
   etcd-server  # etcd 3.4: the reference the differential tests compare ChainFire with
   golang-etcd-server-dev  # etcd 3.4.23's .proto files: test_proto_names.py compares ours
 )

@@ -1,98 +1,272 @@
 #include "chainfire/http/http_server.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include <arpa/inet.h>
 #include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <cstdlib>
-#include <mutex>
+#include <chrono>
+#include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "http_internal.h"
 
 namespace chainfire::http {
 namespace {
 
-const char* MethodName(evhttp_cmd_type cmd) {
-  switch (cmd) {
-    case EVHTTP_REQ_GET:
-      return "GET";
-    case EVHTTP_REQ_POST:
-      return "POST";
-    case EVHTTP_REQ_HEAD:
-      return "HEAD";
-    case EVHTTP_REQ_PUT:
-      return "PUT";
-    case EVHTTP_REQ_DELETE:
-      return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-      return "OPTIONS";
-    case EVHTTP_REQ_TRACE:
-      return "TRACE";
-    case EVHTTP_REQ_CONNECT:
-      return "CONNECT";
-    case EVHTTP_REQ_PATCH:
-      return "PATCH";
-  }
-  return "?";
-}
-
-const char* ReasonPhrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return nullptr;  // libevent's default phrase
-  }
-}
+// What every HTTP/2 client sends first (RFC 9113, 3.4); gRPC clients send it at once.
+constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 }  // namespace
 
-void HttpServer::OnRequest(evhttp_request* req, void* arg) {
-  auto* self = static_cast<HttpServer*>(arg);
-  Request request;
-  request.method = MethodName(evhttp_request_get_command(req));
-  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
-  const char* path = uri ? evhttp_uri_get_path(uri) : nullptr;
-  request.path = path && *path ? path : "/";
-  Response response;
-  auto route = self->routes_.find(request.path);
-  if (route == self->routes_.end()) {
-    response.status = 404;
-    response.body = "404 page not found\n";
-  } else {
-    response = route->second(request);
+const std::string* Request::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (absl::EqualsIgnoreCase(key, absl::string_view(name.data(), name.size()))) return &value;
   }
-  evkeyvalq* headers = evhttp_request_get_output_headers(req);
-  evhttp_add_header(headers, "Content-Type", response.content_type.c_str());
-  for (const auto& [name, value] : response.headers) {
-    evhttp_add_header(headers, name.c_str(), value.c_str());
-  }
-  evbuffer* body = evbuffer_new();
-  evbuffer_add(body, response.body.data(), response.body.size());
-  evhttp_send_reply(req, response.status, ReasonPhrase(response.status), body);
-  evbuffer_free(body);
+  return nullptr;
 }
 
-bufferevent* HttpServer::NewTlsConnection(event_base* base, void* arg) {
-  auto* self = static_cast<HttpServer*>(arg);
-  std::shared_ptr<SSL_CTX> ctx = self->options_.tls();
-  SSL* ssl = ctx ? SSL_new(ctx.get()) : nullptr;  // holds its own reference to the context
-  // Never fall back to plaintext: libevent would make a plain connection of a null here.
-  if (!ssl) std::abort();
-  return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                        BEV_OPT_CLOSE_ON_FREE);
+std::string PeerName(const sockaddr* addr, int len) {
+  char host[INET6_ADDRSTRLEN] = {};
+  if (addr->sa_family == AF_INET && len >= static_cast<int>(sizeof(sockaddr_in))) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    return absl::StrCat("ipv4:", host, ":", ntohs(in->sin_port));
+  }
+  if (addr->sa_family == AF_INET6 && len >= static_cast<int>(sizeof(sockaddr_in6))) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(addr);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    return absl::StrCat("ipv6:[", host, "]:", ntohs(in6->sin6_port));
+  }
+  return "unknown";
+}
+
+LoopPoster::LoopPoster(event_base* base) {
+  wake_ = event_new(base, -1, 0, &LoopPoster::OnWake, this);
+}
+
+LoopPoster::~LoopPoster() { Close(); }
+
+bool LoopPoster::Post(std::function<void()> work) {
+  std::lock_guard lock(mu_);
+  if (closed_) return false;
+  queue_.push_back(std::move(work));
+  if (queue_.size() == 1) event_active(wake_, 0, 0);
+  return true;
+}
+
+void LoopPoster::OnWake(evutil_socket_t, short, void* self) {
+  auto* poster = static_cast<LoopPoster*>(self);
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard lock(poster->mu_);
+    work.swap(poster->queue_);
+  }
+  for (auto& w : work) w();
+}
+
+void LoopPoster::Close() {
+  std::vector<std::function<void()>> dropped;
+  std::lock_guard lock(mu_);
+  if (closed_) return;
+  closed_ = true;
+  dropped.swap(queue_);
+  event_free(wake_);
+  wake_ = nullptr;
+}
+
+HttpServer::Impl::Impl(std::map<std::string, Handler> routes, Options opts, event_base* b)
+    : options(std::move(opts)),
+      base(b),
+      poster(std::make_shared<LoopPoster>(b)),
+      routes_(std::move(routes)) {
+  resume_ = evtimer_new(base, &Impl::OnResume, this);
+}
+
+HttpServer::Impl::~Impl() {
+  // Destroy connections one by one: a closing exchange's callback may look others up.
+  while (!connections_.empty()) Destroy(connections_.begin()->first);
+  poster->Close();
+  for (evconnlistener* l : listeners_) evconnlistener_free(l);
+  event_free(resume_);
+  event_base_free(base);
+}
+
+absl::Status HttpServer::Impl::Listen(const std::string& hp) {
+  const size_t colon = hp.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(hp.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError(absl::StrCat("not a host:port: ", hp));
+  }
+  std::string host = hp.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints,
+                  &found) != 0 ||
+      found == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", hp, ": unknown host"));
+  }
+  evconnlistener* listener =
+      evconnlistener_new_bind(base, &Impl::OnAccept, this,
+                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                              1024, found->ai_addr, static_cast<int>(found->ai_addrlen));
+  freeaddrinfo(found);
+  if (listener == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", hp, ": ", std::strerror(errno)));
+  }
+  evconnlistener_set_error_cb(listener, &Impl::OnAcceptError);
+  listeners_.push_back(listener);
+  return absl::OkStatus();
+}
+
+void HttpServer::Impl::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len,
+                                void* self) {
+  auto* impl = static_cast<Impl*>(self);
+  if (impl->connections_.size() + impl->sniffing_ >= impl->options.max_connections) {
+    close(fd);
+    return;
+  }
+  const int one = 1;  // answers and stream chunks go out at once
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  std::string peer = PeerName(addr, len);
+  if (impl->options.grpc_handoff) {
+    impl->Sniff(fd, std::move(peer));
+  } else {
+    impl->Serve(fd, std::move(peer));
+  }
+}
+
+void HttpServer::Impl::OnAcceptError(evconnlistener* listener, void* self) {
+  auto* impl = static_cast<Impl*>(self);
+  // Out of descriptors (EMFILE): pause accepting briefly instead of spinning on the listener.
+  for (evconnlistener* l : impl->listeners_) evconnlistener_disable(l);
+  const timeval tv{0, 100 * 1000};
+  evtimer_add(impl->resume_, &tv);
+}
+
+void HttpServer::Impl::OnResume(evutil_socket_t, short, void* self) {
+  for (evconnlistener* l : static_cast<Impl*>(self)->listeners_) evconnlistener_enable(l);
+}
+
+namespace {
+
+// A connection on a shared client port whose first bytes have not decided its protocol yet.
+struct Sniffer {
+  HttpServer::Impl* impl;
+  size_t* count;
+  int fd;
+  std::string peer;
+  std::chrono::steady_clock::time_point deadline;
+  event* ev = nullptr;
+};
+
+}  // namespace
+
+void HttpServer::Impl::Sniff(int fd, std::string peer) {
+  auto* s =
+      new Sniffer{this, &sniffing_, fd, std::move(peer),
+                  std::chrono::steady_clock::now() + std::chrono::seconds(options.timeout_seconds)};
+  ++sniffing_;
+  auto on_readable = [](evutil_socket_t fd, short what, void* arg) {
+    auto* s = static_cast<Sniffer*>(arg);
+    char head[kHttp2Preface.size()];
+    const ssize_t n = (what & EV_READ) ? recv(fd, head, sizeof(head), MSG_PEEK) : 0;
+    const auto left = s->deadline - std::chrono::steady_clock::now();
+    const bool http2_so_far =
+        n > 0 && std::string_view(head, static_cast<size_t>(n)) == kHttp2Preface.substr(0, n);
+    if (n > 0 && http2_so_far && static_cast<size_t>(n) < kHttp2Preface.size() &&
+        left > std::chrono::milliseconds(0)) {
+      // A prefix of the preface: wait for the rest (within the same deadline).
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(left).count();
+      const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+      event_add(s->ev, &tv);
+      return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR) && left > std::chrono::milliseconds(0)) {
+      event_add(s->ev, nullptr);
+      return;
+    }
+    event_free(s->ev);
+    --*s->count;
+    if (n <= 0) {
+      close(fd);  // closed, failed or silent until the deadline
+    } else if (http2_so_far) {
+      s->impl->options.grpc_handoff(fd, s->peer);
+    } else {
+      s->impl->Serve(fd, std::move(s->peer));
+    }
+    delete s;
+  };
+  s->ev = event_new(base, fd, EV_READ, on_readable, s);
+  const timeval tv{options.timeout_seconds, 0};
+  event_add(s->ev, &tv);
+}
+
+void HttpServer::Impl::Serve(int fd, std::string peer) {
+  bufferevent* bev = nullptr;
+  if (options.tls) {
+    std::shared_ptr<SSL_CTX> ctx = options.tls();
+    SSL* ssl = ctx ? SSL_new(ctx.get()) : nullptr;  // holds its own reference to the context
+    if (ssl == nullptr) {
+      close(fd);  // never fall back to plaintext
+      return;
+    }
+    bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+  } else {
+    bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+  }
+  if (bev == nullptr) {
+    close(fd);
+    return;
+  }
+  const uint64_t id = next_id_++;
+  auto connection = std::make_unique<Connection>(this, id, bev, std::move(peer));
+  Connection* c = connection.get();
+  connections_.emplace(id, std::move(connection));
+  c->Start();
+}
+
+Connection* HttpServer::Impl::Find(uint64_t id) {
+  auto it = connections_.find(id);
+  return it == connections_.end() ? nullptr : it->second.get();
+}
+
+void HttpServer::Impl::Destroy(uint64_t id) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  std::unique_ptr<Connection> gone = std::move(it->second);
+  connections_.erase(it);
+  gone.reset();
+}
+
+const Handler* HttpServer::Impl::ExactRoute(const std::string& path) const {
+  auto it = routes_.find(path);
+  return it == routes_.end() ? nullptr : &it->second;
+}
+
+const AsyncHandler* HttpServer::Impl::PrefixRoute(const std::string& path) const {
+  const AsyncHandler* best = nullptr;
+  size_t best_size = 0;
+  for (const auto& [prefix, handler] : options.prefix_routes) {
+    if (absl::StartsWith(path, prefix) && prefix.size() >= best_size) {
+      best = &handler;
+      best_size = prefix.size();
+    }
+  }
+  return best;
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
@@ -100,44 +274,24 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     Options options) {
   static std::once_flag threads_once;
   std::call_once(threads_once, [] { evthread_use_pthreads(); });
+  event_base* base = event_base_new();
+  if (base == nullptr) return absl::InternalError("cannot create the HTTP server (libevent)");
   std::unique_ptr<HttpServer> s(new HttpServer());
-  s->routes_ = std::move(routes);
-  s->options_ = options;
-  s->base_ = event_base_new();
-  s->http_ = s->base_ ? evhttp_new(s->base_) : nullptr;
-  if (!s->http_) return absl::InternalError("cannot create the HTTP server (libevent)");
-  evhttp_set_max_headers_size(s->http_, static_cast<ev_ssize_t>(options.max_header_bytes));
-  evhttp_set_max_body_size(s->http_, static_cast<ev_ssize_t>(options.max_body_bytes));
-  evhttp_set_timeout(s->http_, options.timeout_seconds);
-  evhttp_set_allowed_methods(s->http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                                           EVHTTP_REQ_PATCH);
-  evhttp_set_gencb(s->http_, &HttpServer::OnRequest, s.get());
-  if (options.tls) evhttp_set_bevcb(s->http_, &HttpServer::NewTlsConnection, s.get());
+  s->impl_ = std::make_unique<Impl>(std::move(routes), std::move(options), base);
   for (const std::string& hp : host_ports) {
-    const size_t colon = hp.rfind(':');
-    int port = 0;
-    if (colon == std::string::npos || !absl::SimpleAtoi(hp.substr(colon + 1), &port)) {
-      return absl::InvalidArgumentError(absl::StrCat("not a host:port: ", hp));
-    }
-    std::string host = hp.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    if (evhttp_bind_socket(s->http_, host.c_str(), static_cast<uint16_t>(port)) != 0) {
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", hp));
-    }
+    absl::Status listening = s->impl_->Listen(hp);
+    if (!listening.ok()) return listening;
   }
-  event_base* base = s->base_;
-  s->thread_ = std::thread([base] { event_base_dispatch(base); });
+  s->thread_ = std::thread([base] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
   return s;
 }
 
 HttpServer::~HttpServer() {
-  if (base_ && thread_.joinable()) {
-    event_base_loopbreak(base_);
+  if (impl_ && thread_.joinable()) {
+    event_base_loopbreak(impl_->base);
     thread_.join();
   }
-  if (http_) evhttp_free(http_);
-  if (base_) event_base_free(base_);
+  impl_.reset();
 }
 
 }  // namespace chainfire::http

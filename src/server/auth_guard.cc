@@ -4,16 +4,29 @@
 
 #include "chainfire/auth/errors.h"
 #include "chainfire/auth/simple_tokens.h"
+#include "chainfire/server/client_address.h"
 #include "grpcpp/security/auth_context.h"
 #include "spdlog/spdlog.h"
 
 namespace chainfire::server {
 
-absl::StatusOr<auth::Caller> AuthGuard::CallerNow(grpc::ServerContextBase* ctx) {
+namespace {
+
+// etcd 3.4 reads the token from `token` (its clients) or else `authorization` (what its JSON
+// gateway forwards from the Authorization header).
+std::optional<std::string> TokenOf(grpc::ServerContextBase* ctx) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("token");
-  if (it != md.end()) {
-    const std::string token(it->second.data(), it->second.size());
+  if (it == md.end()) it = md.find("authorization");
+  if (it == md.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
+}
+
+}  // namespace
+
+absl::StatusOr<auth::Caller> AuthGuard::CallerNow(grpc::ServerContextBase* ctx) {
+  if (std::optional<std::string> found = TokenOf(ctx)) {
+    const std::string& token = *found;
     if (jwt_ != nullptr) {
       // Stateless: the user and the auth revision it was issued at are in the signed token.
       std::optional<auth::JwtTokens::Claims> claims =
@@ -45,8 +58,7 @@ void AuthGuard::Resolve(grpc::ServerContextBase* ctx,
     done(std::move(now));
     return;
   }
-  const auto& md = ctx->client_metadata();
-  const std::string token(md.find("token")->second.data(), md.find("token")->second.size());
+  const std::string token = TokenOf(ctx).value_or("");
   std::optional<uint64_t> index = auth::SimpleTokens::IndexOf(token);
   if (jwt_ != nullptr || !index || *index <= host_->applied_index()) {
     done(std::move(now));
@@ -87,7 +99,7 @@ void AuthGuard::LogRefused(grpc::ServerContextBase* ctx, const auth::Caller& cal
     }
     std::swap(suppressed, suppressed_);
   }
-  spdlog::warn("auth: refused {} from user '{}' at {}: {}{}", what, caller.user, ctx->peer(),
+  spdlog::warn("auth: refused {} from user '{}' at {}: {}{}", what, caller.user, ClientAddress(ctx),
                std::string(why.message()),
                suppressed > 0 ? fmt::format(" ({} more refusals not logged)", suppressed) : "");
 }

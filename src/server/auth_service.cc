@@ -6,6 +6,7 @@
 #include "chainfire/auth/errors.h"
 #include "chainfire/auth/password.h"
 #include "chainfire/auth/simple_tokens.h"
+#include "chainfire/server/client_address.h"
 #include "chainfire/server/services.h"
 #include "service_helpers.h"
 #include "spdlog/spdlog.h"
@@ -76,7 +77,7 @@ void AuthService::ProposeAs(grpc::CallbackServerContext* ctx, const char* what,
   guard_->host()->Propose(
       std::move(r), [guard, ctx, what, caller, reads, done = std::move(done)](WriteResult result) {
         if (result.status.ok() && !reads) {
-          spdlog::info("auth: {} by user '{}' at {}", what, caller.user, ctx->peer());
+          spdlog::info("auth: {} by user '{}' at {}", what, caller.user, ClientAddress(ctx));
         } else if (internal_services::IsAuthRefusal(result.status)) {
           guard->LogRefused(ctx, caller, what, result.status);
         }
@@ -143,7 +144,7 @@ grpc::ServerUnaryReactor* AuthService::Authenticate(grpc::CallbackServerContext*
     return reactor;
   }
   const std::string user_key = "user:" + req->name();
-  const std::string host_key = "host:" + PeerHost(ctx->peer());
+  const std::string host_key = "host:" + PeerHost(ClientAddress(ctx));
   const int64_t now = NodeHost::NowMs();
   if (!throttle_.Allowed(user_key, now) || !throttle_.Allowed(host_key, now)) {
     guard_->LogRefused(ctx, auth::Caller{req->name(), 0}, "login (throttled)",

@@ -13,8 +13,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "chainfire/backup/state_dump.h"
+#include "chainfire/gateway/json_gateway.h"
 #include "chainfire/server/auth_service.h"
 #include "chainfire/server/auto_compactor.h"
+#include "chainfire/server/client_address.h"
 #include "chainfire/server/logging.h"
 #include "chainfire/server/member_tls.h"
 #include "chainfire/server/observability.h"
@@ -23,6 +25,7 @@
 #include "chainfire/storage/raft_format.h"
 #include "chainfire/tls/cipher_suites.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/server_posix.h"
 #include "spdlog/spdlog.h"
 
 namespace cf = chainfire;
@@ -35,6 +38,7 @@ struct Flags {
   std::string data_dir;
   std::string listen_client_urls = "http://127.0.0.1:2379";
   std::string advertise_client_urls;
+  std::string listen_client_http_urls;  // HTTP only: the JSON gateway, /version, /health
   std::string listen_peer_urls = "http://127.0.0.1:2380";
   std::string initial_advertise_peer_urls = "http://127.0.0.1:2380";
   std::string initial_cluster;
@@ -155,8 +159,12 @@ int main(int argc, char** argv) {
   flag("name", f.name, "Human-readable name of this member; must appear in --initial-cluster");
   flag("data-dir", f.data_dir, "Path to the data directory (default: <name>.chainfire)");
   flag("listen-client-urls", f.listen_client_urls, "URLs to listen on for client traffic");
+  flag("listen-client-http-urls", f.listen_client_http_urls,
+       "URLs to listen on for HTTP only client traffic: the JSON gateway, /version, /health, "
+       "/metrics (http:// client URLs serve it beside gRPC already)");
   flag("advertise-client-urls", f.advertise_client_urls,
-       "Client URLs to publish to the cluster (default: --listen-client-urls)");
+       "Client URLs to publish to the cluster (default: --listen-client-urls and "
+       "--listen-client-http-urls)");
   flag("listen-peer-urls", f.listen_peer_urls, "URLs to listen on for peer traffic");
   flag("cert-file", f.tls.cert_file,
        "Path to the client server TLS cert file (https:// client URLs)");
@@ -273,7 +281,12 @@ int main(int argc, char** argv) {
   // Before any gRPC object exists: gRPC reads the list once, when it initializes.
   OrDie(cf::tls::ApplyCipherSuites(f.cipher_suites));
   if (f.data_dir.empty()) f.data_dir = f.name + ".chainfire";
-  if (f.advertise_client_urls.empty()) f.advertise_client_urls = f.listen_client_urls;
+  if (f.advertise_client_urls.empty()) {
+    f.advertise_client_urls = f.listen_client_urls;
+    if (!f.listen_client_http_urls.empty()) {
+      absl::StrAppend(&f.advertise_client_urls, ",", f.listen_client_http_urls);
+    }
+  }
   if (f.initial_cluster.empty()) f.initial_cluster = f.name + "=" + f.initial_advertise_peer_urls;
   const auto listen_client =
       OrDie(cf::server::ParseUrls(f.listen_client_urls, "--listen-client-urls"));
@@ -308,13 +321,20 @@ int main(int argc, char** argv) {
       f.listen_metrics_urls.empty()
           ? std::vector<std::string>{}
           : OrDie(cf::server::ParseUrls(f.listen_metrics_urls, "--listen-metrics-urls"));
+  const auto listen_client_http =
+      f.listen_client_http_urls.empty()
+          ? std::vector<std::string>{}
+          : OrDie(cf::server::ParseUrls(f.listen_client_http_urls, "--listen-client-http-urls"));
   std::vector<std::string> tls_client_urls = listen_client;
   tls_client_urls.insert(tls_client_urls.end(), listen_metrics.begin(), listen_metrics.end());
+  tls_client_urls.insert(tls_client_urls.end(), listen_client_http.begin(),
+                         listen_client_http.end());
   cf::server::MemberTls tls =
       OrDie(cf::server::MemberTls::FromFlags(f.tls, tls_client_urls, all_peer_urls));
-  std::function<std::shared_ptr<ssl_ctx_st>()> https_contexts;  // for https:// metrics URLs
-  if (std::any_of(listen_metrics.begin(), listen_metrics.end(),
-                  [](const std::string& u) { return absl::StartsWith(u, "https://"); })) {
+  std::function<std::shared_ptr<ssl_ctx_st>()> https_contexts;  // https:// HTTP listeners
+  const auto https = [](const std::string& u) { return absl::StartsWith(u, "https://"); };
+  if (std::any_of(listen_metrics.begin(), listen_metrics.end(), https) ||
+      std::any_of(listen_client_http.begin(), listen_client_http.end(), https)) {
     https_contexts = OrDie(tls.HttpsContexts());
   }
   const std::shared_ptr<grpc::ChannelCredentials> peer_channel_credentials =
@@ -482,8 +502,12 @@ int main(int argc, char** argv) {
   cf::server::LeaseService lease(host.get(), &quota, &guard);
   cf::server::AuthService auth_service(&guard, f.bcrypt_cost, f.max_request_bytes);
   grpc::ServerBuilder client_builder;
+  // https:// client URLs: gRPC over TLS on its own listener. http:// ones are shared with
+  // HTTP/1.1 (below): gRPC gets their HTTP/2 connections handed over.
   for (const std::string& u : listen_client) {
-    client_builder.AddListeningPort(cf::server::HostPort(u), tls.ClientServerCredentials(u));
+    if (https(u)) {
+      client_builder.AddListeningPort(cf::server::HostPort(u), tls.ClientServerCredentials(u));
+    }
   }
   if (std::any_of(listen_client.begin(), listen_client.end(),
                   [](const std::string& u) { return absl::StartsWith(u, "https://"); })) {
@@ -510,6 +534,49 @@ int main(int argc, char** argv) {
   client_builder.RegisterService(&auth_service);
   std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
   if (!client_server) Die("cannot listen on --listen-client-urls " + f.listen_client_urls);
+
+  // The HTTP side of the client port: the JSON gateway calls the services above in-process.
+  grpc::ChannelArguments gateway_args;
+  gateway_args.SetMaxReceiveMessageSize(-1);
+  gateway_args.SetMaxSendMessageSize(-1);
+  cf::gateway::JsonGateway gateway(client_server->InProcessChannel(gateway_args));
+  std::vector<std::unique_ptr<cf::http::HttpServer>> client_http_servers;
+  {
+    const std::string version = cf::server::kEtcdApiVersion;
+    cf::http::HttpServer::Options options;
+    options.prefix_routes = gateway.HttpRoutes();
+    // Base64 makes a value 4/3 larger; the gRPC limit still applies to the request itself.
+    options.max_body_bytes = static_cast<size_t>(2 * f.max_request_bytes + (1 << 20));
+    std::vector<std::string> shared, http_only, https_only;
+    for (const std::string& u : listen_client) {
+      if (!https(u)) shared.push_back(cf::server::HostPort(u));
+    }
+    for (const std::string& u : listen_client_http) {
+      (https(u) ? https_only : http_only).push_back(cf::server::HostPort(u));
+    }
+    grpc::Server* grpc_server = client_server.get();
+    if (!shared.empty()) {
+      cf::http::HttpServer::Options shared_options = options;
+      shared_options.grpc_handoff = [grpc_server](int fd, const std::string& peer) {
+        cf::server::RecordHandedOverConnection(fd, peer);
+        grpc::AddInsecureChannelFromFd(grpc_server, fd);
+      };
+      client_http_servers.push_back(OrDie(cf::http::HttpServer::Start(
+          shared, cf::server::ClientHttpRoutes(registry, &health, version, version),
+          shared_options)));
+    }
+    if (!http_only.empty()) {
+      client_http_servers.push_back(OrDie(cf::http::HttpServer::Start(
+          http_only, cf::server::ClientHttpRoutes(registry, &health, version, version), options)));
+    }
+    if (!https_only.empty()) {
+      cf::http::HttpServer::Options tls_options = options;
+      tls_options.tls = https_contexts;
+      client_http_servers.push_back(OrDie(cf::http::HttpServer::Start(
+          https_only, cf::server::ClientHttpRoutes(registry, &health, version, version),
+          tls_options)));
+    }
+  }
 
   host->Start(&transport);
   tls.Start();
@@ -540,6 +607,7 @@ int main(int argc, char** argv) {
   // In-flight requests are answered (the node still runs) or cancelled at the deadline.
   auto_compactor.Stop();
   metrics_servers.clear();
+  client_http_servers.clear();  // cancels the gateway's calls in flight
   client_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   maintenance.Stop();
   auth_service.Stop();

@@ -12,6 +12,7 @@
 #include <shared_mutex>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "chainfire/server/services.h"
 
 namespace chainfire::server {
@@ -333,6 +334,22 @@ std::map<std::string, http::Handler> MetricsRoutes(Registry& registry, HealthChe
     return r;
   };
   routes["/health"] = [health](const http::Request& request) { return health->Serve(request); };
+  return routes;
+}
+
+std::map<std::string, http::Handler> ClientHttpRoutes(Registry& registry, HealthCheck* health,
+                                                      const std::string& server_version,
+                                                      const std::string& cluster_version) {
+  std::map<std::string, http::Handler> routes = MetricsRoutes(registry, health);
+  const std::string body = absl::StrCat("{\"etcdserver\":\"", server_version,
+                                        "\",\"etcdcluster\":\"", cluster_version, "\"}");
+  routes["/version"] = [body](const http::Request& request) {
+    if (request.method != "GET" && request.method != "HEAD") return MethodNotAllowed();
+    http::Response r;
+    r.content_type = "application/json";
+    r.body = body;
+    return r;
+  };
   return routes;
 }
 

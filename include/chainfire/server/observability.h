@@ -44,6 +44,13 @@ class HealthCheck {
 std::map<std::string, http::Handler> MetricsRoutes(metrics::Registry& registry,
                                                    HealthCheck* health);
 
+// The HTTP routes of the client port beside the JSON gateway: /metrics, /health and etcd's
+// /version ({"etcdserver":...,"etcdcluster":...}).
+std::map<std::string, http::Handler> ClientHttpRoutes(metrics::Registry& registry,
+                                                      HealthCheck* health,
+                                                      const std::string& server_version,
+                                                      const std::string& cluster_version);
+
 // Counts grpc_server_started_total and grpc_server_handled_total (go-grpc-prometheus's names and
 // labels, which etcd serves) for every call of the server it is installed on.
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> GrpcMetricsInterceptor(
