@@ -2,6 +2,7 @@
 // objects, and the JSON mapping (protobuf's own JsonStringToMessage / MessageToJsonString).
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "chainfire/gateway/json_gateway.h"
 #include "etcd/rpc.pb.h"
@@ -185,10 +186,16 @@ absl::StatusOr<std::unique_ptr<google::protobuf::Message>> ParseJsonRequest(cons
   std::unique_ptr<google::protobuf::Message> message(prototype->New());
   const size_t first = body.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos) return message;  // an empty body is {}
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;
-  const auto parsed = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(body.data(), body.size()), message.get(), options);
+  const google::protobuf::StringPiece text(body.data(), body.size());
+  // Strict first, so an unknown enum name is refused (as Go's decoder does); unknown fields
+  // are ignored (as the issue and clients of newer etcd versions need).
+  auto parsed = google::protobuf::util::JsonStringToMessage(text, message.get());
+  if (!parsed.ok() && std::string(parsed.message()).find("Cannot find field") != std::string::npos) {
+    message->Clear();
+    google::protobuf::util::JsonParseOptions lenient;
+    lenient.ignore_unknown_fields = true;
+    parsed = google::protobuf::util::JsonStringToMessage(text, message.get(), lenient);
+  }
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(std::string(parsed.message()));
   }

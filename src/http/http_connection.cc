@@ -1,6 +1,7 @@
 // One HTTP/1.1 connection of HttpServer: Beast's parser reads the requests, Beast's serializer
 // writes the answers, libevent's bufferevent moves the bytes (plain or TLS).
 #include <event2/buffer.h>
+#include <sys/socket.h>
 
 #include <boost/beast/core/buffers_range.hpp>
 #include <sstream>
@@ -102,7 +103,17 @@ void Connection::OnRead(bufferevent*, void* self) { static_cast<Connection*>(sel
 
 void Connection::OnWrite(bufferevent*, void* self) {
   auto* c = static_cast<Connection*>(self);
-  if (c->state_ == State::kClosing) c->Close();  // everything written
+  if (c->state_ != State::kClosing) return;
+  // Everything written. A client may still be sending (a body refused by its size): close our
+  // side, and read and drop its bytes for a while, so that it gets to read the answer rather
+  // than a reset.
+  const evutil_socket_t fd = bufferevent_getfd(c->bev_);
+  if (c->server_->options.tls || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+    c->Close();
+    return;
+  }
+  c->state_ = State::kLingering;
+  c->Arm(2);
 }
 
 void Connection::OnEvent(bufferevent*, short what, void* self) {
@@ -120,6 +131,10 @@ void Connection::Close() { server_->Destroy(id_); }
 
 void Connection::Process() {
   evbuffer* in = bufferevent_get_input(bev_);
+  if (state_ == State::kClosing || state_ == State::kLingering) {
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return;
+  }
   while (state_ == State::kIdle || state_ == State::kReading) {
     const size_t n = evbuffer_get_length(in);
     if (n == 0) return;
@@ -222,7 +237,6 @@ void Connection::Finish() {
   if (!keep_alive_) {
     // Closes once the answer (always some bytes) is written: OnWrite.
     state_ = State::kClosing;
-    bufferevent_disable(bev_, EV_READ);
     return;
   }
   state_ = State::kIdle;

@@ -91,7 +91,7 @@ class Connection {
   void End(uint64_t serial);
 
  private:
-  enum class State { kIdle, kReading, kAnswering, kStreaming, kClosing };
+  enum class State { kIdle, kReading, kAnswering, kStreaming, kClosing, kLingering };
   using Parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
 
   static void OnRead(bufferevent*, void* self);

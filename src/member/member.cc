@@ -290,7 +290,7 @@ etcdserverpb::LeaseTimeToLiveResponse Member::TimeToLive(
   resp.set_id(req.id());
   resp.set_ttl(-1);
   if (auto r = lessor_->Remaining(req.id(), now_ms)) {
-    resp.set_ttl((r->first + 999) / 1000);
+    resp.set_ttl(r->first / 1000);  // as etcd 3.4: whole seconds left, rounded down
     resp.set_grantedttl(r->second / 1000);
     if (req.keys()) {
       for (const std::string& k : kv_->LeaseKeys(req.id())) resp.add_keys(k);

@@ -62,7 +62,7 @@ absl::Status CheckOps(const google::protobuf::RepeatedPtrField<etcdserverpb::Req
         if (absl::Status s = ValidateRange(op.request_range()); !s.ok()) return s;
         break;
       case etcdserverpb::RequestOp::kRequestPut:
-        if (op.request_put().key().empty()) return NoKey();
+        if (absl::Status s = ValidatePut(op.request_put()); !s.ok()) return s;
         if (!branch.puts.insert(op.request_put().key()).second) return Duplicate();
         break;
       case etcdserverpb::RequestOp::kRequestDeleteRange:
@@ -93,6 +93,17 @@ absl::Status CheckOps(const google::protobuf::RepeatedPtrField<etcdserverpb::Req
 }
 
 }  // namespace
+
+absl::Status ValidatePut(const etcdserverpb::PutRequest& req) {
+  if (req.key().empty()) return NoKey();
+  if (req.ignore_value() && !req.value().empty()) {
+    return absl::InvalidArgumentError("etcdserver: value is provided");
+  }
+  if (req.ignore_lease() && req.lease() != 0) {
+    return absl::InvalidArgumentError("etcdserver: lease is provided");
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateRange(const etcdserverpb::RangeRequest& req) {
   if (req.key().empty()) return NoKey();

@@ -39,7 +39,9 @@ std::string ClientAddress(grpc::ServerContextBase* ctx) {
     }
     return peer;
   }
-  if (absl::StartsWith(peer, "inproc")) {
+  // Not a socket of ours: the in-process channel (the JSON gateway).
+  if (!absl::StartsWith(peer, "ipv4:") && !absl::StartsWith(peer, "ipv6:") &&
+      !absl::StartsWith(peer, "unix:")) {
     const auto& md = ctx->client_metadata();
     auto it = md.find(gateway::kGatewayPeerMetadata);
     if (it != md.end()) return std::string(it->second.data(), it->second.size());

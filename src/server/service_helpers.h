@@ -3,6 +3,8 @@
 // result. Not a public header: include it only from src/server.
 #pragma once
 
+#include <type_traits>
+
 #include "absl/status/status.h"
 #include "chainfire/auth/errors.h"
 #include "chainfire/server/auth_guard.h"
@@ -69,7 +71,11 @@ grpc::ServerUnaryReactor* ProposeAndReply(NodeHost* host, AuthGuard* guard,
                              [host, guard, ctx, caller, resp, reactor, field](WriteResult result) {
                                if (result.status.ok()) {
                                  *resp = std::move(result.*field);
-                                 host->FillHeader(resp->mutable_header());
+                                 // etcd 3.4 answers Alarm without a header.
+                                 if constexpr (!std::is_same_v<Response,
+                                                               etcdserverpb::AlarmResponse>) {
+                                   host->FillHeader(resp->mutable_header());
+                                 }
                                } else if (IsAuthRefusal(result.status)) {
                                  guard->LogRefused(ctx, caller, "a write", result.status);
                                }

@@ -106,7 +106,7 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
                                          const etcdserverpb::PutRequest* req,
                                          etcdserverpb::PutResponse* resp) {
-  if (req->key().empty()) return FinishNow(ctx, ErrEmptyKey());
+  if (absl::Status s = mvcc::ValidatePut(*req); !s.ok()) return FinishNow(ctx, s);
   if (static_cast<int64_t>(req->ByteSizeLong()) > max_request_bytes_) {
     return FinishNow(ctx, ErrTooLarge());
   }
@@ -177,6 +177,7 @@ grpc::ServerUnaryReactor* ClusterService::MemberList(grpc::CallbackServerContext
                                                      etcdserverpb::MemberListResponse* resp) {
   for (etcdserverpb::Member& m : host_->Members()) *resp->add_members() = std::move(m);
   host_->FillHeader(resp->mutable_header());
+  resp->mutable_header()->clear_revision();  // as etcd 3.4: its cluster header has none
   return FinishNow(ctx, absl::OkStatus());
 }
 
@@ -258,8 +259,8 @@ grpc::ServerUnaryReactor* MaintenanceService::Alarm(grpc::CallbackServerContext*
     if (absl::StatusOr<auth::Caller> c = guard_->CallerNow(ctx); !c.ok()) {
       return FinishNow(ctx, c.status());
     }
+    // As etcd 3.4: the answer has no header (its alarms come straight from the applier).
     for (etcdserverpb::AlarmMember& a : host_->kv().Alarms()) *resp->add_alarms() = std::move(a);
-    host_->FillHeader(resp->mutable_header());
     return FinishNow(ctx, absl::OkStatus());
   }
   // Activate and deactivate go through the log: alarms are cluster-wide state. etcdctl's
@@ -309,10 +310,8 @@ grpc::ServerUnaryReactor* MaintenanceService::Defragment(grpc::CallbackServerCon
   if (absl::Status a = CheckAdmin(ctx); !a.ok()) return FinishNow(ctx, a);
   auto* reactor = ctx->DefaultReactor();
   storage::Engine* engine = engine_;
-  NodeHost* host = host_;
-  helpers_.Submit([engine, host, resp, reactor] {
-    absl::Status s = engine->CompactAll();
-    if (s.ok()) host->FillHeader(resp->mutable_header());
+  helpers_.Submit([engine, reactor] {
+    absl::Status s = engine->CompactAll();  // as etcd 3.4: the answer has no header
     reactor->Finish(ToGrpc(s));
   });
   return reactor;

@@ -95,12 +95,13 @@ class WatchStream
 
   void Compacted(int64_t id, int64_t compact_revision) override {
     std::lock_guard<std::mutex> l(mu_);
+    // As etcd 3.4: no revision in the header and no cancel_reason; clients read the
+    // compaction from compact_revision.
     etcdserverpb::WatchResponse r;
-    Header(&r, host_->kv().revision());
+    Header(&r, 0);
     r.set_watch_id(id);
     r.set_canceled(true);
     r.set_compact_revision(compact_revision);
-    r.set_cancel_reason("etcdserver: mvcc: required revision has been compacted");
     EnqueueLocked(std::move(r));
   }
 

@@ -20,6 +20,9 @@ namespace chainfire::mvcc {
 
 inline constexpr int kMaxTxnOps = 128;
 
+// etcd's checkPutRequest: an empty key, ignore_value with a value ("etcdserver: value is
+// provided"), ignore_lease with a lease ("etcdserver: lease is provided"): InvalidArgument.
+absl::Status ValidatePut(const etcdserverpb::PutRequest& req);
 absl::Status ValidateRange(const etcdserverpb::RangeRequest& req);
 absl::Status ValidateTxn(const etcdserverpb::TxnRequest& req, int max_ops = kMaxTxnOps);
 
