@@ -190,7 +190,8 @@ absl::StatusOr<std::unique_ptr<google::protobuf::Message>> ParseJsonRequest(cons
   // Strict first, so an unknown enum name is refused (as Go's decoder does); unknown fields
   // are ignored (as the issue and clients of newer etcd versions need).
   auto parsed = google::protobuf::util::JsonStringToMessage(text, message.get());
-  if (!parsed.ok() && std::string(parsed.message()).find("Cannot find field") != std::string::npos) {
+  if (!parsed.ok() &&
+      std::string(parsed.message()).find("Cannot find field") != std::string::npos) {
     message->Clear();
     google::protobuf::util::JsonParseOptions lenient;
     lenient.ignore_unknown_fields = true;

@@ -23,6 +23,8 @@ namespace {
 
 // What every HTTP/2 client sends first (RFC 9113, 3.4); gRPC clients send it at once.
 constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+// A connection silent for this long is handed to gRPC (see Sniff).
+constexpr int kSilentHandoffMs = 20;
 
 }  // namespace
 
@@ -168,49 +170,41 @@ struct Sniffer {
   size_t* count;
   int fd;
   std::string peer;
-  std::chrono::steady_clock::time_point deadline;
   event* ev = nullptr;
 };
 
 }  // namespace
 
 void HttpServer::Impl::Sniff(int fd, std::string peer) {
-  auto* s =
-      new Sniffer{this, &sniffing_, fd, std::move(peer),
-                  std::chrono::steady_clock::now() + std::chrono::seconds(options.timeout_seconds)};
+  auto* s = new Sniffer{this, &sniffing_, fd, std::move(peer)};
   ++sniffing_;
   auto on_readable = [](evutil_socket_t fd, short what, void* arg) {
     auto* s = static_cast<Sniffer*>(arg);
     char head[kHttp2Preface.size()];
-    const ssize_t n = (what & EV_READ) ? recv(fd, head, sizeof(head), MSG_PEEK) : 0;
-    const auto left = s->deadline - std::chrono::steady_clock::now();
-    const bool http2_so_far =
-        n > 0 && std::string_view(head, static_cast<size_t>(n)) == kHttp2Preface.substr(0, n);
-    if (n > 0 && http2_so_far && static_cast<size_t>(n) < kHttp2Preface.size() &&
-        left > std::chrono::milliseconds(0)) {
-      // A prefix of the preface: wait for the rest (within the same deadline).
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(left).count();
-      const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    const ssize_t n = recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+    const bool silent = n < 0 && (errno == EAGAIN || errno == EINTR);
+    if (silent && !(what & EV_TIMEOUT)) {  // woken without bytes: wait again
+      const timeval tv{0, kSilentHandoffMs * 1000};
       event_add(s->ev, &tv);
-      return;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR) && left > std::chrono::milliseconds(0)) {
-      event_add(s->ev, nullptr);
       return;
     }
     event_free(s->ev);
     --*s->count;
-    if (n <= 0) {
-      close(fd);  // closed, failed or silent until the deadline
-    } else if (http2_so_far) {
+    if (silent ||
+        (n > 0 && std::string_view(head, static_cast<size_t>(n)) == kHttp2Preface.substr(0, n))) {
+      // The HTTP/2 preface (or its start), or silence: an HTTP/1.1 client speaks first, but an
+      // HTTP/2 client may wait for the server's SETTINGS (gRPC's C core does when it
+      // reconnects). Either way gRPC's.
       s->impl->options.grpc_handoff(fd, s->peer);
-    } else {
+    } else if (n > 0) {
       s->impl->Serve(fd, std::move(s->peer));
+    } else {
+      close(fd);  // closed or failed before a byte
     }
     delete s;
   };
   s->ev = event_new(base, fd, EV_READ, on_readable, s);
-  const timeval tv{options.timeout_seconds, 0};
+  const timeval tv{0, kSilentHandoffMs * 1000};
   event_add(s->ev, &tv);
 }
 

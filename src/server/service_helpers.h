@@ -67,20 +67,19 @@ grpc::ServerUnaryReactor* ProposeAndReply(NodeHost* host, AuthGuard* guard,
              [host, guard, ctx, resp, reactor, field,
               r = std::move(r)](const auth::Caller& caller) mutable {
                AuthGuard::Stamp(caller, &r);
-               host->Propose(std::move(r),
-                             [host, guard, ctx, caller, resp, reactor, field](WriteResult result) {
-                               if (result.status.ok()) {
-                                 *resp = std::move(result.*field);
-                                 // etcd 3.4 answers Alarm without a header.
-                                 if constexpr (!std::is_same_v<Response,
-                                                               etcdserverpb::AlarmResponse>) {
-                                   host->FillHeader(resp->mutable_header());
-                                 }
-                               } else if (IsAuthRefusal(result.status)) {
-                                 guard->LogRefused(ctx, caller, "a write", result.status);
-                               }
-                               reactor->Finish(ToGrpc(result.status));
-                             });
+               host->Propose(std::move(r), [host, guard, ctx, caller, resp, reactor,
+                                            field](WriteResult result) {
+                 if (result.status.ok()) {
+                   *resp = std::move(result.*field);
+                   // etcd 3.4 answers Alarm without a header.
+                   if constexpr (!std::is_same_v<Response, etcdserverpb::AlarmResponse>) {
+                     host->FillHeader(resp->mutable_header());
+                   }
+                 } else if (IsAuthRefusal(result.status)) {
+                   guard->LogRefused(ctx, caller, "a write", result.status);
+                 }
+                 reactor->Finish(ToGrpc(result.status));
+               });
              });
   return reactor;
 }

@@ -358,6 +358,14 @@ def raw_exchange(port, data, timeout=10, shutdown=False):
         return out
 
 
+def watcher_count(g):
+    """etcd_debugging_mvcc_watcher_total from the client port's /metrics."""
+    status, _, body = g.request("GET", "/metrics")
+    assert status == 200
+    return int(float(re.search(rb"^etcd_debugging_mvcc_watcher_total (\S+)$", body,
+                                re.M).group(1)))
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
@@ -416,8 +424,17 @@ def test_hostile_http_gets_4xx_or_a_closed_stream_and_the_member_keeps_serving()
             got = b""
             while b64("again").encode() not in got:
                 got += s.recv(65536)
+        deadline = time.time() + 20
+        while watcher_count(g) < 2000 and time.time() < deadline:
+            time.sleep(0.1)
+        assert watcher_count(g) == 2000
         for s in watchers:
             s.close()
+        # Closing the socket is all a gateway client does: every watcher goes with it.
+        deadline = time.time() + 10
+        while watcher_count(g) > 0 and time.time() < deadline:
+            time.sleep(0.1)
+        assert watcher_count(g) == 0
         assert g.post("kv/range", {"key": b64("k")})[0] == 200
         assert m.alive()
         assert rss_kb(m.proc.pid) - rss_before < 256 * 1024
