@@ -283,6 +283,13 @@ def test_auth_through_the_gateway_is_enforced_as_on_grpc_and_as_etcds(etcd):
         step("kv/range", {"key": b64("/other")}, token=app)
         step("kv/range", {"key": b64("/app/x")}, token=app)
         step("kv/range", {"key": b64("/app/x")}, token="not-a-token")
+        # A stream refused before its first answer: the status and error object of the code.
+        bad = gw.Gateway(endpoint, token="not-a-token")
+        status, objects = bad.stream("maintenance/snapshot", {}, timeout=10)
+        out.append(("snapshot", status, gw.mask(objects)))
+        status, objects = gw.Gateway(endpoint, token=app).stream(
+            "watch", {"create_request": {"key": b64("/other")}}, count=1, timeout=5)
+        out.append(("watch", status, gw.mask(objects)))
         step("auth/user/list", {}, token=app)
         step("auth/user/list", {}, token=root)
         step("auth/role/get", {"role": "app"}, token=root)

@@ -109,3 +109,43 @@ def test_convergence_check_catches_a_tampered_hash_or_a_silent_member():
     silent = dict(members)
     silent[first] = None
     assert not rollout_soak.agreed(silent)
+
+
+# ---- the JSON gateway's streams and Patroni's member list (recorded from etcd 3.4.23 and
+# Patroni 3.0.2 on ChainFire)
+
+def test_gateway_stream_lines_and_the_final_error_object():
+    from chainfire_harness import gateway
+    objects = gateway.parse_stream(fixture("gateway_watch_compacted.txt").encode())
+    assert [o["result"].get("created") for o in objects] == [True, None]
+    assert objects[1]["result"]["canceled"] is True
+    assert objects[1]["result"]["compact_revision"] == "3"
+    status, body = fixture("gateway_stream_error.txt").split("\n", 1)
+    error = gateway.parse_stream(body.encode())
+    assert status == "500" and error == [{"error": {
+        "grpc_code": 2, "http_code": 500, "message": "auth: invalid auth token",
+        "http_status": "Internal Server Error"}}]
+    assert gateway.parse_stream(b"") == []
+
+
+def test_gateway_masking_hides_cluster_specific_values_only():
+    from chainfire_harness import gateway
+    objects = gateway.parse_stream(fixture("gateway_watch_compacted.txt").encode())
+    masked = gateway.mask(objects)
+    header = masked[0]["result"]["header"]
+    assert header == {"cluster_id": "<masked>", "member_id": "<masked>", "revision": "4",
+                      "raft_term": "<masked>"}
+    assert masked[1]["result"]["compact_revision"] == "3"  # compared, not masked
+    status = {"header": {"revision": "9"}, "version": "3.4.23", "dbSize": "1",
+              "kvs": [{"key": "YQ==", "version": "2"}]}
+    assert gateway.mask(status) == {"header": {"revision": "9"}, "version": "<masked>",
+                                    "dbSize": "<masked>",
+                                    "kvs": [{"key": "YQ==", "version": "2"}]}
+
+
+def test_patronictl_list_names_leader_and_replica():
+    from chainfire_harness import patroni
+    members = patroni.parse_list(fixture("patronictl_list.json"))
+    assert members["pg1"]["role"] == "Leader" and members["pg1"]["state"] == "running"
+    assert members["pg2"]["role"] == "Replica" and members["pg2"]["lag"] == 0
+    assert patroni.parse_list("[]") == {}
