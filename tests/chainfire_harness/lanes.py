@@ -13,11 +13,16 @@ runs `python3 -m chainfire_harness.lanes`).
   cluster chaos [--seconds S]     a register workload under a fault nemesis (kills, pauses,
         [--seed N]              power loss, partitions), checked for linearizability, lost
                                 writes and convergence; evidence under work/chaos/<timestamp>/
+  cluster patroni                 Patroni 3.0 + PostgreSQL 15 on a ChainFire cluster through
+                                  its JSON gateway: bootstrap, replication, failovers (SIGTERM,
+                                  kill -9, a ChainFire leader kill), rejoins, and auth;
+                                  evidence under work/patroni/<timestamp>/
   cluster ops-proof               the fixed-membership contract on a live cluster (also
                                   run-core-control-plane-ops-proof.sh); evidence under
                                   work/core-control-plane-ops-proof/<timestamp>/
 
-Needs only the built binaries (build/bin, or $CHAINFIRE_BIN_DIR), python3 and etcdctl.
+Needs only the built binaries (build/bin, or $CHAINFIRE_BIN_DIR), python3 and etcdctl (the
+patroni lane: Debian's patroni and postgresql-15 too).
 Exit status 0 means the lane passed.
 """
 import argparse
@@ -26,7 +31,8 @@ import os
 import sys
 import time
 
-from chainfire_harness import chaos, durability_proof, ops_proof, probes, rollout_soak
+from chainfire_harness import (chaos, durability_proof, ops_proof, patroni_lane, probes,
+                               rollout_soak)
 from chainfire_harness.cluster import Cluster
 
 
@@ -117,6 +123,12 @@ def cmd_chaos(args):
     return 0 if result["pass"] else 1
 
 
+def cmd_patroni(args):
+    result = patroni_lane.run(args.work_dir, probes.run_stamp())
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0 if result["pass"] else 1
+
+
 def cmd_durability_proof(args):
     result = durability_proof.run(args.work_dir, args.keys, args.seed, args.fault,
                                   probes.run_stamp(), tls=args.tls)
@@ -161,13 +173,15 @@ def main():
     c.add_argument("--unsafe", choices=["serializable-reads"], default=None,
                    help="test-only: serializable reads, which a partitioned member serves stale; "
                         "the lane must then fail")
+    sub.add_parser("patroni", help="Patroni + PostgreSQL 15 failovers on ChainFire")
     o = sub.add_parser("ops-proof", help="the fixed-membership contract on a live cluster")
     o.add_argument("--fault", choices=["none", "wrong-membership"], default="none",
                    help="test-only: expect another membership, to show the lane fails")
     args = p.parse_args()
     handlers = {"start": cmd_start, "stop": cmd_stop, "status": cmd_status,
                 "ops-proof": cmd_ops_proof, "chaos": cmd_chaos,
-                "durability-proof": cmd_durability_proof, "rollout-soak": cmd_rollout_soak}
+                "durability-proof": cmd_durability_proof, "rollout-soak": cmd_rollout_soak,
+                "patroni": cmd_patroni}
     return handlers[args.command](args)
 
 

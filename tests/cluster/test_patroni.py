@@ -1,219 +1,45 @@
-"""Patroni 3.0 running PostgreSQL 15 in high availability with ChainFire as its etcd: Patroni
+"""Patroni 3.0 running PostgreSQL 15 in high availability with ChainFire as its etcd. Patroni
 speaks etcd v3 only through the JSON gateway (leases, txns, watches), so this proves the
-gateway the way its best-known user needs it. Two nodes bootstrap (a primary and a streaming
-replica), a row written on the primary is read on the replica, the leader key carries the
-leader's lease; a SIGTERM of the primary's Patroni fails over within seconds; a kill -9 of
-Patroni and postmaster fails over after the lease expires (the watch sees the DELETE); the old
-primary rejoins as a replica (pg_rewind); a ChainFire leader kill costs no failover. Once more
-with auth on, Patroni signing in as a user whose role covers only its namespace."""
-import base64
+gateway the way its best-known user needs it. The `cluster patroni` lane runs the scenario of
+chainfire_harness.patroni_lane on fresh 3-member clusters: bootstrap, replication, the leader
+key's lease, a graceful failover, a ChainFire leader kill without failover, a crash failover
+after the TTL with the DELETE seen by a watch, rejoins with pg_rewind; and once more with auth
+on, Patroni confined to its namespace (a write outside it refused)."""
 import json
 import os
-import shutil
-import signal
+import subprocess
 import tempfile
-import threading
-import time
 
 import pytest
 
-from chainfire_harness import cluster as harness
-from chainfire_harness import gateway as gw
+from chainfire_harness import cluster
 from chainfire_harness import patroni
-
-SCOPE = "pgcf"
-LEADER_KEY = "/service/%s/leader" % SCOPE
-
-
-def b64(s):
-    return base64.b64encode(s.encode()).decode()
-
-
-def unb64(s):
-    return base64.b64decode(s).decode()
-
 
 pytestmark = pytest.mark.skipif(patroni.available() is not None,
                                 reason=str(patroni.available()))
 
-
-class Watcher:
-    """A gateway watch on Patroni's namespace (as Patroni's own), collecting events."""
-
-    def __init__(self, endpoint):
-        self.events = []
-        self.g = gw.Gateway(endpoint, timeout=600)
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.stopped = False
-        self.thread.start()
-
-    def run(self):
-        import http.client
-        body = json.dumps({"create_request": {"key": b64("/service/"),
-                                               "range_end": b64("/service0")}})
-        self.conn = http.client.HTTPConnection(self.g.host, self.g.port, timeout=600)
-        try:
-            self.conn.request("POST", "/v3/watch", body=body)
-            resp = self.conn.getresponse()
-            while not self.stopped:
-                line = resp.readline()
-                if not line:
-                    return
-                for obj in gw.parse_stream(line):
-                    for e in obj.get("result", {}).get("events", []):
-                        self.events.append((e.get("type", "PUT"), unb64(e["kv"]["key"])))
-        except Exception:  # noqa: BLE001 - the stream ends when the test closes it
-            return
-
-    def deletes_of(self, key):
-        return [e for e in self.events if e == ("DELETE", key)]
-
-    def close(self):
-        self.stopped = True
-        try:
-            self.conn.sock.shutdown(2)
-        except Exception:  # noqa: BLE001
-            pass
-        self.thread.join(timeout=10)
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "nix",
+                      "test-cluster", "cluster")
 
 
-def leader_key(g):
-    """(value, lease) of Patroni's leader key, or (None, None)."""
-    answer = g.call("kv/range", {"key": b64(LEADER_KEY)})
-    if not answer.get("kvs"):
-        return None, None
-    kv = answer["kvs"][0]
-    return unb64(kv["value"]), kv.get("lease")
-
-
-def run_patroni_scenario(c, root, username=None, password=None, full=True):
-    hosts = ",".join("127.0.0.1:%d" % m.client_port for m in c.members)
-    nodes = [patroni.PatroniNode(root, SCOPE, "pg%d" % i, hosts, username=username,
-                                 password=password) for i in (1, 2)]
-    g = gw.Gateway(c.members[0].endpoint)
-    if username:
-        g.token = g.call("auth/authenticate", {"name": "root", "password": "rootpw"})["token"]
-    watcher = Watcher(c.members[1].endpoint) if not username else None
-    try:
-        # Bootstrap: the first node initializes the cluster, the second clones it.
-        nodes[0].start()
-        first = patroni.wait_for("pg1 primary", lambda: patroni.leader_of(nodes), 90, nodes)
-        assert first is nodes[0]
-        nodes[1].start()
-        patroni.wait_for("pg2 streaming replica", lambda: nodes[1].role() == "replica" and (
-            nodes[0].api() or {}).get("replication"), 90, nodes)
-        listed = nodes[0].patronictl_list()
-        assert listed["pg1"]["role"] == "Leader" and listed["pg2"]["role"] == "Replica", listed
-        # Replication works: a row written on the primary is read on the replica.
-        nodes[0].psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('on chainfire')")
-        patroni.wait_for("row on the replica", lambda: _select(nodes[1]) == "on chainfire", 30,
-                         nodes)
-        # The leader key names the primary and carries a lease that Patroni keeps alive.
-        value, lease = leader_key(g)
-        assert value == "pg1" and lease and lease != "0", (value, lease)
-        ttl = g.call("lease/timetolive", {"ID": lease})
-        assert 0 < int(ttl["TTL"]) <= int(ttl["grantedTTL"]), ttl
-        if username:
-            # Patroni's user may not write outside its namespace: refused, as with etcdctl.
-            token = g.call("auth/authenticate", {"name": username, "password": password})["token"]
-            status, answer = gw.Gateway(c.members[0].endpoint, token=token).post(
-                "kv/put", {"key": b64("/elsewhere"), "value": b64("x")})
-            assert status == 403 and answer["message"] == "etcdserver: permission denied"
-            status, _ = gw.Gateway(c.members[0].endpoint, token=token).post(
-                "kv/put", {"key": b64("/service/%s/extra" % SCOPE), "value": b64("x")})
-            assert status == 200
-        if not full:
-            return
-
-        # 1. SIGTERM of the primary's Patroni: it releases the leader key; pg2 takes over fast.
-        started = time.time()
-        nodes[0].stop(signal.SIGTERM)
-        patroni.wait_for("pg2 promoted", lambda: patroni.leader_of(nodes) is nodes[1], 30,
-                         nodes)
-        graceful_s = time.time() - started
-        assert graceful_s < 20, graceful_s
-        assert leader_key(g)[0] == "pg2"
-        # The old primary rejoins as a replica of the new one.
-        nodes[0].start()
-        patroni.wait_for("pg1 back as replica", lambda: nodes[0].role() == "replica", 90, nodes)
-        nodes[1].psql("INSERT INTO t VALUES ('after switchover')")
-        patroni.wait_for("pg1 replicates pg2",
-                         lambda: "after switchover" in _select(nodes[0], all_rows=True), 30, nodes)
-
-        # 2. A ChainFire leader kill (and restart) costs Patroni no failover.
-        primary_before = patroni.leader_of(nodes)
-        cf_leader = c.leader_member()
-        cf_leader.kill(signal.SIGKILL)
-        c.wait_for_leader(members=[m for m in c.members if m is not cf_leader], timeout=20)
-        deadline = time.time() + 12  # over the Patroni TTL (10 s)
-        while time.time() < deadline:
-            assert patroni.leader_of(nodes) in (primary_before, None)
-            time.sleep(0.5)
-        assert patroni.leader_of(nodes) is primary_before
-        assert leader_key(g if cf_leader is not c.members[0] else
-                          gw.Gateway(c.members[1].endpoint, token=g.token))[0] == \
-            primary_before.name
-        cf_leader.start()
-        c.wait_for_leader(timeout=20)
-
-        # 3. kill -9 of Patroni and postmaster on the primary: the lease expires (a DELETE of
-        # the leader key), and the replica is promoted after the TTL.
-        victim, survivor = nodes[1], nodes[0]
-        started = time.time()
-        victim.kill_hard()
-        patroni.wait_for("pg1 promoted after the TTL",
-                         lambda: patroni.leader_of(nodes) is survivor, 60, nodes)
-        crash_s = time.time() - started
-        if watcher:
-            patroni.wait_for("DELETE of the leader key seen by a watch",
-                             lambda: watcher.deletes_of(LEADER_KEY), 10)
-        # The crashed primary comes back as a replica (pg_rewind of its diverged timeline).
-        victim.start()
-        patroni.wait_for("pg2 back as replica", lambda: victim.role() == "replica", 120, nodes)
-        survivor.psql("INSERT INTO t VALUES ('after crash')")
-        patroni.wait_for("pg2 replicates pg1",
-                         lambda: "after crash" in _select(victim, all_rows=True), 30, nodes)
-        listed = survivor.patronictl_list()
-        assert listed["pg1"]["role"] == "Leader" and listed["pg2"]["role"] == "Replica", listed
-        return {"graceful_failover_s": round(graceful_s, 1), "crash_failover_s": round(crash_s, 1)}
-    finally:
-        if watcher:
-            watcher.close()
-        for n in nodes:
-            n.cleanup()
-
-
-def _select(node, all_rows=False):
-    try:
-        rows = node.psql("SELECT v FROM t ORDER BY v")
-    except Exception:  # noqa: BLE001 - not up yet
-        return ""
-    return rows if all_rows else rows.split("\n")[0]
-
-
-@pytest.fixture
-def root():
-    d = tempfile.mkdtemp(prefix="chainfire-patroni-")
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def test_patroni_runs_postgresql_ha_on_chainfire_through_failovers(root):
-    with harness.Cluster(3) as c:
-        timings = run_patroni_scenario(c, root)
-    print("patroni failover timings:", timings)
-
-
-def test_patroni_with_auth_signs_in_and_is_confined_to_its_namespace(root):
-    with harness.Cluster(3) as c:
-        g = gw.Gateway(c.members[0].endpoint)
-        g.call("auth/user/add", {"name": "root", "password": "rootpw"})
-        g.call("auth/user/grant", {"user": "root", "role": "root"})
-        g.call("auth/role/add", {"name": "patroni"})
-        g.call("auth/role/grant", {"name": "patroni", "perm": {
-            "permType": "READWRITE", "key": b64("/service/"), "range_end": b64("/service0")}})
-        g.call("auth/user/add", {"name": "patroni", "password": "patroni-pw"})
-        g.call("auth/user/grant", {"user": "patroni", "role": "patroni"})
-        g.call("auth/enable", {})
-        run_patroni_scenario(c, root, username="patroni", password="patroni-pw", full=False)
+def test_patroni_lane_fails_over_postgresql_on_chainfire_with_and_without_auth():
+    with tempfile.TemporaryDirectory() as work:
+        os.chmod(work, 0o755)
+        env = dict(os.environ, CHAINFIRE_BIN_DIR=os.path.dirname(cluster.CHAINFIRE))
+        r = subprocess.run([SCRIPT, "--work-dir", work, "patroni"], capture_output=True,
+                           text=True, timeout=500, env=env)
+        runs = os.listdir(os.path.join(work, "patroni"))
+        assert len(runs) == 1, r.stdout + r.stderr
+        evidence = os.path.join(work, "patroni", runs[0])
+        with open(os.path.join(evidence, "summary.json")) as f:
+            summary = json.load(f)
+        assert r.returncode == 0 and summary["pass"], json.dumps(summary, indent=1)
+        failover = summary["runs"]["failover"]
+        print("patroni failover timings:", failover)
+        assert failover["graceful_failover_s"] < 20
+        assert failover["crash_failover_s"] < 60
+        assert summary["runs"]["auth"]["pass"]
+        # Evidence kept: each Patroni node's log and each member's.
+        for run in ("failover", "auth"):
+            assert os.path.exists(os.path.join(evidence, run, "pg1", "patroni.log"))
+            assert os.path.exists(os.path.join(evidence, run, "chainfire", "p1.log"))

@@ -270,3 +270,51 @@ def test_peer_cert_allowed_hostname_refuses_a_certificate_for_another_host(pki):
         assert not served(pki["elsewhere"])  # the peer CA's, but for elsewhere.example only
         assert "is not valid for the allowed hostname 'localhost'" in c.members[0].log()
         c.etcdctl("put", "still", "serving")
+
+
+def test_json_gateway_over_https_on_its_own_listener_with_client_certificates(pki):
+    """https:// client URLs are gRPC's own TLS listener; --listen-client-http-urls serves the
+    JSON gateway (and /version, /health) over HTTPS with the same certificates and client
+    certificate rules, and is advertised in clientURLs for clients that follow them."""
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+    c = harness.Cluster(1, client_tls=client_tls(pki))
+    http_port = harness.free_ports(1)[0]
+    m = c.members[0]
+    m.extra = ["--listen-client-http-urls", "https://127.0.0.1:%d" % http_port]
+    url = "https://127.0.0.1:%d" % http_port
+
+    def context(cert=True):
+        ctx = ssl.create_default_context(cafile=pki["ca"][0])
+        if cert:
+            ctx.load_cert_chain(pki["client"][0], pki["client"][1])
+        return ctx
+
+    def post(path, body, ctx):
+        req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            return json.loads(r.read())
+
+    try:
+        c.start()
+        post("/v3/kv/put", {"key": base64.b64encode(b"gw").decode(),
+                            "value": base64.b64encode(b"tls").decode()}, context())
+        assert c.etcdctl("get", "gw", "--print-value-only").stdout.strip() == "tls"
+        with urllib.request.urlopen(url + "/version", timeout=10, context=context()) as r:
+            assert "etcdcluster" in json.loads(r.read())
+        members = post("/v3/cluster/member/list", {}, context())["members"]
+        assert url in members[0]["clientURLs"] and "https://" + m.endpoint in \
+            members[0]["clientURLs"]
+        # No client certificate: the handshake is refused, and the member keeps serving.
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionResetError)):
+            post("/v3/kv/range", {"key": base64.b64encode(b"gw").decode()}, context(cert=False))
+        # Plain HTTP to the HTTPS listener: no answer in the clear.
+        with pytest.raises((urllib.error.URLError, ConnectionResetError, OSError)) as refused:
+            urllib.request.urlopen("http://127.0.0.1:%d/version" % http_port, timeout=10)
+        assert not isinstance(refused.value, urllib.error.HTTPError)
+        assert post("/v3/kv/range", {"key": base64.b64encode(b"gw").decode()},
+                    context())["count"] == "1"
+    finally:
+        c.__exit__(None, None, None)
