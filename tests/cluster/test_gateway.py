@@ -472,6 +472,17 @@ def test_grpc_and_http_share_the_client_port_and_clients_are_named_by_their_addr
         assert answer.count(b"HTTP/1.1 200") == 4, answer
         assert answer.index(b"\"49\"".replace(b"\"49\"", base64.b64encode(b"49"))) < \
             answer.index(base64.b64encode(b"grpc")) < answer.index(b"etcdserver\":")
+        # transfer-leadership through the gateway moves the leader (asked of the leader).
+        leader = c.leader_member()
+        target = next(x for x in c.members if x is not leader)
+        lg = gw.Gateway(leader.endpoint)
+        target_id = gw.Gateway(target.endpoint).call("maintenance/status", {})["header"][
+            "member_id"]
+        lg.call("maintenance/transfer-leadership", {"targetID": target_id})
+        assert gw.Gateway(target.endpoint).call("maintenance/status", {})["leader"] == target_id
+        status, answer = lg.post("maintenance/transfer-leadership", {"targetID": target_id})
+        assert status == 412 and answer["message"] == "etcdserver: not leader", answer
+        lg.close()
         # Health and version on the client port.
         status, _, body = g.request("GET", "/health")
         assert status == 200 and json.loads(body) == {"health": "true"}
