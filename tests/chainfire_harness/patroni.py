@@ -114,9 +114,12 @@ class PatroniNode:
         log = open(self.log_path, "ab")
         env = clean_env()
         env["PATRONI_LOG_LEVEL"] = "INFO"
+        # Its own process group (runuser and Patroni: killed together), and its own directory
+        # as working directory (Patroni's spawned postmaster changes into the parent's, which
+        # the postgres user may not reach).
         self.proc = subprocess.Popen(run_as_postgres(["patroni", self.config_path]),
                                      stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, cwd=self.dir)
         log.close()
 
     def alive(self):
@@ -131,16 +134,21 @@ class PatroniNode:
             return None
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Signals Patroni; waits (bounded); kills Patroni and PostgreSQL if they linger."""
+        """Signals Patroni (SIGTERM through runuser, which passes it on); waits (bounded);
+        kills its process group if it lingers (SIGKILL cannot be passed on: the group)."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and sig != signal.SIGKILL:
             os.kill(self.proc.pid, sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever is left of the group
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
         self.proc = None
 
     def kill_hard(self):
@@ -174,11 +182,15 @@ class PatroniNode:
             return False
 
     def cleanup(self):
-        """Stops everything this node started (the postmaster too)."""
+        """Stops everything this node started: Patroni first (it would restart PostgreSQL),
+        then the postmaster (its own session), waiting (bounded) for it to go."""
+        self.stop(signal.SIGKILL)
         pid = self.postmaster_pid()
-        self.stop(signal.SIGKILL, timeout=5)
         if pid and self.postmaster_alive(pid):
             os.kill(pid, signal.SIGKILL)
+            deadline = time.time() + 20
+            while self.postmaster_alive(pid) and time.time() < deadline:
+                time.sleep(0.1)
 
     def api(self, path="/patroni"):
         """Patroni's REST API answer (decoded JSON) or None."""
@@ -212,7 +224,8 @@ class PatroniNode:
     def patronictl_list(self):
         r = subprocess.run(run_as_postgres(["patronictl", "-c", self.config_path, "list",
                                             "--format", "json"]),
-                           capture_output=True, text=True, timeout=30, env=clean_env())
+                           capture_output=True, text=True, timeout=30, env=clean_env(),
+                           cwd=self.dir)
         if r.returncode != 0:
             raise HarnessError("patronictl list: " + r.stderr.strip())
         return parse_list(r.stdout)

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -208,7 +209,6 @@ def run(work_dir, stamp):
     work/patroni/<stamp>/."""
     evidence = os.path.join(work_dir, "patroni", stamp)
     os.makedirs(evidence)
-    os.chmod(evidence, 0o755)
     result = {"lane": "patroni", "evidence": evidence, "pass": False, "runs": {}}
     why = patroni.available()
     if why:
@@ -218,7 +218,10 @@ def run(work_dir, stamp):
     for name, auth in (("failover", False), ("auth", True)):
         root = os.path.join(evidence, name)
         os.makedirs(root)
-        os.chmod(root, 0o755)
+        # PostgreSQL runs as the postgres user, which may not reach the work dir (a clone
+        # under /root): its nodes live in a directory of their own; the logs are copied back.
+        pg_root = tempfile.mkdtemp(prefix="chainfire-patroni-")
+        os.chmod(pg_root, 0o755)
         run_result = {"pass": False}
         cluster = Cluster(names=["p1", "p2", "p3"], root=os.path.join(root, "chainfire"),
                           token="patroni-" + stamp, timing=())
@@ -226,17 +229,21 @@ def run(work_dir, stamp):
             cluster.start()
             if auth:
                 enable_auth(gw.Gateway(cluster.members[0].endpoint))
-                run_result.update(run_scenario(cluster, root, username="patroni",
+                run_result.update(run_scenario(cluster, pg_root, username="patroni",
                                                password="patroni-pw", full=False) or {})
             else:
-                run_result.update(run_scenario(cluster, root) or {})
+                run_result.update(run_scenario(cluster, pg_root) or {})
             run_result["pass"] = True
         except Exception as e:  # noqa: BLE001 - recorded as the lane's verdict
             run_result["error"] = "".join(traceback.format_exception_only(type(e), e))[-4000:]
         finally:
             cluster.stop(signal.SIGKILL)
-            for node in ("pg1", "pg2"):  # the logs stay; the databases need not
-                shutil.rmtree(os.path.join(root, node, "data"), ignore_errors=True)
+            for node in ("pg1", "pg2"):
+                log = os.path.join(pg_root, node, "patroni.log")
+                if os.path.exists(log):
+                    os.makedirs(os.path.join(root, node), exist_ok=True)
+                    shutil.copy(log, os.path.join(root, node, "patroni.log"))
+            shutil.rmtree(pg_root, ignore_errors=True)
         result["runs"][name] = run_result
     result["pass"] = all(r["pass"] for r in result["runs"].values())
     probes.write_json(os.path.join(evidence, "summary.json"), result)

@@ -23,8 +23,7 @@ SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "n
 
 
 def test_patroni_lane_fails_over_postgresql_on_chainfire_with_and_without_auth():
-    with tempfile.TemporaryDirectory() as work:
-        os.chmod(work, 0o755)
+    with tempfile.TemporaryDirectory() as work:  # mode 0700: the lane must cope
         env = dict(os.environ, CHAINFIRE_BIN_DIR=os.path.dirname(cluster.CHAINFIRE))
         r = subprocess.run([SCRIPT, "--work-dir", work, "patroni"], capture_output=True,
                            text=True, timeout=500, env=env)
