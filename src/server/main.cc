@@ -16,7 +16,7 @@
 #include "chainfire/gateway/json_gateway.h"
 #include "chainfire/server/auth_service.h"
 #include "chainfire/server/auto_compactor.h"
-#include "chainfire/server/client_address.h"
+#include "chainfire/server/client_port.h"
 #include "chainfire/server/logging.h"
 #include "chainfire/server/member_tls.h"
 #include "chainfire/server/observability.h"
@@ -25,7 +25,6 @@
 #include "chainfire/storage/raft_format.h"
 #include "chainfire/tls/cipher_suites.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/server_posix.h"
 #include "spdlog/spdlog.h"
 
 namespace cf = chainfire;
@@ -540,43 +539,13 @@ int main(int argc, char** argv) {
   gateway_args.SetMaxReceiveMessageSize(-1);
   gateway_args.SetMaxSendMessageSize(-1);
   cf::gateway::JsonGateway gateway(client_server->InProcessChannel(gateway_args));
-  std::vector<std::unique_ptr<cf::http::HttpServer>> client_http_servers;
-  {
-    const std::string version = cf::server::kEtcdApiVersion;
-    cf::http::HttpServer::Options options;
-    options.prefix_routes = gateway.HttpRoutes();
-    // Base64 makes a value 4/3 larger; the gRPC limit still applies to the request itself.
-    options.max_body_bytes = static_cast<size_t>(2 * f.max_request_bytes + (1 << 20));
-    std::vector<std::string> shared, http_only, https_only;
-    for (const std::string& u : listen_client) {
-      if (!https(u)) shared.push_back(cf::server::HostPort(u));
-    }
-    for (const std::string& u : listen_client_http) {
-      (https(u) ? https_only : http_only).push_back(cf::server::HostPort(u));
-    }
-    grpc::Server* grpc_server = client_server.get();
-    if (!shared.empty()) {
-      cf::http::HttpServer::Options shared_options = options;
-      shared_options.grpc_handoff = [grpc_server](int fd, const std::string& peer) {
-        cf::server::RecordHandedOverConnection(fd, peer);
-        grpc::AddInsecureChannelFromFd(grpc_server, fd);
-      };
-      client_http_servers.push_back(OrDie(cf::http::HttpServer::Start(
-          shared, cf::server::ClientHttpRoutes(registry, &health, version, version),
-          shared_options)));
-    }
-    if (!http_only.empty()) {
-      client_http_servers.push_back(OrDie(cf::http::HttpServer::Start(
-          http_only, cf::server::ClientHttpRoutes(registry, &health, version, version), options)));
-    }
-    if (!https_only.empty()) {
-      cf::http::HttpServer::Options tls_options = options;
-      tls_options.tls = https_contexts;
-      client_http_servers.push_back(OrDie(cf::http::HttpServer::Start(
-          https_only, cf::server::ClientHttpRoutes(registry, &health, version, version),
-          tls_options)));
-    }
-  }
+  cf::server::ClientHttpConfig client_http;
+  client_http.client_urls = listen_client;
+  client_http.http_urls = listen_client_http;
+  client_http.max_request_bytes = f.max_request_bytes;
+  client_http.https_contexts = https_contexts;
+  std::vector<std::unique_ptr<cf::http::HttpServer>> client_http_servers = OrDie(
+      cf::server::StartClientHttp(client_http, client_server.get(), &gateway, registry, &health));
 
   host->Start(&transport);
   tls.Start();
