@@ -28,6 +28,8 @@ def available():
             pwd.getpwnam("postgres")
         except KeyError:
             return "running as root and there is no postgres user"
+    elif not os.access("/dev/shm", os.W_OK):
+        return "/dev/shm is not writable (Patroni needs POSIX semaphores)"
     return None
 
 
@@ -36,6 +38,17 @@ def run_as_postgres(cmd):
     if os.geteuid() == 0:
         return ["runuser", "-u", "postgres", "--"] + cmd
     return cmd
+
+
+def ensure_posix_shm():
+    """Patroni (Python's multiprocessing) needs POSIX semaphores, which live in /dev/shm: on
+    every Linux system a world-writable (1777) tmpfs. A chroot whose /dev is a plain bind mount
+    of the host's (the fresh-machine check's) shows the directory under that tmpfs instead,
+    root's with mode 0755, where the postgres user cannot create one: give it its standard
+    mode (nothing else reaches that hidden directory)."""
+    mode = os.stat("/dev/shm").st_mode & 0o7777
+    if mode & 0o777 != 0o777 and os.geteuid() == 0:
+        os.chmod("/dev/shm", 0o1777)
 
 
 def clean_env():
@@ -110,6 +123,7 @@ class PatroniNode:
             json.dump(config, f, indent=1)
 
     def start(self):
+        ensure_posix_shm()
         chown_to_postgres(self.dir)
         log = open(self.log_path, "ab")
         env = clean_env()
