@@ -1,10 +1,8 @@
 // The gateway's calls: one gRPC call on the in-process channel per HTTP request.
 #include "chainfire/gateway/json_gateway.h"
 
-#include <atomic>
 #include <deque>
 
-#include "absl/strings/match.h"
 #include "etcd/rpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/byte_buffer.h"

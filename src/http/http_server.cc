@@ -168,7 +168,6 @@ namespace {
 struct Sniffer {
   HttpServer::Impl* impl;
   size_t* count;
-  int fd;
   std::string peer;
   event* ev = nullptr;
 };
@@ -176,7 +175,7 @@ struct Sniffer {
 }  // namespace
 
 void HttpServer::Impl::Sniff(int fd, std::string peer) {
-  auto* s = new Sniffer{this, &sniffing_, fd, std::move(peer)};
+  auto* s = new Sniffer{this, &sniffing_, std::move(peer)};
   ++sniffing_;
   auto on_readable = [](evutil_socket_t fd, short what, void* arg) {
     auto* s = static_cast<Sniffer*>(arg);

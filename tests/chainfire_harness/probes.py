@@ -183,3 +183,20 @@ def stop_pids(pids, timeout=15):
     for pid in pids:
         if is_chainfire(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def raw_exchange(port, data, timeout=10):
+    """What 127.0.0.1:`port` answers to the bytes `data` before it closes or goes quiet for
+    `timeout` seconds (b"" when it just closes): for requests no HTTP client would send."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        out = b""
+        try:
+            s.sendall(data)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except (socket.timeout, ConnectionResetError, BrokenPipeError):
+            pass
+        return out

@@ -15,6 +15,7 @@ import pytest
 
 from chainfire_harness import cluster as harness
 from chainfire_harness import gateway as gw
+from chainfire_harness import probes
 from chainfire_harness import reference
 
 ETCD_RPC_PROTO = "/usr/share/gocode/src/go.etcd.io/etcd/etcdserver/etcdserverpb/rpc.proto"
@@ -347,24 +348,6 @@ def test_etcd3gw_client_works_unchanged():
                          endpoints=c.members[2].endpoint).stdout.strip() == "yes"
 
 
-def raw_exchange(port, data, timeout=10, shutdown=False):
-    """What the port answers to `data` before it closes or goes quiet."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        out = b""
-        try:
-            s.sendall(data)
-            if shutdown:
-                s.shutdown(socket.SHUT_WR)
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except (socket.timeout, ConnectionResetError, BrokenPipeError):
-            pass
-        return out
-
-
 def watcher_count(g):
     """etcd_debugging_mvcc_watcher_total from the client port's /metrics."""
     status, _, body = g.request("GET", "/metrics")
@@ -385,12 +368,13 @@ def test_hostile_http_gets_4xx_or_a_closed_stream_and_the_member_keeps_serving()
         g = gw.Gateway(m.endpoint)
         rss_before = rss_kb(m.proc.pid)
         # Garbage, an oversized header, an oversized body, a body cut short.
-        assert raw_exchange(port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert probes.raw_exchange(port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
         big_header = b"POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100000 + b"\r\n\r\n"
-        assert raw_exchange(port, big_header).startswith(b"HTTP/1.1 431")
+        assert probes.raw_exchange(port, big_header).startswith(b"HTTP/1.1 431")
         huge = json.dumps({"key": b64("k"), "value": "A" * (4 << 20)}).encode()
-        answer = raw_exchange(port, b"POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Length: %d"
-                              b"\r\n\r\n%s" % (len(huge), huge))
+        answer = probes.raw_exchange(
+            port, b"POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" %
+            (len(huge), huge))
         assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
         # Within the HTTP limit but over gRPC's (the request limit + 512 KiB): ResourceExhausted,
         # 429, as etcd's gateway answers it.
@@ -467,10 +451,11 @@ def test_grpc_and_http_share_the_client_port_and_clients_are_named_by_their_addr
             b"POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
                 len(body), body) for body in (json.dumps({"key": b64(k)}).encode()
                                               for k in ("ka", "shared", "nothing")))
-        answer = raw_exchange(m.client_port, pipelined + b"GET /version HTTP/1.1\r\nHost: x\r\n"
-                              b"Connection: close\r\n\r\n", timeout=10)
+        answer = probes.raw_exchange(
+            m.client_port,
+            pipelined + b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert answer.count(b"HTTP/1.1 200") == 4, answer
-        assert answer.index(b"\"49\"".replace(b"\"49\"", base64.b64encode(b"49"))) < \
+        assert answer.index(base64.b64encode(b"49")) < \
             answer.index(base64.b64encode(b"grpc")) < answer.index(b"etcdserver\":")
         # transfer-leadership through the gateway moves the leader (asked of the leader).
         leader = c.leader_member()

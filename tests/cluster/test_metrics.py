@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from chainfire_harness import cluster as harness
+from chainfire_harness import probes
 
 # promtool's lint warnings that etcd 3.4's own metric names draw (its gauges named _total, its
 # counters without _total); ChainFire keeps etcd's names, so it draws these and no others.
@@ -240,20 +241,7 @@ def test_bad_http_requests_get_4xx_and_the_listener_keeps_serving(member):
     rss_before = rss()
 
     def raw(data, timeout=15):
-        """What the listener answers to `data` before it closes (b"" when it just closes)."""
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            out = b""
-            try:
-                s.sendall(data)
-                s.settimeout(timeout)
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    out += chunk
-            except (socket.timeout, ConnectionResetError, BrokenPipeError):
-                pass
-            return out
+        return probes.raw_exchange(port, data, timeout=timeout)
     assert raw(b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400") or raw(b"GARBAGE\r\n\r\n") == b""
     huge = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n"
     answer = raw(huge)
