@@ -2,11 +2,16 @@
 
 #include <algorithm>
 
+#include "chainfire/common/thread_name.h"
+
 namespace chainfire {
 
-WorkerPool::WorkerPool(size_t threads) {
+WorkerPool::WorkerPool(size_t threads, const char* name) {
   for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
-    threads_.emplace_back([this] { Run(); });
+    threads_.emplace_back([this, name] {
+      SetThreadName(name);
+      Run();
+    });
   }
 }
 

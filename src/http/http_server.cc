@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "chainfire/common/thread_name.h"
 #include "http_internal.h"
 
 namespace chainfire::http {
@@ -275,7 +276,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     absl::Status listening = s->impl_->Listen(hp);
     if (!listening.ok()) return listening;
   }
-  s->thread_ = std::thread([base] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  s->thread_ = std::thread([base] {
+    SetThreadName("cf-http");
+    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+  });
   return s;
 }
 

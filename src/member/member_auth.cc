@@ -5,53 +5,9 @@
 #include "chainfire/member/member.h"
 
 namespace chainfire::member {
-namespace {
 
 using auth::AuthView;
 using auth::Caller;
-
-absl::Status CheckOps(const AuthView& v, const Caller& c,
-                      const google::protobuf::RepeatedPtrField<etcdserverpb::RequestOp>& ops);
-
-absl::Status CheckTxn(const AuthView& v, const Caller& c, const etcdserverpb::TxnRequest& t) {
-  for (const etcdserverpb::Compare& cmp : t.compare()) {
-    if (absl::Status s = v.CheckKeys(c, cmp.key(), cmp.range_end(), false); !s.ok()) return s;
-  }
-  if (absl::Status s = CheckOps(v, c, t.success()); !s.ok()) return s;
-  return CheckOps(v, c, t.failure());
-}
-
-absl::Status CheckOps(const AuthView& v, const Caller& c,
-                      const google::protobuf::RepeatedPtrField<etcdserverpb::RequestOp>& ops) {
-  for (const etcdserverpb::RequestOp& op : ops) {
-    absl::Status s;
-    switch (op.request_case()) {
-      case etcdserverpb::RequestOp::kRequestRange:
-        s = v.CheckKeys(c, op.request_range().key(), op.request_range().range_end(), false);
-        break;
-      case etcdserverpb::RequestOp::kRequestPut:
-        s = v.CheckKeys(c, op.request_put().key(), "", true);
-        if (s.ok() && op.request_put().prev_kv())
-          s = v.CheckKeys(c, op.request_put().key(), "", false);
-        break;
-      case etcdserverpb::RequestOp::kRequestDeleteRange: {
-        const auto& d = op.request_delete_range();
-        s = v.CheckKeys(c, d.key(), d.range_end(), true);
-        if (s.ok() && d.prev_kv()) s = v.CheckKeys(c, d.key(), d.range_end(), false);
-        break;
-      }
-      case etcdserverpb::RequestOp::kRequestTxn:
-        s = CheckTxn(v, c, op.request_txn());  // nested: checked too (etcd 3.4 skips them)
-        break;
-      default:
-        break;
-    }
-    if (!s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 absl::Status Member::CheckPermission(const internal::Request& req) const {
   std::shared_ptr<const AuthView> v = auth_.view();
@@ -79,7 +35,7 @@ absl::Status Member::CheckPermission(const internal::Request& req) const {
       return absl::OkStatus();
     }
     case internal::Request::kTxn:
-      return CheckTxn(*v, caller, req.txn());
+      return v->CheckTxn(caller, req.txn());
     case internal::Request::kLeaseRevoke:
       return lease_keys(req.lease_revoke().id());
     default:

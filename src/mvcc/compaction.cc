@@ -5,6 +5,7 @@
 #include <set>
 
 #include "chainfire/common/check.h"
+#include "chainfire/common/thread_name.h"
 #include "chainfire/mvcc/layout.h"
 #include "kv_store_internal.h"
 
@@ -24,7 +25,11 @@ void KvStore::StartCompactor() {
     // A compaction interrupted by a crash resumes here.
     compact_target_ = compact_revision_;
   }
-  if (options_.background_compaction) compactor_ = std::thread([this] { CompactorLoop(); });
+  if (options_.background_compaction)
+    compactor_ = std::thread([this] {
+      SetThreadName("cf-compactor");
+      CompactorLoop();
+    });
 }
 
 void KvStore::StopCompactor() {

@@ -70,7 +70,11 @@ struct KvStore::Staged {
 // sees the staged entries' writes. Apply thread only; one per entry.
 class KvStore::WriteTxn {
  public:
+  // Applies on the apply thread, into the store's staged batch if one is open.
   explicit WriteTxn(KvStore* store);
+  // Read-only, at revision `base`, on any thread: no staged batch; a Put or DeleteRange on it
+  // is a bug (checked).
+  WriteTxn(KvStore* store, int64_t base);
 
   int64_t revision() const { return wrote_ ? base_ + 1 : base_; }
   rocksdb::WriteBatch* batch() { return staged_ != nullptr ? &staged_->batch : &batch_; }
@@ -100,6 +104,7 @@ class KvStore::WriteTxn {
   const int64_t base_;
   int64_t sub_ = 0;
   bool wrote_ = false;
+  const bool read_only_ = false;
   int64_t live_keys_delta_ = 0;
   rocksdb::WriteBatch batch_;
   internal::Writes overlay_;

@@ -136,8 +136,21 @@ int64_t KvStore::ReadEvents(int64_t from, int64_t to, const std::string& key,
 
 absl::Status KvStore::Range(const etcdserverpb::RangeRequest& req,
                             etcdserverpb::RangeResponse* resp) const {
-  internal::Ops().range->Add();
   std::shared_lock<std::shared_mutex> state(state_mu_);
+  return RangeUnlocked(req, resp);
+}
+
+absl::Status KvStore::ReadTxn(const etcdserverpb::TxnRequest& req,
+                              etcdserverpb::TxnResponse* resp) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  // A WriteTxn that never writes: the apply path's own evaluation, at the current revision.
+  WriteTxn txn(const_cast<KvStore*>(this), revision());
+  return txn.Txn(req, resp);
+}
+
+absl::Status KvStore::RangeUnlocked(const etcdserverpb::RangeRequest& req,
+                                    etcdserverpb::RangeResponse* resp) const {
+  internal::Ops().range->Add();
   const int64_t current = revision();
   const int64_t rev = req.revision() > 0 ? req.revision() : current;
   if (rev > current) return ErrFutureRevision();

@@ -119,4 +119,29 @@ absl::Status ValidateTxn(const etcdserverpb::TxnRequest& req, int max_ops) {
   return CheckTxn(req, max_ops, &writes);
 }
 
+namespace {
+
+// True when every operation of both branches satisfies `pred`.
+template <typename Pred>
+bool EveryOp(const etcdserverpb::TxnRequest& req, const Pred& pred) {
+  for (const auto* ops : {&req.success(), &req.failure()}) {
+    for (const etcdserverpb::RequestOp& op : *ops) {
+      if (!pred(op)) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool TxnIsReadOnly(const etcdserverpb::TxnRequest& req) {
+  return EveryOp(req, [](const etcdserverpb::RequestOp& op) { return op.has_request_range(); });
+}
+
+bool TxnIsSerializable(const etcdserverpb::TxnRequest& req) {
+  return EveryOp(req, [](const etcdserverpb::RequestOp& op) {
+    return op.has_request_range() && op.request_range().serializable();
+  });
+}
+
 }  // namespace chainfire::mvcc

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "chainfire/common/thread_name.h"
+
 namespace chainfire::mvcc {
 
 namespace {
@@ -20,7 +22,11 @@ WatchHub::WatchHub(KvStore* kv, std::chrono::milliseconds progress_interval, boo
   kv_->SetObserver([this](int64_t rev, std::vector<mvccpb::Event> events) {
     OnCommitted(rev, std::move(events));
   });
-  if (catch_up_thread) catch_up_ = std::thread([this] { CatchUpLoop(); });
+  if (catch_up_thread)
+    catch_up_ = std::thread([this] {
+      SetThreadName("cf-watch-sync");
+      CatchUpLoop();
+    });
 }
 
 WatchHub::~WatchHub() {

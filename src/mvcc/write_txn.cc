@@ -20,6 +20,9 @@ KvStore::WriteTxn::WriteTxn(KvStore* store)
   if (staged_ != nullptr) staged_->batch.SetSavePoint();
 }
 
+KvStore::WriteTxn::WriteTxn(KvStore* store, int64_t base)
+    : store_(store), staged_(nullptr), base_(base), read_only_(true) {}
+
 void KvStore::WriteTxn::Settle(bool keep) {
   if (staged_ == nullptr) return;
   if (!keep) {
@@ -102,7 +105,9 @@ absl::Status KvStore::WriteTxn::Range(const etcdserverpb::RangeRequest& req,
     // The history read is counted by KvStore::Range.
     if (req.revision() > base_) return ErrFutureRevision();
     if (req.revision() < store_->compact_revision()) return ErrCompacted();
-    return store_->Range(req, resp);  // history is not changed by this txn
+    // History is not changed by this txn; the state lock is held by ReadTxn's caller or not
+    // needed (the apply thread is the only one that replaces the state).
+    return store_->RangeUnlocked(req, resp);
   }
   internal::Ops().range->Add();
   std::vector<mvccpb::KeyValue> kvs = Scan(req.key(), req.range_end());
@@ -154,6 +159,7 @@ absl::Status KvStore::WriteTxn::Txn(const etcdserverpb::TxnRequest& req,
 }
 
 Revision KvStore::WriteTxn::NextRevision() {
+  CF_CHECK(!read_only_) << "a write in a read-only txn";
   wrote_ = true;
   return Revision{base_ + 1, sub_++};
 }

@@ -119,6 +119,7 @@ bool RaftNode::PumpOnce() {
     app_->OnSoftStateChange(*rd.soft_state);
   }
   for (raft::Message& m : rd.early_messages) transport_->Send(std::move(m));
+  if (!rd.early_messages.empty()) transport_->Flush();
   rd.early_messages.clear();
   const bool must_persist = rd.MustPersist();
   const raft::ReadyProgress progress = rd.Progress();
@@ -136,6 +137,7 @@ bool RaftNode::PumpOnce() {
 
 void RaftNode::Finish(raft::Ready& rd, const raft::ReadyProgress& progress) {
   for (raft::Message& m : rd.messages) transport_->Send(std::move(m));
+  if (!rd.messages.empty()) transport_->Flush();
   rd.messages.clear();
   if (rd.snapshot) {
     app_->RestoreSnapshot(*rd.snapshot);

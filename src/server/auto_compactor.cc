@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "chainfire/common/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace chainfire::server {
@@ -48,7 +49,11 @@ absl::StatusOr<AutoCompactionPolicy> ParseAutoCompaction(const std::string& mode
 
 AutoCompactor::AutoCompactor(NodeHost* host, AutoCompactionPolicy policy)
     : host_(host), policy_(policy) {
-  if (policy_.mode != AutoCompactionPolicy::Mode::kOff) thread_ = std::thread([this] { Loop(); });
+  if (policy_.mode != AutoCompactionPolicy::Mode::kOff)
+    thread_ = std::thread([this] {
+      SetThreadName("cf-autocompact");
+      Loop();
+    });
 }
 
 void AutoCompactor::Stop() {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
+#include "chainfire/common/thread_name.h"
 #include "chainfire/metrics/registry.h"
 #include "spdlog/spdlog.h"
 
@@ -84,7 +85,10 @@ bool NodeHost::WaitForLeader(const std::function<bool(uint64_t)>& accept,
 
 void NodeHost::Start(transport::PeerTransport* transport) {
   outbound_.target = transport;
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    SetThreadName("cf-node");
+    Loop();
+  });
 }
 
 void NodeHost::Stop() {

@@ -49,6 +49,44 @@ void WithCaller(AuthGuard* guard, grpc::CallbackServerContext* ctx,
       });
 }
 
+// Serves a read from this member's state, as etcd's doSerialize: when it may run (at once when
+// `linearizable` is false, else after a read index, on the node thread for kPoint work or a
+// reader thread for kScan), `check(view, caller)` decides the permission as of now (auth on),
+// `read()` reads into the response, and a change of the auth store under the read fails it with
+// ErrAuthOldRevision; then `header` is filled and the call answered. `what` names the request
+// in the log line of a refusal.
+template <typename Check, typename Read>
+grpc::ServerUnaryReactor* ServeLocalRead(NodeHost* host, AuthGuard* guard,
+                                         grpc::CallbackServerContext* ctx, bool linearizable,
+                                         NodeHost::ReadWork work, const char* what,
+                                         etcdserverpb::ResponseHeader* header, Check check,
+                                         Read read) {
+  auto* reactor = ctx->DefaultReactor();
+  WithCaller(guard, ctx, reactor, [=](const auth::Caller& caller) {
+    auto serve = [=](absl::Status s) {
+      std::shared_ptr<const auth::AuthView> view;
+      if (s.ok() && host->auth().enabled()) {
+        view = host->auth().view();
+        s = check(*view, caller);
+        if (!s.ok()) guard->LogRefused(ctx, caller, what, s);
+      }
+      if (s.ok()) s = read();
+      if (s.ok() && view && caller.revision != 0 &&
+          host->auth().view()->revision() != caller.revision) {
+        s = auth::ErrAuthOldRevision();
+      }
+      if (s.ok()) host->FillHeader(header);
+      reactor->Finish(ToGrpc(s));
+    };
+    if (linearizable) {
+      host->LinearizableRead(std::move(serve), work);
+    } else {
+      serve(absl::OkStatus());
+    }
+  });
+  return reactor;
+}
+
 // Errors worth a log line: a caller refused for who it is or what it may do.
 inline bool IsAuthRefusal(const absl::Status& s) {
   return s.code() == absl::StatusCode::kPermissionDenied ||

@@ -25,6 +25,7 @@ using internal_services::ErrEmptyKey;
 using internal_services::ErrTooLarge;
 using internal_services::FinishNow;
 using internal_services::ProposeAndReply;
+using internal_services::ServeLocalRead;
 using internal_services::WithCaller;
 
 absl::Status Quota::Check(int64_t request_bytes) {
@@ -71,36 +72,15 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
   if (static_cast<int64_t>(req->ByteSizeLong()) > max_request_bytes_) {
     return FinishNow(ctx, ErrTooLarge());
   }
-  auto* reactor = ctx->DefaultReactor();
   NodeHost* host = host_;
-  AuthGuard* guard = guard_;
-  WithCaller(guard_, ctx, reactor, [=](const auth::Caller& caller) {
-    auto serve = [host, guard, ctx, caller, req, resp, reactor](absl::Status s) {
-      // etcd's doSerialize: the permission as of now, then the read, then a check that the
-      // auth store did not change under it.
-      std::shared_ptr<const auth::AuthView> view;
-      if (s.ok() && host->auth().enabled()) {
-        view = host->auth().view();
-        s = view->CheckKeys(caller, req->key(), req->range_end(), false);
-        if (!s.ok()) guard->LogRefused(ctx, caller, "a range", s);
-      }
-      if (s.ok()) s = host->kv().Range(*req, resp);
-      if (s.ok() && view && caller.revision != 0 &&
-          host->auth().view()->revision() != caller.revision) {
-        s = auth::ErrAuthOldRevision();
-      }
-      if (s.ok()) host->FillHeader(resp->mutable_header());
-      reactor->Finish(ToGrpc(s));
-    };
-    if (req->serializable()) {
-      serve(absl::OkStatus());
-    } else {
-      host->LinearizableRead(std::move(serve), req->range_end().empty()
-                                                   ? NodeHost::ReadWork::kPoint
-                                                   : NodeHost::ReadWork::kScan);
-    }
-  });
-  return reactor;
+  return ServeLocalRead(
+      host_, guard_, ctx, !req->serializable(),
+      req->range_end().empty() ? NodeHost::ReadWork::kPoint : NodeHost::ReadWork::kScan, "a range",
+      resp->mutable_header(),
+      [req](const auth::AuthView& view, const auth::Caller& caller) {
+        return view.CheckKeys(caller, req->key(), req->range_end(), false);
+      },
+      [host, req, resp] { return host->kv().Range(*req, resp); });
 }
 
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
@@ -135,6 +115,18 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
     return FinishNow(ctx, ErrTooLarge());
   }
   if (absl::Status s = mvcc::ValidateTxn(*req); !s.ok()) return FinishNow(ctx, s);
+  if (mvcc::TxnIsReadOnly(*req)) {
+    // As etcd: served from this member's state after a read index (none when every range in
+    // it is serializable), never through the log.
+    NodeHost* host = host_;
+    return ServeLocalRead(
+        host_, guard_, ctx, !mvcc::TxnIsSerializable(*req), NodeHost::ReadWork::kScan, "a txn",
+        resp->mutable_header(),
+        [req](const auth::AuthView& view, const auth::Caller& caller) {
+          return view.CheckTxn(caller, *req);
+        },
+        [host, req, resp] { return host->kv().ReadTxn(*req, resp); });
+  }
   if (TxnPuts(*req)) {
     if (absl::Status s = quota_->Check(req->ByteSizeLong()); !s.ok()) return FinishNow(ctx, s);
   }

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "chainfire/common/check.h"
+#include "chainfire/common/thread_name.h"
 #include "chainfire/metrics/registry.h"
 #include "chainfire/storage/raft_format.h"
 #include "rocksdb/write_batch.h"
@@ -55,7 +56,11 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
                                             ": the log lost synced entries; refusing to start"));
   }
   store->written_last_ = store->last_index_;
-  if (!manual) store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  if (!manual)
+    store->writer_ = std::thread([s = store.get()] {
+      SetThreadName("cf-wal");
+      s->WriterLoop();
+    });
   return store;
 }
 

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "chainfire/common/thread_name.h"
 #include "grpcpp/security/tls_certificate_verifier.h"
 #include "grpcpp/security/tls_credentials_options.h"
 #include "spdlog/spdlog.h"
@@ -209,7 +210,10 @@ absl::StatusOr<std::shared_ptr<SSL_CTX>> LiveTls::SslContext() {
 }
 
 void LiveTls::Start() {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    SetThreadName("cf-tls-reload");
+    Loop();
+  });
 }
 
 void LiveTls::Loop() {

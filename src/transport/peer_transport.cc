@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "chainfire/common/thread_name.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
 
@@ -338,6 +339,35 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
   PeerTransport* t_;
 };
 
+// One open message stream to a peer. Lives until gRPC's OnDone; a hold keeps OnDone away
+// while the transport may still start a write on it (released by Close).
+class PeerTransport::Stream : public grpc::ClientWriteReactor<peer::MessageBatch> {
+ public:
+  Stream(PeerTransport* t, Peer* p) : t_(t), p_(p) {
+    p->stub->async()->Stream(&context_, &ack_, this);
+    AddHold();
+  }
+  void OnWriteDone(bool ok) override { t_->OnWriteDone(p_, this, ok); }
+  void OnDone(const grpc::Status&) override {
+    PeerTransport* t = t_;
+    delete this;
+    t->OnStreamDone();
+  }
+  // Ends the stream for good (with `cancel`, at once); called once, with no write in flight.
+  void Close(bool cancel) {
+    if (cancel) context_.TryCancel();
+    RemoveHold();
+  }
+  void Cancel() { context_.TryCancel(); }
+  peer::MessageBatch batch;  // the write in flight (written only while none is)
+
+ private:
+  PeerTransport* t_;
+  Peer* p_;
+  grpc::ClientContext context_;
+  peer::StreamAck ack_;
+};
+
 PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
                              std::map<uint64_t, std::string> peers, Deliver deliver,
                              ProbeHandler probe,
@@ -381,9 +411,16 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
     p->channel = DialPeer(address, credentials);
     Peer* raw = p.get();
     peers_[id] = std::move(p);
-    raw->thread = std::thread([this, raw] { SenderLoop(raw); });
+    raw->stub = peer::Peer::NewStub(raw->channel);
+    raw->thread = std::thread([this, raw] {
+      SetThreadName("cf-peer-conn");
+      ConnectLoop(raw);
+    });
   }
-  prober_ = std::thread([this] { ProbeLoop(); });
+  prober_ = std::thread([this] {
+    SetThreadName("cf-peer-probe");
+    ProbeLoop();
+  });
 }
 
 void PeerTransport::ProbeLoop() {
@@ -444,16 +481,28 @@ void PeerTransport::Stop() {
   { std::lock_guard<std::mutex> l(prober_mu_); }
   prober_cv_.notify_all();
   if (prober_.joinable()) prober_.join();
+  std::vector<Stream*> idle;
   for (auto& [id, p] : peers_) {
     std::lock_guard<std::mutex> l(p->mu);
-    if (p->context) p->context->TryCancel();
+    if (p->stream != nullptr) {
+      // A stream with a write in flight is closed by that write's completion (which sees
+      // stopping_); an idle one here.
+      p->stream->Cancel();
+      if (!p->writing) idle.push_back(p->stream);
+      p->stream = nullptr;
+      p->writing = false;
+    }
     if (p->snapshot_context) p->snapshot_context->TryCancel();
     p->cv.notify_all();
   }
+  for (Stream* s : idle) s->Close(/*cancel=*/true);
   for (auto& [id, p] : peers_) {
     if (p->thread.joinable()) p->thread.join();
     if (p->snapshot_thread.joinable()) p->snapshot_thread.join();
   }
+  // Every stream's OnDone has run (they refer to this transport).
+  std::unique_lock<std::mutex> l(streams_mu_);
+  streams_cv_.wait(l, [this] { return live_streams_ == 0; });
 }
 
 void PeerTransport::SendSnapshot(Peer* p, raft::Message m) {
@@ -462,6 +511,7 @@ void PeerTransport::SendSnapshot(Peer* p, raft::Message m) {
   p->snapshot_running = true;
   if (p->snapshot_thread.joinable()) p->snapshot_thread.join();  // finished: flag was clear
   p->snapshot_thread = std::thread([this, p, m = std::move(m)] {
+    SetThreadName("cf-snap-send");
     auto path = snapshot_source_(m);
     absl::Status s = path.status();
     if (path.ok()) {
@@ -529,74 +579,119 @@ void PeerTransport::Send(raft::Message m) {
     SendSnapshot(p, std::move(m));
     return;
   }
-  {
-    std::lock_guard<std::mutex> l(p->mu);
-    if (p->queue.size() >= kMaxQueue) p->queue.pop_front();
-    p->queue.push_back(std::move(m));
-  }
-  p->cv.notify_one();
+  std::lock_guard<std::mutex> l(p->mu);
+  if (p->queue.size() >= kMaxQueue) p->queue.pop_front();
+  p->queue.push_back(std::move(m));
 }
 
-void PeerTransport::SenderLoop(Peer* p) {
-  auto stub = peer::Peer::NewStub(p->channel);
-  std::unique_ptr<grpc::ClientContext> context;
-  std::unique_ptr<grpc::ClientWriter<peer::MessageBatch>> writer;
-  peer::StreamAck ack;
-  int backoff_ms = 50;
-  while (!stopping_) {
-    peer::MessageBatch batch;
-    {
-      std::unique_lock<std::mutex> l(p->mu);
-      p->cv.wait_for(l, std::chrono::milliseconds(500),
-                     [&] { return stopping_ || !p->queue.empty(); });
-      if (stopping_) break;
-      if (p->queue.empty()) continue;
-      while (!p->queue.empty() && batch.messages_size() < static_cast<int>(kMaxBatch)) {
-        *batch.add_messages() = ToProto(std::move(p->queue.front()));
-        p->queue.pop_front();
-      }
-    }
-    batch.set_cluster_id(cluster_id_);
-    batch.set_from(self_id_);
-    if (!writer) {
-      context = std::make_unique<grpc::ClientContext>();
-      {
-        std::lock_guard<std::mutex> l(p->mu);
-        p->context = context.get();
-      }
-      writer = stub->Stream(context.get(), &ack);
-    }
-    const size_t bytes = batch.ByteSizeLong();
-    if (writer->Write(batch)) {
-      p->sent_bytes->Add(bytes);
-      backoff_ms = 50;
-      continue;
-    }
-    // The stream broke (peer down or restarting): drop this batch, reopen after a pause.
-    p->sent_failures->Add();
-    for (const peer::RaftMessage& m : batch.messages()) {
-      if (m.type() == static_cast<uint32_t>(raft::MessageType::kHeartbeat))
-        heartbeat_failures_->Add();
-    }
-    writer->Finish();
-    writer.reset();
-    {
-      std::lock_guard<std::mutex> l(p->mu);
-      p->context = nullptr;
-    }
-    context.reset();
-    std::unique_lock<std::mutex> l(p->mu);
-    p->cv.wait_for(l, std::chrono::milliseconds(backoff_ms), [&] { return stopping_.load(); });
-    backoff_ms = std::min(backoff_ms * 2, 1000);
+void PeerTransport::Flush() {
+  for (auto& [id, p] : peers_) MaybeStartWrite(p.get());
+}
+
+void PeerTransport::FillBatch(Peer* p, peer::MessageBatch* batch) {
+  batch->Clear();
+  batch->set_cluster_id(cluster_id_);
+  batch->set_from(self_id_);
+  while (!p->queue.empty() && batch->messages_size() < static_cast<int>(kMaxBatch)) {
+    *batch->add_messages() = ToProto(std::move(p->queue.front()));
+    p->queue.pop_front();
   }
-  if (writer) {
-    writer->WritesDone();
-    {
-      std::lock_guard<std::mutex> l(p->mu);
-      p->context = nullptr;
+}
+
+void PeerTransport::MaybeStartWrite(Peer* p) {
+  Stream* s = nullptr;
+  {
+    std::lock_guard<std::mutex> l(p->mu);
+    if (p->queue.empty()) return;
+    if (p->stream == nullptr) {
+      p->cv.notify_one();  // the connect thread opens one
+      return;
     }
-    context->TryCancel();
-    writer->Finish();
+    if (p->writing) return;  // its completion sends what queued meanwhile
+    p->writing = true;
+    s = p->stream;
+    FillBatch(p, &s->batch);
+  }
+  // Only the thread that set `writing` touches the stream until the write completes; the hold
+  // keeps it alive.
+  p->sent_bytes->Add(s->batch.ByteSizeLong());
+  s->StartWrite(&s->batch);
+}
+
+void PeerTransport::OnWriteDone(Peer* p, Stream* s, bool ok) {
+  bool close = false;
+  {
+    std::lock_guard<std::mutex> l(p->mu);
+    if (ok && p->stream == s && !stopping_) {
+      p->broke = false;
+      if (!p->queue.empty()) {
+        FillBatch(p, &s->batch);
+      } else {
+        p->writing = false;
+        return;
+      }
+    } else {
+      if (!ok && !stopping_) {
+        // The stream broke (peer down or restarting): this batch is lost; Raft retransmits.
+        p->sent_failures->Add();
+        for (const peer::RaftMessage& m : s->batch.messages()) {
+          if (m.type() == static_cast<uint32_t>(raft::MessageType::kHeartbeat)) {
+            heartbeat_failures_->Add();
+          }
+        }
+        p->broke = true;
+      }
+      if (p->stream == s) {
+        p->stream = nullptr;
+        p->writing = false;
+        p->cv.notify_one();  // reopen
+      }
+      close = true;
+    }
+  }
+  if (close) {
+    s->Close(/*cancel=*/true);
+    return;
+  }
+  p->sent_bytes->Add(s->batch.ByteSizeLong());
+  s->StartWrite(&s->batch);
+}
+
+void PeerTransport::OnStreamDone() {
+  std::lock_guard<std::mutex> l(streams_mu_);
+  if (--live_streams_ == 0) streams_cv_.notify_all();
+}
+
+void PeerTransport::ConnectLoop(Peer* p) {
+  int backoff_ms = 50;
+  std::unique_lock<std::mutex> l(p->mu);
+  while (!stopping_) {
+    p->cv.wait(l, [&] { return stopping_ || (p->stream == nullptr && !p->queue.empty()); });
+    if (stopping_) break;
+    if (p->broke) {
+      // Not too eager after a failure: wait, then retry (messages queue up meanwhile, the
+      // oldest dropped beyond the bound).
+      p->cv.wait_for(l, std::chrono::milliseconds(backoff_ms), [&] { return stopping_.load(); });
+      if (stopping_) break;
+      backoff_ms = std::min(backoff_ms * 2, 1000);
+    } else {
+      backoff_ms = 50;
+    }
+    {
+      std::lock_guard<std::mutex> sl(streams_mu_);
+      ++live_streams_;
+    }
+    // Started under p->mu so no write from another thread races StartCall (gRPC runs no
+    // reaction inline, so none waits for the lock here).
+    auto* s = new Stream(this, p);
+    s->StartCall();
+    p->stream = s;
+    p->writing = true;
+    FillBatch(p, &s->batch);
+    l.unlock();
+    p->sent_bytes->Add(s->batch.ByteSizeLong());
+    s->StartWrite(&s->batch);
+    l.lock();
   }
 }
 

@@ -187,6 +187,34 @@ def test_python_etcd3_transaction(c, clients):
     assert client.get("ptx-failed")[0] == b"1"
 
 
+def test_read_only_txn_is_served_without_the_log(c, clients):
+    """A txn of only ranges is answered from the member's state after a read index (as etcd):
+    linearizable on a follower, and the log does not grow; a txn with a put goes through it."""
+    leader = c.leader_member()
+    follower = next(m for m in c.members if m is not leader)
+    reader = clients(follower.client_port)
+    writer = clients(leader.client_port)
+
+    def raft_index():
+        return c.statuses([leader])[leader.endpoint]["raftIndex"]
+
+    before = raft_index()
+    for i in range(20):
+        writer.put("rotx", str(i))
+        ok, responses = reader.transaction(
+            compare=[reader.transactions.value("rotx") == str(i)],
+            success=[reader.transactions.get("rotx")], failure=[])
+        assert ok, "the follower's read-only txn missed the acknowledged put %d" % i
+        assert responses[0][0][0] == str(i).encode()
+    assert raft_index() - before == 20, "only the puts went through the log"
+
+    before = raft_index()
+    ok, _ = reader.transaction(compare=[reader.transactions.value("rotx") == "19"],
+                               success=[reader.transactions.put("rotx", "w")], failure=[])
+    assert ok and raft_index() - before == 1, "a txn with a put is one log entry"
+    assert writer.get("rotx")[0] == b"w"
+
+
 def test_compaction_hashkv_defrag_move_leader(c):
     for i in range(20):
         c.etcdctl("put", "cmp", str(i))

@@ -104,6 +104,7 @@ TEST(PeerTransport, DeliversOwnClusterAndDropsForeignBatches) {
   m.to = 2;
   m.term = 5;
   foreign.Send(m);
+  foreign.Flush();  // Send holds messages until Flush
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   {
     std::unique_lock<std::mutex> l(mu);
@@ -117,6 +118,7 @@ TEST(PeerTransport, DeliversOwnClusterAndDropsForeignBatches) {
   ours.Send(forged);
   m.term = 6;
   ours.Send(m);
+  ours.Flush();
   {
     std::unique_lock<std::mutex> l(mu);
     ASSERT_TRUE(cv.wait_until(l, deadline, [&] { return !received.empty(); }));

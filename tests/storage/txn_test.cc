@@ -144,6 +144,34 @@ TEST_F(TxnTest, FutureRevisionFailsTheWholeTxn) {
   EXPECT_EQ(kv_->revision(), 1) << "nothing was written";
 }
 
+TEST(TxnValidation, ReadOnlyAndSerializableAsEtcd) {
+  TxnRequest reads;
+  *reads.add_compare() = ValueIs("a", "1");
+  *reads.add_success() = GetOp("a");
+  *reads.add_failure() = GetOp("b", "c");
+  EXPECT_TRUE(TxnIsReadOnly(reads));
+  EXPECT_FALSE(TxnIsSerializable(reads)) << "a linearizable range";
+  for (RequestOp& op : *reads.mutable_success()) op.mutable_request_range()->set_serializable(true);
+  for (RequestOp& op : *reads.mutable_failure()) op.mutable_request_range()->set_serializable(true);
+  EXPECT_TRUE(TxnIsSerializable(reads));
+
+  TxnRequest compares_only;
+  *compares_only.add_compare() = ValueIs("a", "1");
+  EXPECT_TRUE(TxnIsReadOnly(compares_only));
+  EXPECT_TRUE(TxnIsSerializable(compares_only)) << "etcd: no range asks for a read index";
+
+  TxnRequest writes = reads;
+  *writes.add_failure() = PutOp("a", "2");
+  EXPECT_FALSE(TxnIsReadOnly(writes));
+  TxnRequest deletes = reads;
+  *deletes.add_success() = DelOp("a");
+  EXPECT_FALSE(TxnIsReadOnly(deletes));
+  TxnRequest nested = reads;
+  *nested.add_success()->mutable_request_txn()->add_success() = GetOp("a");
+  EXPECT_FALSE(TxnIsReadOnly(nested)) << "etcd 3.4 sends a nested txn through the log";
+  EXPECT_FALSE(TxnIsSerializable(nested));
+}
+
 TEST(TxnValidation, LimitsAndDuplicateRules) {
   TxnRequest ok;
   *ok.add_success() = PutOp("a", "1");
@@ -265,6 +293,73 @@ TEST_F(TxnTest, RandomWorkloadMatchesAModel) {
       EXPECT_EQ(kv_->Range(all, &r).code(), absl::StatusCode::kOutOfRange);
     }
   }
+}
+
+}  // namespace
+}  // namespace chainfire::mvcc
+
+namespace chainfire::mvcc {
+namespace {
+
+// A read-only txn served without the log answers exactly as the same txn applied at that
+// revision: compares both ways, ranges with options, history reads, and the same errors.
+TEST_F(TxnTest, ReadTxnAnswersAsTheAppliedTxn) {
+  for (const auto& [k, v] :
+       std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}, {"c", "3"}}) {
+    TxnRequest put;
+    *put.add_success() = PutOp(k, v);
+    etcdserverpb::TxnResponse ignored;
+    ASSERT_TRUE(Apply(put, &ignored).ok());
+  }
+  const int64_t rev = kv_->revision();
+  std::vector<TxnRequest> cases;
+  TxnRequest hit;
+  *hit.add_compare() = ValueIs("a", "1");
+  *hit.add_success() = GetOp("a", "c");
+  *hit.add_failure() = GetOp("c");
+  cases.push_back(hit);
+  TxnRequest miss = hit;
+  *miss.mutable_compare(0) = ValueIs("a", "nope");
+  cases.push_back(miss);
+  TxnRequest options;
+  RequestOp limited = GetOp("a", std::string(1, '\0'));
+  limited.mutable_request_range()->set_limit(2);
+  limited.mutable_request_range()->set_sort_order(etcdserverpb::RangeRequest::DESCEND);
+  *options.add_success() = limited;
+  RequestOp history = GetOp("b");
+  history.mutable_request_range()->set_revision(rev - 1);
+  *options.add_success() = history;
+  cases.push_back(options);
+  TxnRequest missing_key;
+  *missing_key.add_compare() = ValueIs("zz", "");
+  *missing_key.add_failure() = GetOp("zz");
+  cases.push_back(missing_key);
+
+  for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_TRUE(TxnIsReadOnly(cases[i])) << i;
+    etcdserverpb::TxnResponse read, applied;
+    ASSERT_TRUE(kv_->ReadTxn(cases[i], &read).ok()) << i;
+    EXPECT_EQ(kv_->revision(), rev) << "a read-only txn writes nothing";
+    ASSERT_TRUE(Apply(cases[i], &applied).ok()) << i;
+    EXPECT_EQ(read.SerializeAsString(), applied.SerializeAsString())
+        << i << "\nread:    " << read.ShortDebugString()
+        << "\napplied: " << applied.ShortDebugString();
+  }
+
+  TxnRequest future;
+  RequestOp ahead = GetOp("a");
+  ahead.mutable_request_range()->set_revision(rev + 5);
+  *future.add_success() = ahead;
+  etcdserverpb::TxnResponse resp;
+  EXPECT_EQ(kv_->ReadTxn(future, &resp), ErrFutureRevision());
+
+  etcdserverpb::CompactionResponse compacted;
+  ASSERT_TRUE(kv_->ApplyCompact(++index_, rev, &compacted).ok());
+  TxnRequest old;
+  RequestOp before = GetOp("a");
+  before.mutable_request_range()->set_revision(rev - 1);
+  *old.add_success() = before;
+  EXPECT_EQ(kv_->ReadTxn(old, &resp), ErrCompacted());
 }
 
 }  // namespace

@@ -49,6 +49,10 @@ class AuthView {
   // root role covers everything).
   absl::Status CheckKeys(const Caller& caller, const std::string& key, const std::string& range_end,
                          bool write) const;
+  // etcd's checkTxnReqsPermission: READ on every compared key and range, WRITE on every put and
+  // delete (READ too when it asks for the previous values), nested txns included (etcd 3.4
+  // skips them). The first refusal, or OK.
+  absl::Status CheckTxn(const Caller& caller, const etcdserverpb::TxnRequest& txn) const;
   // etcd's IsAdminPermitted: OK while auth is off; ErrUserEmpty, ErrUserNotFound, or
   // ErrPermissionDenied unless the user holds the root role.
   absl::Status CheckAdmin(const Caller& caller) const;

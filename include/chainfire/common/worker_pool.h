@@ -20,8 +20,8 @@ namespace chainfire {
 
 class WorkerPool {
  public:
-  // Starts `threads` (at least one) threads.
-  explicit WorkerPool(size_t threads);
+  // Starts `threads` (at least one) threads, named `name` (common/thread_name.h).
+  explicit WorkerPool(size_t threads, const char* name = "cf-worker");
   ~WorkerPool();  // Stop()
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;

@@ -144,6 +144,11 @@ class KvStore {
 
   absl::Status Range(const etcdserverpb::RangeRequest& req,
                      etcdserverpb::RangeResponse* resp) const;
+  // A read-only txn (TxnIsReadOnly) evaluated at revision() without the log, as etcd serves
+  // one: the same compares, ranges, errors and answer as if it were applied at this revision.
+  // Any thread. The caller makes it linearizable (a read index) unless every range in it is
+  // serializable.
+  absl::Status ReadTxn(const etcdserverpb::TxnRequest& req, etcdserverpb::TxnResponse* resp) const;
 
   // Replaces the whole state (a Raft snapshot install): stops the background compactor, runs
   // `install` (which rewrites the kv, kv_revs and meta columns), reloads every cached value
@@ -171,6 +176,9 @@ class KvStore {
   void Scan(const std::string& key, const std::string& range_end, int64_t rev,
             absl::FunctionRef<void(mvccpb::KeyValue)> fn) const;
   bool Latest(const std::string& key, int64_t rev, mvccpb::KeyValue* kv) const;
+  // Range without taking state_mu_ (the caller holds it, or is the apply thread).
+  absl::Status RangeUnlocked(const etcdserverpb::RangeRequest& req,
+                             etcdserverpb::RangeResponse* resp) const;
   void Commit(rocksdb::WriteBatch* batch, uint64_t index, int64_t new_revision);
 
   storage::Engine* engine_;

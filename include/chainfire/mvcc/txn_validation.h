@@ -25,5 +25,9 @@ inline constexpr int kMaxTxnOps = 128;
 absl::Status ValidatePut(const etcdserverpb::PutRequest& req);
 absl::Status ValidateRange(const etcdserverpb::RangeRequest& req);
 absl::Status ValidateTxn(const etcdserverpb::TxnRequest& req, int max_ops = kMaxTxnOps);
+// etcd's isTxnReadonly: every operation of both branches is a range (a nested txn is not).
+bool TxnIsReadOnly(const etcdserverpb::TxnRequest& req);
+// etcd's isTxnSerializable: every operation of both branches is a serializable range.
+bool TxnIsSerializable(const etcdserverpb::TxnRequest& req);
 
 }  // namespace chainfire::mvcc

@@ -52,11 +52,14 @@ class NodeStorage : public raft::LogStorage {
   virtual absl::Status PersistRecovering() = 0;
 };
 
-// Sends messages to other members; best effort (messages may be lost).
+// Sends messages to other members; best effort (messages may be lost). Send may hold messages
+// until the next Flush, so that one group of sends leaves as one write per peer; RaftNode calls
+// Flush after each group.
 class Transport {
  public:
   virtual ~Transport() = default;
   virtual void Send(raft::Message message) = 0;
+  virtual void Flush() {}
 };
 
 // The replicated state machine and the owner's callbacks.

@@ -110,7 +110,7 @@ class AuthService : public etcdserverpb::Auth::CallbackService {
   AuthGuard* guard_;
   const int bcrypt_cost_;
   const int64_t max_request_bytes_;
-  WorkerPool pool_{2};
+  WorkerPool pool_{2, "cf-auth"};
   std::atomic<int> queued_{0};
   LoginThrottle throttle_;
 };

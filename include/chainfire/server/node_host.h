@@ -156,6 +156,9 @@ class NodeHost {
     void Send(raft::Message m) override {
       if (transport::PeerTransport* t = target.load()) t->Send(std::move(m));
     }
+    void Flush() override {
+      if (transport::PeerTransport* t = target.load()) t->Flush();
+    }
   };
 
   NodeHostOptions options_;
@@ -190,7 +193,7 @@ class NodeHost {
 
   // Serves linearizable scans once their index is applied; stopped by Stop() after the node
   // thread, running what is queued.
-  WorkerPool readers_{2};
+  WorkerPool readers_{2, "cf-reader"};
 };
 
 }  // namespace chainfire::server

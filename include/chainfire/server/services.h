@@ -148,7 +148,7 @@ class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
   NodeHost* host_;
   storage::Engine* engine_;
   AuthGuard* guard_;
-  WorkerPool helpers_{2};
+  WorkerPool helpers_{2, "cf-helper"};
 };
 
 // Watch: one bidirectional stream reactor per client stream, many watches per stream, fed by

@@ -1,8 +1,11 @@
 // PeerTransport: Raft messages between members over gRPC (proto/chainfire/peer.proto).
 //
-// Sending: one thread per peer keeps one client stream open to that peer and writes batches of
-// whatever messages queued up meanwhile; a broken stream is reopened with a bounded backoff and
-// the messages in flight are dropped (Raft retransmits). A full queue drops the oldest message.
+// Sending: one client stream per peer (gRPC's callback API, no thread blocked on it). Send
+// queues a message; Flush starts a write of everything queued for a peer unless one is in
+// flight, on the calling thread (the node thread: no hand-off to a sender thread); when a write
+// completes, what queued meanwhile goes out as the next batch. One write in flight per peer, so
+// batches grow with load. A broken stream drops the messages of its write (Raft retransmits);
+// a thread per peer reopens it after a bounded backoff. A full queue drops the oldest message.
 // Receiving: the Peer service (a callback reactor per stream, no thread blocked) checks each
 // batch's cluster ID, drops and logs batches of another cluster, and hands the rest to the
 // delivery callback.
@@ -16,7 +19,7 @@
 // Metrics (metrics::Default(), etcd's names): bytes sent to and received from each peer, send
 // failures per peer, leader heartbeats lost to a broken stream, the round trip of a Probe call
 // to each peer every 5 s, the time to receive and fsync a snapshot.
-// Thread-safety: Send is thread-safe and never blocks on the network.
+// Thread-safety: Send and Flush are thread-safe and never block on the network.
 #pragma once
 
 #include <chrono>
@@ -63,6 +66,7 @@ class PeerTransport : public node::Transport {
   ~PeerTransport() override;
 
   void Send(raft::Message m) override;
+  void Flush() override;
   // Handlers for the leader-side lease calls; set before the peer server starts.
   using KeepAliveHandler = std::function<absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse>(
       const etcdserverpb::LeaseKeepAliveRequest&)>;
@@ -94,16 +98,20 @@ class PeerTransport : public node::Transport {
 
  private:
   class Service;
+  class Stream;
   struct Peer {
     uint64_t id;
     std::string address;
     std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<peer::Peer::Stub> stub;
     std::mutex mu;
     std::condition_variable cv;
-    std::deque<raft::Message> queue;
-    grpc::ClientContext* context = nullptr;  // of the open stream, for cancellation on Stop
-    std::thread thread;
-    bool snapshot_running = false;                    // guarded by mu
+    std::deque<raft::Message> queue;  // guarded by mu
+    Stream* stream = nullptr;         // guarded by mu: the open stream, if any
+    bool writing = false;             // guarded by mu: a write is in flight on `stream`
+    bool broke = false;               // guarded by mu: the last stream failed (back off)
+    std::thread thread;               // reopens the stream
+    bool snapshot_running = false;    // guarded by mu
     grpc::ClientContext* snapshot_context = nullptr;  // guarded by mu
     std::thread snapshot_thread;
     metrics::Counter* sent_bytes = nullptr;     // etcd_network_peer_sent_bytes_total{To}
@@ -114,7 +122,17 @@ class PeerTransport : public node::Transport {
   // Every kProbeInterval, one Probe call to each peer, timed (the round-trip histogram).
   static constexpr std::chrono::seconds kProbeInterval{5};
   void ProbeLoop();
-  void SenderLoop(Peer* p);
+  void ConnectLoop(Peer* p);
+  // Takes up to kMaxBatch queued messages into `batch`. Needs p->mu.
+  void FillBatch(Peer* p, peer::MessageBatch* batch);
+  // Starts a write on p's stream if messages are queued and none is in flight.
+  void MaybeStartWrite(Peer* p);
+  void OnWriteDone(Peer* p, Stream* s, bool ok);
+  void OnStreamDone();
+  // Streams not yet done (their OnDone pending); Stop waits for zero.
+  std::mutex streams_mu_;
+  std::condition_variable streams_cv_;
+  int live_streams_ = 0;  // guarded by streams_mu_
   void SendSnapshot(Peer* p, raft::Message m);
   absl::Status StreamSnapshot(Peer* p, const raft::Message& m, const std::string& path);
 
