@@ -3,6 +3,7 @@
 # waits (bounded, 20 s) until it takes a write. With $bench_tls set to a directory: mutual TLS on
 # client and peer ports for both, with one CA and certificates made there by openssl (once);
 # client_tls then holds the client's flags (etcdctl's, which chainfire-bench also takes).
+# start_member starts one member again with the same flags (scripts/bench-restart.sh).
 scheme=http
 server_tls=()
 client_tls=()
@@ -31,19 +32,25 @@ if [ -n "${bench_tls:-}" ]; then
     --key "$bench_tls/client.key")
 fi
 
-run_cluster() { # binary base-port
-  local bin=$1 base=$2 cluster="" i
-  for i in 1 2 3; do cluster+="b$i=$scheme://127.0.0.1:$((base + 10 + i)),"; done
+start_member() { # binary base-port i: starts member b$i in the background, pid in member_pid
+  local bin=$1 base=$2 i=$3 cluster="" j
+  for j in 1 2 3; do cluster+="b$j=$scheme://127.0.0.1:$((base + 10 + j)),"; done
   cluster=${cluster%,}
+  "$bin" --name "b$i" --data-dir "$dir/$(basename "$bin")-$i" \
+    --listen-client-urls "$scheme://127.0.0.1:$((base + i))" \
+    --advertise-client-urls "$scheme://127.0.0.1:$((base + i))" \
+    --listen-peer-urls "$scheme://127.0.0.1:$((base + 10 + i))" \
+    --initial-advertise-peer-urls "$scheme://127.0.0.1:$((base + 10 + i))" \
+    --initial-cluster "$cluster" --initial-cluster-token bench \
+    ${server_tls[@]+"${server_tls[@]}"} >>"$dir/$(basename "$bin")-$i.log" 2>&1 &
+  member_pid=$!
+}
+
+run_cluster() { # binary base-port
+  local bin=$1 base=$2 i
   for i in 1 2 3; do
-    "$bin" --name "b$i" --data-dir "$dir/$(basename "$bin")-$i" \
-      --listen-client-urls "$scheme://127.0.0.1:$((base + i))" \
-      --advertise-client-urls "$scheme://127.0.0.1:$((base + i))" \
-      --listen-peer-urls "$scheme://127.0.0.1:$((base + 10 + i))" \
-      --initial-advertise-peer-urls "$scheme://127.0.0.1:$((base + 10 + i))" \
-      --initial-cluster "$cluster" --initial-cluster-token bench \
-      ${server_tls[@]+"${server_tls[@]}"} >"$dir/$(basename "$bin")-$i.log" 2>&1 &
-    pids+=($!)
+    start_member "$bin" "$base" "$i"
+    pids+=("$member_pid")
   done
   local eps="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
   for _ in $(seq 1 100); do

@@ -18,7 +18,33 @@ using namespace layout;  // NOLINT: the record names
 constexpr int64_t kCompactSlice = 1000;
 }  // namespace
 
+void KvStore::CountLiveKeys() {
+  if (count_revision_ == 0) return;
+  const int64_t rev = count_revision_;
+  count_revision_ = 0;
+  // The newest version <= rev of each key, as Scan walks them; tombstones are not keys.
+  std::unique_ptr<rocksdb::Iterator> it(
+      engine_->db()->NewIterator(storage::OrderedRead(), engine_->cf(Column::kKv)));
+  int64_t keys = 0;
+  std::string k, at;
+  Revision r, ar;
+  for (it->SeekToFirst(); it->Valid();) {
+    if (count_stop_) return;  // a snapshot install or shutdown: Load counts again
+    CF_CHECK(DecodeVersionKey(it->key().ToStringView(), &k, &r)) << "corrupt mvcc key";
+    if (r.main > rev) it->Seek(VersionKey(k, {rev, INT64_MAX}));
+    if (!it->Valid()) break;
+    CF_CHECK(DecodeVersionKey(it->key().ToStringView(), &at, &ar)) << "corrupt mvcc key";
+    if (at == k) {
+      if (!layout::IsTombstoneRecord(it->value().ToStringView())) ++keys;
+      it->Seek(KeyPrefixEnd(k));
+    }
+  }
+  CF_CHECK(it->status().ok()) << "mvcc key count failed: " << it->status().ToString();
+  live_keys_.fetch_add(keys, std::memory_order_relaxed);
+}
+
 void KvStore::StartCompactor() {
+  count_stop_ = false;
   {
     std::lock_guard<std::mutex> l(compact_mu_);
     stopping_ = false;
@@ -28,11 +54,13 @@ void KvStore::StartCompactor() {
   if (options_.background_compaction)
     compactor_ = std::thread([this] {
       SetThreadName("cf-compactor");
+      CountLiveKeys();
       CompactorLoop();
     });
 }
 
 void KvStore::StopCompactor() {
+  count_stop_ = true;
   {
     std::lock_guard<std::mutex> l(compact_mu_);
     stopping_ = true;

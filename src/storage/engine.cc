@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "chainfire/metrics/registry.h"
+#include "chainfire/storage/table_check.h"
 #include "chainfire/storage/wal_scan.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
@@ -22,6 +23,7 @@ const char* const kColumnNames[] = {"raft_log", "raft_state", "kv", "kv_revs", "
 
 // One block cache for every column (uncompressed blocks of the table files).
 constexpr size_t kBlockCacheBytes = 128 << 20;
+constexpr uint64_t kMaxTotalWalBytes = 128 << 20;
 
 // The kv column's prefix of a key: the key without its 16-byte revision suffix, i.e. one user
 // key's versions (see engine.h). Bloom filters over it let a lookup of one key skip every
@@ -109,6 +111,11 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
   options.max_background_jobs = 2;
   options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   options.keep_log_file_num = 3;
+  // The WAL is kept until every column with data in it is flushed; the small raft_state and
+  // meta columns rarely fill a memtable, so without a bound the WAL grows to RocksDB's default
+  // (four times all write buffers, ~800 MiB) and a restart replays all of it (seconds at 1M
+  // keys). Past this size RocksDB flushes the columns that hold the oldest WAL file.
+  options.max_total_wal_size = kMaxTotalWalBytes;
   if (env != nullptr) options.env = env;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> columns;
@@ -139,12 +146,33 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
   auto engine = std::unique_ptr<Engine>(new Engine());
   engine->dir_ = dir;
   engine->db_.reset(raw);
-  // Every table file's blocks against their checksums (RocksDB's message names the file and
-  // offset): damaged state is refused at startup, not discovered by a read later.
-  if (rocksdb::Status v = engine->db_->VerifyChecksum(); !v.ok()) {
+  // Table files' blocks against their checksums (RocksDB's message names the file and offset):
+  // damaged state is refused at startup, not discovered by a read later. On the real file
+  // system only files new or changed since they were last verified are read here; the rest
+  // are read by CheckTablesInBackground (storage/table_check.h).
+  absl::Status verified;
+  if (env == nullptr) {
+    const auto start = std::chrono::steady_clock::now();
+    TableCheckReport report;
+    verified = VerifyChangedTables(raw, dir, &report);
+    engine->unchecked_tables_ = report.files_skipped;
+    if (verified.ok() && report.files_verified > 0) {
+      spdlog::info(
+          "data dir {}: verified {} table files ({} MiB) in {} ms; {} unchanged since their "
+          "last check",
+          dir, report.files_verified, report.bytes_verified >> 20,
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                start)
+              .count(),
+          report.files_skipped);
+    }
+  } else {
+    verified = FromRocks(raw->VerifyChecksum(), "verify");
+  }
+  if (!verified.ok()) {
     for (auto* h : handles) engine->db_->DestroyColumnFamilyHandle(h);
     engine->db_.reset();
-    return absl::DataLossError(absl::StrCat("data dir ", dir, " is damaged: ", v.ToString(),
+    return absl::DataLossError(absl::StrCat("data dir ", dir, " is damaged: ", verified.message(),
                                             "; refusing to start on a damaged data dir"));
   }
   // handles[0] is the unused default column family; handles_[i] is Column(i).
@@ -174,7 +202,13 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
   return engine;
 }
 
+void Engine::CheckTablesInBackground(std::function<void(const absl::Status&)> on_damage) {
+  if (unchecked_tables_ == 0 || checker_) return;
+  checker_ = std::make_unique<TableChecker>(db_.get(), std::move(on_damage));
+}
+
 Engine::~Engine() {
+  checker_.reset();  // stops after the file being read
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
   if (db_) db_->Close();
@@ -241,6 +275,12 @@ absl::StatusOr<std::string> Engine::Get(Column c, const std::string& key) const 
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(c), key, &value);
   if (!s.ok()) return FromRocks(s, absl::StrCat("get ", key));
   return value;
+}
+
+absl::Status Engine::FlushAll() {
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  return FromRocks(db_->Flush(options, handles_), "flush");
 }
 
 absl::Status Engine::CompactAll() {

@@ -16,8 +16,8 @@ constexpr size_t kTailEntryOverhead = 32;
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
-    Engine* engine, std::function<void()> on_write_done, bool manual) {
-  auto store = std::unique_ptr<RaftLogStore>(new RaftLogStore(engine));
+    Engine* engine, std::function<void()> on_write_done, WriteMode mode) {
+  auto store = std::unique_ptr<RaftLogStore>(new RaftLogStore(engine, mode));
   store->on_write_done_ = std::move(on_write_done);
   if (auto hs = engine->Get(Column::kRaftState, kHardStateKey); hs.ok()) {
     auto decoded = DecodeHardState(*hs);
@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
                                             ": the log lost synced entries; refusing to start"));
   }
   store->written_last_ = store->last_index_;
-  if (!manual)
+  if (mode == WriteMode::kWriterThread)
     store->writer_ = std::thread([s = store.get()] {
       SetThreadName("cf-wal");
       s->WriterLoop();
@@ -171,6 +171,16 @@ absl::StatusOr<std::vector<raft::Entry>> RaftLogStore::Entries(raft::Index lo, r
 }
 
 void RaftLogStore::SubmitWrite(node::PersistRequest request) {
+  if (mode_ == WriteMode::kInline) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) return;  // after a failed write nothing more is written
+    }
+    std::deque<node::PersistRequest> one;
+    one.push_back(std::move(request));
+    WriteGroup(std::move(one));
+    return;
+  }
   {
     std::lock_guard<std::mutex> l(mu_);
     queue_.push_back(std::move(request));
@@ -396,7 +406,7 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
       writes_ += batch.size();
     }
   }
-  if (on_write_done_) on_write_done_();
+  if (on_write_done_ && mode_ != WriteMode::kInline) on_write_done_();
   return s.ok();
 }
 

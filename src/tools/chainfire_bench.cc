@@ -8,6 +8,8 @@
 //   chainfire-bench --endpoints 127.0.0.1:2379,127.0.0.1:22379 --op put --clients 200
 //   chainfire-bench --endpoints 127.0.0.1:2379 --op get --clients 200   (linearizable reads)
 //   chainfire-bench --endpoints https://127.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key
+//   chainfire-bench --endpoints 127.0.0.1:2379 --op fill --keys 1000000 --seconds 3600
+//     (puts each of bench/0000000000 .. bench/<keys - 1> once, then stops; --seconds bounds it)
 //
 // Thread-safety: the callbacks run on gRPC's threads; counters are atomics, latencies are kept
 // per client slot (one request in flight per slot).
@@ -37,7 +39,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string endpoints = "127.0.0.1:2379";
-  std::string op = "put";  // put | get | get-serializable
+  std::string op = "put";  // put | get | get-serializable | fill
   int clients = 100;
   int conns = 10;
   double seconds = 10;
@@ -132,7 +134,20 @@ class Bench {
     s.sent = now;
     auto* stub = stubs_[i % stubs_.size()].get();
     auto done = [this, i](grpc::Status st) { Done(i, st); };
-    if (o_.op == "put") {
+    if (o_.op == "fill") {
+      const int64_t n = next_fill_.fetch_add(1);
+      if (n >= o_.keys) {
+        std::lock_guard<std::mutex> l(mu_);
+        last_done_ = std::max(last_done_, now);
+        if (++finished_ == o_.clients) cv_.notify_all();
+        return;
+      }
+      char key[32];
+      std::snprintf(key, sizeof(key), "bench/%010lld", static_cast<long long>(n));
+      s.put.set_key(key);
+      s.put.set_value(value_);
+      stub->async()->Put(s.ctx.get(), &s.put, &s.put_resp, done);
+    } else if (o_.op == "put") {
       s.put.set_key(Key(s));
       s.put.set_value(value_);
       stub->async()->Put(s.ctx.get(), &s.put, &s.put_resp, done);
@@ -164,6 +179,7 @@ class Bench {
   std::vector<Slot> slots_;
   Clock::time_point start_, deadline_;
   std::atomic<int64_t> ok_{0}, errors_{0};
+  std::atomic<int64_t> next_fill_{0};  // --op fill: the next key to write
   std::mutex mu_;
   std::condition_variable cv_;
   int finished_ = 0;               // guarded by mu_
@@ -177,8 +193,9 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"chainfire-bench: closed-loop load against etcd v3 gRPC endpoints"};
   app.add_option("--endpoints", o.endpoints, "comma-separated host:port list");
-  app.add_option("--op", o.op, "put | get (linearizable) | get-serializable")
-      ->check(CLI::IsMember({"put", "get", "get-serializable"}));
+  app.add_option("--op", o.op,
+                 "put | get (linearizable) | get-serializable | fill (each of --keys once)")
+      ->check(CLI::IsMember({"put", "get", "get-serializable", "fill"}));
   app.add_option("--clients", o.clients, "requests kept in flight")->check(CLI::PositiveNumber);
   app.add_option("--conns", o.conns, "gRPC channels")->check(CLI::PositiveNumber);
   app.add_option("--seconds", o.seconds, "duration")->check(CLI::PositiveNumber);

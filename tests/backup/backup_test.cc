@@ -178,7 +178,7 @@ TEST(Restore, EveryKeyKeepsValueRevisionsVersionAndLease) {
   EXPECT_EQ(kv->applied_index(), 1u) << "the state of a snapshot at index 1";
   {
     auto log = storage::RaftLogStore::Open(
-        engine.get(), [] {}, /*manual=*/true);
+        engine.get(), [] {}, storage::RaftLogStore::WriteMode::kManual);
     ASSERT_TRUE(log.ok()) << log.status();
     EXPECT_EQ((*log)->FirstIndex(), 2u);
     EXPECT_EQ((*log)->LastIndex(), 1u);

@@ -15,7 +15,8 @@ absl::StatusOr<std::unique_ptr<RocksSimStorage>> RocksSimStorage::Open(
   auto engine = storage::Engine::Open(dir, env, /*background_compaction=*/false);
   if (!engine.ok()) return engine.status();
   s->engine_ = std::move(*engine);
-  auto log = storage::RaftLogStore::Open(s->engine_.get(), nullptr, /*manual=*/true);
+  auto log = storage::RaftLogStore::Open(s->engine_.get(), nullptr,
+                                         storage::RaftLogStore::WriteMode::kManual);
   if (!log.ok()) return log.status();
   s->log_ = std::move(*log);
   return s;

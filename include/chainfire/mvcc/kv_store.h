@@ -65,7 +65,8 @@ class KvStore {
   // Reads below this revision fail with ErrCompacted; 0 when never compacted.
   int64_t compact_revision() const { return compact_revision_.load(std::memory_order_acquire); }
   uint64_t applied_index() const { return applied_.load(std::memory_order_acquire); }
-  // Keys that exist (not deleted) at revision(): etcd_debugging_mvcc_keys_total. Counted from
+  // Keys that exist (not deleted) at revision(): etcd_debugging_mvcc_keys_total (short of the
+  // keys at start-up until the compactor thread has counted them, a second per million). From
   // storage when the state is loaded, then kept by the writes. Any thread.
   int64_t live_keys() const { return live_keys_.load(std::memory_order_relaxed); }
 
@@ -163,6 +164,11 @@ class KvStore {
   absl::Status LoadTables();
   void StartCompactor();
   void StopCompactor();
+  // Adds the live keys at count_revision_ (set by Load) to live_keys_; stops early when
+  // StopCompactor is called (compactor thread, or Load's caller without background threads).
+  void CountLiveKeys();
+  int64_t count_revision_ = 0;  // Load's revision, until counted
+  std::atomic<bool> count_stop_{false};
   explicit KvStore(storage::Engine* engine, KvStoreOptions options);
   // One slice of physical compaction, if any is due; completes its waiters. False when none.
   bool CompactOnce();

@@ -9,15 +9,19 @@
 // The meta column's "format_version" (kFormatVersion, below) is the Engine's own: a data dir of
 // another format is refused at Open.
 // Recovery tolerates only a torn WAL tail (kTolerateCorruptedTailRecords) and verifies the WAL
-// files against the manifest; any other corruption makes Open fail.
+// files against the manifest; any other corruption makes Open fail. Open also verifies the
+// checksums of every table file that is new or changed since it was last verified
+// (storage/table_check.h); CheckTablesInBackground reads the others after startup.
 // Thread-safety: thread-safe (RocksDB is); the Engine must outlive its users.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "chainfire/storage/table_check.h"
 #include "rocksdb/db.h"
 
 namespace chainfire::storage {
@@ -44,10 +48,17 @@ class Engine {
   const std::string& dir() const { return dir_; }
   // True when Open created the data dir (first boot).
   bool created() const { return created_; }
+  // Reads the table files Open did not verify (unchanged since an earlier check) on a thread
+  // of its own; `on_damage` runs there with DataLoss naming the file if one is damaged (the
+  // owner must then stop). Nothing to do when Open verified every file. Call once.
+  void CheckTablesInBackground(std::function<void(const absl::Status&)> on_damage);
 
   // Writes `batch`; with `sync`, returns only after the WAL is fsynced.
   absl::Status Write(rocksdb::WriteBatch* batch, bool sync);
   absl::StatusOr<std::string> Get(Column c, const std::string& key) const;  // NotFound if absent
+  // Writes every column's memtable to table files, so the next open replays no WAL (a clean
+  // shutdown calls it: the restart is then quicker). Blocking.
+  absl::Status FlushAll();
   // Compacts every column family fully (drops deleted data from the files). Blocking.
   absl::Status CompactAll();
   // Bytes used on disk by the database files (SST and WAL).
@@ -63,8 +74,10 @@ class Engine {
   Engine() = default;
   std::string dir_;
   bool created_ = false;
+  int unchecked_tables_ = 0;  // live table files Open skipped as verified before
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::unique_ptr<TableChecker> checker_;  // declared after db_: destroyed before it
 };
 
 // The kv column's keys end in this many bytes of revision; the rest is the key's prefix.

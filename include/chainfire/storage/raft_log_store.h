@@ -1,17 +1,23 @@
 // RaftLogStore: the durable Raft log and hard state of a member, on the Engine's raft_log and
 // raft_state column families. Implements node::NodeStorage.
 //
-// Writes are group-committed by one writer thread: every PersistRequest queued while the
-// previous fsync ran goes into the next single WriteBatch, written with sync. A write becomes
-// visible through LogStorage (LastIndex etc.) only after its fsync returned. A failed write is
-// reported by PollCompletedWrites and nothing later counts as durable.
+// Where writes happen (WriteMode): kWriterThread group-commits on a writer thread of its own
+// (every PersistRequest queued while the previous fsync ran goes into the next single
+// WriteBatch, written with sync); kInline writes and fsyncs each request within SubmitWrite, on
+// the node's thread, as etcd's raft loop saves its WAL (no hand-off to another thread and back;
+// what arrives meanwhile is batched into the node's next Ready); kManual (the simulation)
+// writes queued requests only when FlushQueued is called. In every mode a write becomes
+// visible through LogStorage (LastIndex etc.) and is counted by PollCompletedWrites only after
+// its fsync returned. A failed write is reported by PollCompletedWrites and nothing later
+// counts as durable.
 //
 // Record formats: storage/raft_format.h.
 // Thread-safety: LogStorage methods and NodeStorage methods are called from the node's loop
 // thread; the writer thread is internal. The newest durable entries are also kept in memory
-// (a bounded tail) and served from there. `on_write_done` runs on the writer thread. In manual
-// mode (the simulation) there is no writer thread: FlushQueued performs queued writes on the
-// caller's thread, deterministically.
+// (a bounded tail) and served from there. `on_write_done` runs on the thread that wrote (not
+// in kInline mode, where the caller learns it by SubmitWrite's return). In manual mode there is
+// no writer thread: FlushQueued performs queued writes on the caller's thread,
+// deterministically.
 #pragma once
 
 #include <condition_variable>
@@ -28,11 +34,12 @@ namespace chainfire::storage {
 
 class RaftLogStore : public node::NodeStorage {
  public:
+  enum class WriteMode { kWriterThread, kInline, kManual };
   // Loads the durable state and checks it (commit <= last index). `on_write_done` is called
   // after each group of writes becomes durable (to wake the node's loop).
   static absl::StatusOr<std::unique_ptr<RaftLogStore>> Open(Engine* engine,
                                                             std::function<void()> on_write_done,
-                                                            bool manual = false);
+                                                            WriteMode mode = WriteMode::kWriterThread);
   ~RaftLogStore() override;
 
   raft::HardState InitialHardState() const override;
@@ -55,7 +62,7 @@ class RaftLogStore : public node::NodeStorage {
   static void AddInitialSnapshot(Engine* engine, rocksdb::WriteBatch* batch, raft::Index index,
                                  raft::Term term);
 
-  // Manual mode only: performs up to `max_writes` queued writes as one synced batch.
+  // kManual only: performs up to `max_writes` queued writes as one synced batch.
   void FlushQueued(size_t max_writes);
   size_t queued() const;
 
@@ -64,12 +71,13 @@ class RaftLogStore : public node::NodeStorage {
   uint64_t writes() const;
 
  private:
-  explicit RaftLogStore(Engine* engine) : engine_(engine) {}
+  explicit RaftLogStore(Engine* engine, WriteMode mode) : engine_(engine), mode_(mode) {}
   void WriterLoop();
   // Writes `batch` as one synced WriteBatch and publishes the result; false after a failure.
   bool WriteGroup(std::deque<node::PersistRequest> batch);
 
   Engine* engine_;
+  const WriteMode mode_;
   std::function<void()> on_write_done_;
 
   mutable std::mutex mu_;
