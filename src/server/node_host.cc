@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Open(NodeHostOptions options
                                                          storage::Engine* engine) {
   auto host = std::unique_ptr<NodeHost>(new NodeHost(std::move(options)));
   NodeHost* h = host.get();
-  auto log = storage::RaftLogStore::Open(engine, [h] { h->Wake(); }, getenv("CF_EXP_INLINE") ? storage::RaftLogStore::WriteMode::kInline : storage::RaftLogStore::WriteMode::kWriterThread);  // EXPERIMENT
+  auto log = storage::RaftLogStore::Open(engine, [h] { h->Wake(); });
   if (!log.ok()) return log.status();
   host->log_ = std::move(*log);
 

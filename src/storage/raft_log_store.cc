@@ -17,7 +17,7 @@ constexpr size_t kTailEntryOverhead = 32;
 
 absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
     Engine* engine, std::function<void()> on_write_done, WriteMode mode) {
-  auto store = std::unique_ptr<RaftLogStore>(new RaftLogStore(engine, mode));
+  auto store = std::unique_ptr<RaftLogStore>(new RaftLogStore(engine));
   store->on_write_done_ = std::move(on_write_done);
   if (auto hs = engine->Get(Column::kRaftState, kHardStateKey); hs.ok()) {
     auto decoded = DecodeHardState(*hs);
@@ -171,16 +171,6 @@ absl::StatusOr<std::vector<raft::Entry>> RaftLogStore::Entries(raft::Index lo, r
 }
 
 void RaftLogStore::SubmitWrite(node::PersistRequest request) {
-  if (mode_ == WriteMode::kInline) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (stopping_) return;  // after a failed write nothing more is written
-    }
-    std::deque<node::PersistRequest> one;
-    one.push_back(std::move(request));
-    WriteGroup(std::move(one));
-    return;
-  }
   {
     std::lock_guard<std::mutex> l(mu_);
     queue_.push_back(std::move(request));
@@ -406,7 +396,7 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
       writes_ += batch.size();
     }
   }
-  if (on_write_done_ && mode_ != WriteMode::kInline) on_write_done_();
+  if (on_write_done_) on_write_done_();
   return s.ok();
 }
 

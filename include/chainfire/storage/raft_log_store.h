@@ -3,10 +3,8 @@
 //
 // Where writes happen (WriteMode): kWriterThread group-commits on a writer thread of its own
 // (every PersistRequest queued while the previous fsync ran goes into the next single
-// WriteBatch, written with sync); kInline writes and fsyncs each request within SubmitWrite, on
-// the node's thread, as etcd's raft loop saves its WAL (no hand-off to another thread and back;
-// what arrives meanwhile is batched into the node's next Ready); kManual (the simulation)
-// writes queued requests only when FlushQueued is called. In every mode a write becomes
+// WriteBatch, written with sync); kManual (the simulation) writes queued requests only when
+// FlushQueued is called. In both modes a write becomes
 // visible through LogStorage (LastIndex etc.) and is counted by PollCompletedWrites only after
 // its fsync returned. A failed write is reported by PollCompletedWrites and nothing later
 // counts as durable.
@@ -14,10 +12,9 @@
 // Record formats: storage/raft_format.h.
 // Thread-safety: LogStorage methods and NodeStorage methods are called from the node's loop
 // thread; the writer thread is internal. The newest durable entries are also kept in memory
-// (a bounded tail) and served from there. `on_write_done` runs on the thread that wrote (not
-// in kInline mode, where the caller learns it by SubmitWrite's return). In manual mode there is
-// no writer thread: FlushQueued performs queued writes on the caller's thread,
-// deterministically.
+// (a bounded tail) and served from there. `on_write_done` runs on the thread that wrote. In
+// manual mode there is no writer thread: FlushQueued performs queued writes on the caller's
+// thread, deterministically.
 #pragma once
 
 #include <condition_variable>
@@ -34,12 +31,12 @@ namespace chainfire::storage {
 
 class RaftLogStore : public node::NodeStorage {
  public:
-  enum class WriteMode { kWriterThread, kInline, kManual };
+  enum class WriteMode { kWriterThread, kManual };
   // Loads the durable state and checks it (commit <= last index). `on_write_done` is called
   // after each group of writes becomes durable (to wake the node's loop).
-  static absl::StatusOr<std::unique_ptr<RaftLogStore>> Open(Engine* engine,
-                                                            std::function<void()> on_write_done,
-                                                            WriteMode mode = WriteMode::kWriterThread);
+  static absl::StatusOr<std::unique_ptr<RaftLogStore>> Open(
+      Engine* engine, std::function<void()> on_write_done,
+      WriteMode mode = WriteMode::kWriterThread);
   ~RaftLogStore() override;
 
   raft::HardState InitialHardState() const override;
@@ -71,13 +68,12 @@ class RaftLogStore : public node::NodeStorage {
   uint64_t writes() const;
 
  private:
-  explicit RaftLogStore(Engine* engine, WriteMode mode) : engine_(engine), mode_(mode) {}
+  explicit RaftLogStore(Engine* engine) : engine_(engine) {}
   void WriterLoop();
   // Writes `batch` as one synced WriteBatch and publishes the result; false after a failure.
   bool WriteGroup(std::deque<node::PersistRequest> batch);
 
   Engine* engine_;
-  const WriteMode mode_;
   std::function<void()> on_write_done_;
 
   mutable std::mutex mu_;
