@@ -11,7 +11,9 @@ namespace chainfire::storage {
 
 namespace {
 using namespace raft_format;  // NOLINT: the record names
-constexpr size_t kTailBytes = 32 << 20;
+// Enough for the appends of a busy leader to followers that are slightly behind (a few seconds
+// of writes); more only held memory (32 MiB before, 2026-12-07).
+constexpr size_t kTailBytes = 8 << 20;
 constexpr size_t kTailEntryOverhead = 32;
 }  // namespace
 
