@@ -4,7 +4,8 @@
 # fdatasync calls, per thread name and in all, counted by `perf stat --per-thread` (Debian's
 # linux-perf) over a put run of chainfire-bench (64 in flight over 8 connections, 256-byte
 # values, spread over the members). Prints JSON ({member: {"threads": ..., "total": ...}}) and
-# writes it to work/bench/syscalls-<UTC time>.json.
+# writes it to work/bench/syscalls-<UTC time>.json (perf's own output and the thread map beside
+# it: .perf.txt, .tids).
 # Usage: scripts/bench-syscalls.sh [seconds (10)] [binary (build/bin/chainfire)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,8 @@ tids >>"$dir/tids"  # and threads started during the run
 kill -INT "$perf_pid"
 wait "$perf_pid" || true
 sort -u -o "$dir/tids" "$dir/tids"
+cp "$dir/perf.txt" "${out%.json}.perf.txt"  # the raw counts and the thread map, beside it
+cp "$dir/tids" "${out%.json}.tids"
 puts=$(echo "$result" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])')
 PYTHONPATH=tests /usr/bin/python3 -m chainfire_harness.syscall_counts "$dir/perf.txt" \
   "$dir/tids" "$puts" | tee "$out"

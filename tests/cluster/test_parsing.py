@@ -149,3 +149,33 @@ def test_patronictl_list_names_leader_and_replica():
     assert members["pg1"]["role"] == "Leader" and members["pg1"]["state"] == "running"
     assert members["pg2"]["role"] == "Replica" and members["pg2"]["lag"] == 0
     assert patroni.parse_list("[]") == {}
+
+
+def test_perf_per_thread_counts_become_per_put_costs_per_member():
+    """scripts/bench-syscalls.sh's parsing, on perf stat --per-thread output recorded over a
+    28k-put run of a ChainFire cluster (and the thread map the script recorded with it)."""
+    from chainfire_harness import syscall_counts
+    counts = syscall_counts.parse_perf_per_thread(fixture("perf_stat_per_thread.txt"))
+    assert counts[("cf-wal", 20213)]["sched_switch"] == 10739
+    assert counts[("cf-wal", 20213)]["fdatasync"] == 2634, "sys_enter_ is dropped from names"
+    assert counts[("resolver-execut", 20121)]["sched_switch"] == 0, "<not counted> is zero"
+    member_of = {}
+    for line in fixture("perf_stat_tids.txt").splitlines():
+        tid, member = line.split()
+        member_of[int(tid)] = member
+    costs = syscall_counts.per_put(counts, member_of, 27899)
+    assert sorted(costs) == ["b1", "b2", "b3"]
+    wal = costs[member_of[20213]]["threads"]["cf-wal"]
+    assert wal["fdatasync"] == round(2634 / 27899, 3)
+    # A member's total is the sum over its threads; every fsync is the log writer's.
+    for m in costs.values():
+        assert abs(m["total"]["sched_switch"] -
+                   sum(t.get("sched_switch", 0) for t in m["threads"].values())) < 0.01
+        assert m["total"]["fdatasync"] == m["threads"]["cf-wal"]["fdatasync"]
+    # Threads outside the map (another process) are left out; no puts is an error.
+    assert syscall_counts.per_put(counts, {}, 1) == {}
+    try:
+        syscall_counts.per_put(counts, member_of, 0)
+        raise AssertionError("dividing by zero puts must be refused")
+    except ValueError:
+        pass
