@@ -15,6 +15,7 @@
 #include "chainfire/common/thread_name.h"
 #include "rocksdb/options.h"
 #include "rocksdb/sst_file_reader.h"
+#include "spdlog/spdlog.h"
 
 namespace chainfire::storage {
 namespace {
@@ -108,7 +109,11 @@ absl::Status VerifyChangedTables(rocksdb::DB* db, const std::string& dir,
     now[name] = *stamp;
   }
   if (now == verified) return absl::OkStatus();
-  return WriteRecord(record_path, now);
+  if (absl::Status s = WriteRecord(record_path, now); !s.ok()) {
+    // The record only saves work at the next start (which then verifies everything again).
+    spdlog::warn("{}; the next start verifies every table file", std::string(s.message()));
+  }
+  return absl::OkStatus();
 }
 
 TableChecker::TableChecker(rocksdb::DB* db, std::function<void(const absl::Status&)> on_damage)

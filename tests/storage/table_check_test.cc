@@ -115,6 +115,24 @@ TEST(TableCheck, ChangedFileIsRefusedAtOpenAndHiddenDamageByTheBackgroundPass) {
   EXPECT_NE(found->message().find(sst.filename().string()), std::string::npos) << found->message();
 }
 
+TEST(TableCheck, AnUnwritableRecordOnlyCostsTheNextStartAFullCheck) {
+  TempDir dir;
+  {
+    auto e = std::move(*Engine::Open(dir.path()));
+    WriteTable(e.get(), 0, 100);
+  }
+  const std::filesystem::path record = std::filesystem::path(dir.path()) / kVerifiedTablesFile;
+  std::filesystem::remove(record);
+  std::filesystem::create_directory(record.string() + ".tmp");  // the record cannot be written
+  auto e = Engine::Open(dir.path());
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_FALSE(std::filesystem::exists(record));
+  TableCheckReport report;
+  ASSERT_TRUE(VerifyChangedTables((*e)->db(), dir.path(), &report).ok());
+  EXPECT_GE(report.files_verified, 1);
+  EXPECT_EQ(report.files_skipped, 0);
+}
+
 TEST(TableCheck, BackgroundPassOverIntactFilesReportsNothing) {
   TempDir dir;
   {

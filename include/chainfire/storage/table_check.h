@@ -36,8 +36,9 @@ struct TableCheckReport {
 };
 
 // Verifies every live table file of `db` (opened on the real file system at `dir`) that the
-// record does not list unchanged, then rewrites the record (atomically) with every live file.
-// DataLoss naming the file and offset on damage (the record is then left as it was).
+// record does not list unchanged, then rewrites the record (atomically) with every live file
+// (a failure to write it is logged, not returned). DataLoss naming the file and offset on
+// damage (the record is then left as it was).
 absl::Status VerifyChangedTables(rocksdb::DB* db, const std::string& dir, TableCheckReport* report);
 
 // Reads every live table file of `db` once, on a thread of its own, one file at a time;
