@@ -276,6 +276,20 @@ def test_bench_tool_each_acknowledged_put_is_one_revision(c):
     assert len(hashes) == 1
 
 
+def test_bench_tool_fill_writes_each_key_once(c):
+    """chainfire-bench --op fill (scripts/bench-restart.sh's fill): every key of the range is
+    written exactly once, then it stops."""
+    from chainfire_harness import probes
+    eps = ",".join(m.endpoint for m in c.members)
+    run = _bench(c, "--endpoints", eps, "--op", "fill", "--clients", "16", "--conns", "3",
+                 "--seconds", "30", "--keys", "300", "--val-size", "10")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["ok"] == 300
+    kvs = probes.parse_get_json(c.etcdctl("get", "bench/0000000", "--prefix", "-w", "json").stdout)
+    assert sorted(kvs) == ["bench/%010d" % i for i in range(300)]
+    assert {kv[3] for kv in kvs.values()} == {1}, "each key written once (version 1)"
+
+
 def test_bench_tool_fails_against_a_dead_endpoint(c):
     run = _bench(c, "--endpoints", "127.0.0.1:1", "--op", "put", "--clients", "2", "--conns",
                  "1", "--seconds", "1")
