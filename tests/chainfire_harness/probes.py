@@ -39,6 +39,35 @@ def parse_endpoint_status(text):
     return out
 
 
+# The kernel's names of the scheduling policies in /proc/<pid>/task/<tid>/stat (field 41).
+SCHED_POLICY_NAMES = {0: "normal", 1: "fifo", 2: "rr", 3: "batch", 5: "idle", 6: "deadline"}
+
+
+def parse_thread_policy(stat_line):
+    """(thread name, policy name) from one /proc/<pid>/task/<tid>/stat line. The name is in
+    parentheses and may hold spaces and parentheses itself, so fields are counted after the
+    last ')'; the policy is the 41st field of the line."""
+    open_paren, close_paren = stat_line.index("("), stat_line.rindex(")")
+    name = stat_line[open_paren + 1:close_paren]
+    rest = stat_line[close_paren + 2:].split()  # fields 3 onwards
+    policy = int(rest[41 - 3])
+    return name, SCHED_POLICY_NAMES.get(policy, str(policy))
+
+
+def thread_policies(pid):
+    """{thread name: set of policy names} over a running process's threads."""
+    out = {}
+    task_dir = "/proc/%d/task" % pid
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "stat")) as f:
+                name, policy = parse_thread_policy(f.read())
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+        out.setdefault(name, set()).add(policy)
+    return out
+
+
 def parse_member_list(text):
     """Parses `etcdctl member list -w json` into (hex id, name, peer urls, client urls) tuples."""
     members = []

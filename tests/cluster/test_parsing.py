@@ -179,3 +179,12 @@ def test_perf_per_thread_counts_become_per_put_costs_per_member():
         raise AssertionError("dividing by zero puts must be refused")
     except ValueError:
         pass
+
+
+def test_thread_policy_parser_on_recorded_proc_stat_lines():
+    # Recorded: three threads of a member started with the default --cpu-scheduling (batch), a
+    # thread named "odd) (name" under `chrt -b 0` and a process with the kernel's default.
+    lines = fixture("proc_task_stat.txt").splitlines()
+    got = [lanes.parse_thread_policy(line) for line in lines]
+    assert got == [("cf-node", "batch"), ("cf-wal", "batch"), ("nexting_thread", "batch"),
+                   ("odd) (name", "batch"), ("plain", "normal")]

@@ -1,9 +1,12 @@
 // RaftLogStore: the durable Raft log and hard state of a member, on the Engine's raft_log and
 // raft_state column families. Implements node::NodeStorage.
 //
-// Where writes happen (WriteMode): kWriterThread group-commits on a writer thread of its own
-// (every PersistRequest queued while the previous fsync ran goes into the next single
-// WriteBatch, written with sync); kManual (the simulation) writes queued requests only when
+// Where writes happen (WriteMode): kWriterThread writes a request on the submitting thread
+// when the writer thread is idle and the last fsync took under 10 ms (no hand-off: the
+// common case, as etcd's raft loop writes its own WAL), and otherwise queues it for a writer
+// thread of its own, which group-commits (every PersistRequest queued while the previous
+// fsync ran goes into the next single WriteBatch, written with sync), so a slow disk does not
+// stall the submitting loop; kManual (the simulation) writes queued requests only when
 // FlushQueued is called. In both modes a write becomes
 // visible through LogStorage (LastIndex etc.) and is counted by PollCompletedWrites only after
 // its fsync returned. A failed write is reported by PollCompletedWrites and nothing later
@@ -80,6 +83,8 @@ class RaftLogStore : public node::NodeStorage {
   std::condition_variable cv_;
   std::deque<node::PersistRequest> queue_;  // guarded by mu_
   bool stopping_ = false;                   // guarded by mu_
+  bool writing_ = false;                    // guarded by mu_: a WriteGroup is running
+  bool last_sync_fast_ = true;              // guarded by mu_: see SubmitWrite
   size_t completed_ = 0;                    // guarded by mu_: writes durable, not yet polled
   absl::Status failure_;                    // guarded by mu_
   raft::HardState hard_state_;              // guarded by mu_: durable
@@ -95,7 +100,7 @@ class RaftLogStore : public node::NodeStorage {
   // Appends `entries` (durable now) to tail_, replacing any overlapping suffix. Needs mu_.
   void AddToTail(std::vector<raft::Entry> entries);
   void DropTailThrough(raft::Index index);  // needs mu_
-  raft::Index written_last_ = 0;            // writer thread only: last index written
+  raft::Index written_last_ = 0;  // whoever holds writing_ (or kManual's caller): last written
   std::thread writer_;
 };
 
