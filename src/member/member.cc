@@ -110,17 +110,50 @@ Member::Proposal Member::Prepare(internal::Request request) {
 }
 
 void Member::Propose(Proposal p, WriteDone done) {
-  if (options_.bugs.reply_by_log_index && node_->status().soft_state.role == raft::Role::kLeader) {
-    // The bug: remember where the entry should land and answer whatever lands there.
-    waiter_by_index_[node_->status().last_index + 1] = p.id;
+  std::vector<std::pair<Proposal, WriteDone>> one;
+  one.emplace_back(std::move(p), std::move(done));
+  ProposeBatch(std::move(one));
+}
+
+void Member::ProposeBatch(std::vector<std::pair<Proposal, WriteDone>> writes) {
+  // Chunks of at most max_size_per_msg bytes (at least one write each): a follower forwards
+  // a chunk to the leader as one message.
+  size_t begin = 0;
+  while (begin < writes.size()) {
+    size_t end = begin + 1;
+    uint64_t bytes = writes[begin].first.data.size();
+    while (end < writes.size() &&
+           bytes + writes[end].first.data.size() <= options_.max_size_per_msg) {
+      bytes += writes[end].first.data.size();
+      ++end;
+    }
+    ProposeChunk(writes.begin() + begin, writes.begin() + end);
+    begin = end;
   }
-  if (!node_->Propose(std::move(p.data)).ok()) {
-    WriteResult r;
-    r.status = ErrNoLeader();
-    done(std::move(r));
+}
+
+void Member::ProposeChunk(std::vector<std::pair<Proposal, WriteDone>>::iterator first,
+                          std::vector<std::pair<Proposal, WriteDone>>::iterator last) {
+  if (options_.bugs.reply_by_log_index && node_->status().soft_state.role == raft::Role::kLeader) {
+    // The bug: remember where each entry should land and answer whatever lands there.
+    raft::Index index = node_->status().last_index;
+    for (auto it = first; it != last; ++it) waiter_by_index_[++index] = it->first.id;
+  }
+  std::vector<std::string> data;
+  data.reserve(last - first);
+  for (auto it = first; it != last; ++it) data.push_back(std::move(it->first.data));
+  if (!node_->ProposeBatch(std::move(data)).ok()) {
+    for (auto it = first; it != last; ++it) {
+      WriteResult r;
+      r.status = ErrNoLeader();
+      it->second(std::move(r));
+    }
     return;
   }
-  waiters_[p.id] = Waiter{std::move(done), now_ms_ + options_.request_timeout_ms, std::nullopt};
+  for (auto it = first; it != last; ++it) {
+    waiters_[it->first.id] =
+        Waiter{std::move(it->second), now_ms_ + options_.request_timeout_ms, std::nullopt};
+  }
 }
 
 void Member::ProposeInternal(internal::Request req, WriteDone done) {

@@ -230,11 +230,12 @@ bool Raft::QuorumActive() {
   return active >= Quorum();
 }
 
-absl::Status Raft::Propose(std::string data) {
+absl::Status Raft::Propose(std::vector<std::string> data) {
   Message m;
   m.type = MessageType::kProp;
   m.from = id_;
-  m.entries.push_back(Entry{0, 0, std::move(data)});
+  m.entries.reserve(data.size());
+  for (std::string& d : data) m.entries.push_back(Entry{0, 0, std::move(d)});
   return Step(std::move(m));
 }
 

@@ -26,7 +26,7 @@ class Raft {
 
   void Tick();
   void Hup(bool transfer);
-  absl::Status Propose(std::string data);
+  absl::Status Propose(std::vector<std::string> data);
   absl::Status Step(Message m);
   absl::Status ReadIndex(std::string context);
   void TransferLeader(NodeId target);

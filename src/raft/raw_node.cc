@@ -33,7 +33,16 @@ RawNode::~RawNode() = default;
 
 void RawNode::Tick() { raft_->Tick(); }
 void RawNode::Campaign() { raft_->Hup(false); }
-absl::Status RawNode::Propose(std::string data) { return raft_->Propose(std::move(data)); }
+absl::Status RawNode::Propose(std::string data) {
+  std::vector<std::string> one;
+  one.push_back(std::move(data));
+  return raft_->Propose(std::move(one));
+}
+
+absl::Status RawNode::ProposeBatch(std::vector<std::string> data) {
+  if (data.empty()) return absl::OkStatus();
+  return raft_->Propose(std::move(data));
+}
 
 absl::Status RawNode::Step(Message message) {
   if (message.to != raft_->id()) {

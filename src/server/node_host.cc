@@ -228,7 +228,14 @@ void NodeHost::Loop() {
     }
     member_->SetTime(NowMs());
     for (raft::Message& m : inbox) member_->Step(std::move(m));
-    for (PendingWrite& p : proposals) member_->Propose(std::move(p.proposal), std::move(p.done));
+    if (!proposals.empty()) {
+      // One Raft proposal for all of them: one append, one message per follower.
+      std::vector<std::pair<member::Member::Proposal, WriteDone>> batch;
+      batch.reserve(proposals.size());
+      for (PendingWrite& p : proposals)
+        batch.emplace_back(std::move(p.proposal), std::move(p.done));
+      member_->ProposeBatch(std::move(batch));
+    }
     for (ReadDone& done : reads) member_->Read(std::move(done));
     for (uint64_t target : transfers) member_->TransferLeadership(target);
     if (Clock::now() >= next_tick) {

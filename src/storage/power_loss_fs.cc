@@ -1,5 +1,6 @@
 #include "chainfire/storage/power_loss_fs.h"
 
+#include <mutex>
 #include <string>
 
 namespace chainfire::storage {
@@ -16,10 +17,12 @@ class PowerLossFile : public rocksdb::FSWritableFileOwnerWrapper {
   PowerLossFile(std::unique_ptr<rocksdb::FSWritableFile> target, bool lying_sync)
       : FSWritableFileOwnerWrapper(std::move(target)), lying_sync_(lying_sync) {}
   ~PowerLossFile() override {
+    std::lock_guard<std::mutex> l(mu_);
     if (!closed_) WriteThrough(IOOptions(), nullptr);
   }
 
   IOStatus Append(const Slice& data, const IOOptions&, IODebugContext*) override {
+    std::lock_guard<std::mutex> l(mu_);
     pending_.append(data.data(), data.size());
     return IOStatus::OK();
   }
@@ -29,8 +32,11 @@ class PowerLossFile : public rocksdb::FSWritableFileOwnerWrapper {
   }
   IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& options,
                             IODebugContext* dbg) override {
-    if (offset != target()->GetFileSize(options, dbg) + pending_.size()) {
-      return IOStatus::NotSupported("positioned append out of order");
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (offset != target()->GetFileSize(options, dbg) + pending_.size()) {
+        return IOStatus::NotSupported("positioned append out of order");
+      }
     }
     return Append(data, options, dbg);
   }
@@ -43,11 +49,13 @@ class PowerLossFile : public rocksdb::FSWritableFileOwnerWrapper {
   }
   IOStatus Sync(const IOOptions& options, IODebugContext* dbg) override {
     if (lying_sync_) return IOStatus::OK();
+    std::lock_guard<std::mutex> l(mu_);
     IOStatus s = WriteThrough(options, dbg);
     return s.ok() ? target()->Sync(options, dbg) : s;
   }
   IOStatus Fsync(const IOOptions& options, IODebugContext* dbg) override {
     if (lying_sync_) return IOStatus::OK();
+    std::lock_guard<std::mutex> l(mu_);
     IOStatus s = WriteThrough(options, dbg);
     return s.ok() ? target()->Fsync(options, dbg) : s;
   }
@@ -55,22 +63,26 @@ class PowerLossFile : public rocksdb::FSWritableFileOwnerWrapper {
     return Sync(options, dbg);
   }
   IOStatus Close(const IOOptions& options, IODebugContext* dbg) override {
+    std::lock_guard<std::mutex> l(mu_);
     closed_ = true;
     IOStatus s = WriteThrough(options, dbg);
     IOStatus c = target()->Close(options, dbg);
     return s.ok() ? c : s;
   }
   IOStatus Truncate(uint64_t size, const IOOptions& options, IODebugContext* dbg) override {
+    std::lock_guard<std::mutex> l(mu_);
     IOStatus s = WriteThrough(options, dbg);
     return s.ok() ? target()->Truncate(size, options, dbg) : s;
   }
   uint64_t GetFileSize(const IOOptions& options, IODebugContext* dbg) override {
+    std::lock_guard<std::mutex> l(mu_);
     return target()->GetFileSize(options, dbg) + pending_.size();
   }
-  bool IsSyncThreadSafe() const override { return false; }
+  // Every method holds mu_: a Sync may run beside an Append (RocksDB's SyncWAL).
+  bool IsSyncThreadSafe() const override { return true; }
 
  private:
-  IOStatus WriteThrough(const IOOptions& options, IODebugContext* dbg) {
+  IOStatus WriteThrough(const IOOptions& options, IODebugContext* dbg) {  // needs mu_
     if (pending_.empty()) return IOStatus::OK();
     IOStatus s = target()->Append(pending_, options, dbg);
     if (s.ok()) s = target()->Flush(options, dbg);
@@ -79,8 +91,9 @@ class PowerLossFile : public rocksdb::FSWritableFileOwnerWrapper {
   }
 
   const bool lying_sync_;
-  bool closed_ = false;
-  std::string pending_;
+  std::mutex mu_;
+  bool closed_ = false;  // guarded by mu_
+  std::string pending_;  // guarded by mu_
 };
 
 bool IsWal(const std::string& fname) {

@@ -78,7 +78,8 @@ class FaultFileSystem::File : public rocksdb::FSWritableFileOwnerWrapper {
     std::lock_guard<std::mutex> l(fs_->mu_);
     return target()->GetFileSize(options, dbg) + pending_.size();
   }
-  bool IsSyncThreadSafe() const override { return false; }
+  // Every method holds fs_->mu_: a Sync may run beside an Append (RocksDB's SyncWAL).
+  bool IsSyncThreadSafe() const override { return true; }
 
   // With fs_->mu_ held: the crash keeps `keep` bytes of what was not synced.
   void KeepPrefix(size_t keep) {

@@ -134,6 +134,9 @@ class Member : private node::Application {
   void Step(raft::Message m);
   // Proposes a write; `done` runs once, on the owner thread (at once when Raft refuses it).
   void Propose(Proposal p, WriteDone done);
+  // Proposes several writes in order as few Raft proposals (one append and one message per
+  // follower for up to max_size_per_msg bytes of them); each `done` runs once, as for Propose.
+  void ProposeBatch(std::vector<std::pair<Proposal, WriteDone>> writes);
   // Confirms leadership and waits until everything committed before the call is applied;
   // then `done(OK)` runs and a local read is linearizable; or etcd's error.
   void Read(ReadDone done);
@@ -198,6 +201,9 @@ class Member : private node::Application {
   void MaybePublish();
   void ExpireLeases();
   void ProposeInternal(internal::Request req, WriteDone done);
+  // One Raft proposal of the writes in [first, last).
+  void ProposeChunk(std::vector<std::pair<Proposal, WriteDone>>::iterator first,
+                    std::vector<std::pair<Proposal, WriteDone>>::iterator last);
   void Reply(uint64_t index, const internal::Request& req, WriteResult result);
   WriteResult ApplyRequest(uint64_t index, const internal::Request& req);
   // An auth operation: applied to the auth store, persisted with the entry, tokens updated.

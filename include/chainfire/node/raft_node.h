@@ -108,6 +108,9 @@ class RaftNode {
   void Campaign() { raw_->Campaign(); }
   absl::Status Step(raft::Message m) { return raw_->Step(std::move(m)); }
   absl::Status Propose(std::string data) { return raw_->Propose(std::move(data)); }
+  absl::Status ProposeBatch(std::vector<std::string> data) {
+    return raw_->ProposeBatch(std::move(data));
+  }
   void TransferLeader(raft::NodeId target) { raw_->TransferLeader(target); }
   // Registers a linearizable read; reads registered before the next PumpOnce share one
   // ReadIndex round. Completion arrives through Application::OnReadReady/OnReadFailed.

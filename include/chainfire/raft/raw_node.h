@@ -106,6 +106,10 @@ class RawNode {
   // leader to take it or leadership is being transferred. Success means only "accepted for
   // replication"; the entry may still be lost before it commits.
   absl::Status Propose(std::string data);
+  // Proposes several entries at once, in order: one append and one message per follower for
+  // all of them (a follower forwards them to the leader as one message). All or none are
+  // accepted, as for Propose.
+  absl::Status ProposeBatch(std::vector<std::string> data);
   // Feeds a message from another member. Messages for other nodes or of local-only kinds are
   // refused with InvalidArgument.
   absl::Status Step(Message message);
