@@ -97,6 +97,23 @@ internal::Request Put(const std::string& k, const std::string& v) {
   return req;
 }
 
+TEST_F(OneMember, ABatchOfProposalsIsAppliedInOrderAndEachAnswered) {
+  std::vector<std::pair<member::Member::Proposal, member::Member::WriteDone>> batch;
+  std::vector<std::optional<member::WriteResult>> out(5);
+  for (int i = 0; i < 5; ++i) {
+    batch.emplace_back(member_->Prepare(Put("k" + std::to_string(i), std::string(100, 'v'))),
+                       [&out, i](member::WriteResult r) { out[i] = std::move(r); });
+  }
+  member_->ProposeBatch(std::move(batch));
+  for (int i = 0; i < 2000 && !out[4]; ++i) Step();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(out[i].has_value()) << i;
+    ASSERT_TRUE(out[i]->status.ok()) << out[i]->status.ToString();
+    EXPECT_EQ(out[i]->put.header().revision(), 2 + i) << "applied in the batch's order";
+  }
+  EXPECT_EQ(member_->kv().revision(), 6);
+}
+
 TEST_F(OneMember, AppliesAKnownEntryAndAnswersOnceVisible) {
   auto r = Run(member_->Prepare(Put("a", "1")));
   ASSERT_TRUE(r.has_value());
