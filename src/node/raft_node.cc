@@ -32,6 +32,7 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const raft::Config& c
   auto node = std::unique_ptr<RaftNode>(
       new RaftNode(std::move(*raw), options, storage, transport, app, cfg.applied));
   node->read_nonce_ = cfg.seed;
+  node->last_hard_state_ = storage->InitialHardState();
   node->last_snapshot_ = snapshot->meta.index;
   return node;
 }
@@ -129,6 +130,11 @@ bool RaftNode::PumpOnce() {
     req.entries = std::move(rd.entries);
     rd.entries.clear();
     req.hard_state = rd.hard_state;
+    req.sync = !req.entries.empty() || req.snapshot.has_value() ||
+               (rd.hard_state && (rd.hard_state->term != last_hard_state_.term ||
+                                  rd.hard_state->vote != last_hard_state_.vote ||
+                                  rd.hard_state->recovering != last_hard_state_.recovering));
+    if (rd.hard_state) last_hard_state_ = *rd.hard_state;
     storage_->SubmitWrite(std::move(req));
   }
   pipeline_.push_back(Pending{std::move(rd), progress, must_persist, !must_persist});

@@ -257,14 +257,16 @@ metrics::Histogram* BackendCommitSeconds() {
 
 }  // namespace
 
-absl::Status Engine::Write(rocksdb::WriteBatch* batch, bool sync) {
+absl::Status Engine::Write(rocksdb::WriteBatch* batch, bool sync, bool backend_commit) {
   // A synced write is written unsynced, then the WAL is synced (SyncWAL): RocksDB's write
   // queue is held only for the write itself, not for the fsync, so the apply path's unsynced
   // writes are not queued behind the log's fsync (with sync=true they were). The caller still
   // returns only after the fsync, and nothing reads the written keys before that.
   rocksdb::WriteOptions wo;
   if (!sync) {
-    if (!metrics::TimingEnabled()) return FromRocks(db_->Write(wo, batch), "write");
+    if (!metrics::TimingEnabled() || !backend_commit) {
+      return FromRocks(db_->Write(wo, batch), "write");
+    }
     const auto start = std::chrono::steady_clock::now();
     rocksdb::Status s = db_->Write(wo, batch);
     BackendCommitSeconds()->Observe(

@@ -187,10 +187,8 @@ void RaftLogStore::SubmitWrite(node::PersistRequest request) {
       l.unlock();
       std::deque<node::PersistRequest> batch;
       batch.push_back(std::move(request));
-      WriteGroup(std::move(batch));
-      l.lock();
-      writing_ = false;
-      if (queue_.empty()) return;
+      WriteGroup(std::move(batch));  // clears writing_
+      return;  // nothing was queued meanwhile: only this thread submits
     } else {
       queue_.push_back(std::move(request));
     }
@@ -330,12 +328,7 @@ void RaftLogStore::WriterLoop() {
       batch.swap(queue_);
       writing_ = true;
     }
-    const bool ok = WriteGroup(std::move(batch));
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      writing_ = false;
-    }
-    if (!ok) return;
+    if (!WriteGroup(std::move(batch))) return;  // clears writing_
   }
 }
 
@@ -355,10 +348,15 @@ metrics::Histogram* GroupCommitEntries() {
 }  // namespace
 
 bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
-  // One WriteBatch, one fsync, for everything queued meanwhile (group commit).
+  // One WriteBatch, one fsync, for everything queued meanwhile (group commit); no fsync when
+  // every request only moves the commit index (PersistRequest::sync).
   size_t entries = 0;
-  for (const node::PersistRequest& r : batch) entries += r.entries.size();
-  GroupCommitEntries()->Observe(static_cast<double>(entries));
+  bool sync = false;
+  for (const node::PersistRequest& r : batch) {
+    entries += r.entries.size();
+    sync = sync || r.sync;
+  }
+  if (sync) GroupCommitEntries()->Observe(static_cast<double>(entries));
   rocksdb::WriteBatch wb;
   std::optional<raft::HardState> hs;
   std::optional<raft::Snapshot> snapshot;
@@ -395,11 +393,13 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
   }
   if (hs) wb.Put(engine_->cf(Column::kRaftState), kHardStateKey, EncodeHardState(*hs));
   const auto start = std::chrono::steady_clock::now();
-  absl::Status s = engine_->Write(&wb, /*sync=*/true);
+  absl::Status s = engine_->Write(&wb, sync, /*backend_commit=*/false);
   const bool fast = std::chrono::steady_clock::now() - start < kInlineWriteMaxTime;
   {
     std::lock_guard<std::mutex> l(mu_);
-    last_sync_fast_ = fast;
+    if (sync) last_sync_fast_ = fast;  // an unsynced write says nothing of the disk
+    // Idle again as the write is published: the submitter may write the next one itself.
+    writing_ = false;
     if (!s.ok()) {
       // Never carry on after a failed sync: report it; nothing later counts as durable.
       failure_ = absl::DataLossError(absl::StrCat("raft log write failed: ", s.message()));
@@ -421,7 +421,7 @@ bool RaftLogStore::WriteGroup(std::deque<node::PersistRequest> batch) {
       }
       if (hs) hard_state_ = *hs;
       completed_ += batch.size();
-      ++syncs_;
+      if (sync) ++syncs_;
       writes_ += batch.size();
     }
   }

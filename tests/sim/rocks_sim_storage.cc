@@ -26,7 +26,9 @@ void RocksSimStorage::SubmitWrite(node::PersistRequest request) {
   if (faults_->testing_drop_vote && request.hard_state) request.hard_state->vote = raft::kNoNode;
   uint64_t done = *now_ms_ + rng_->Range(faults_->min_latency_ms, faults_->max_latency_ms);
   if (!pending_.empty()) done = std::max(done, pending_.back().done_at_ms);
-  const bool fails = rng_->Chance(faults_->fsync_failure);
+  // Only a write that is fsynced can fail its fsync (a commit-only write is not synced); the
+  // draw is made either way so the random sequence does not depend on it.
+  const bool fails = rng_->Chance(faults_->fsync_failure) && request.sync;
   pending_.push_back(Pending{request, done, fails});
   log_->SubmitWrite(std::move(request));
 }

@@ -302,6 +302,7 @@ class SlowSyncFs : public rocksdb::FileSystemWrapper {
     return s;
   }
   std::atomic<int> sync_delay_ms{0};
+  std::atomic<int> file_syncs{0};  // Sync and Fsync calls on any file
 
  private:
   class File : public rocksdb::FSWritableFileOwnerWrapper {
@@ -319,6 +320,7 @@ class SlowSyncFs : public rocksdb::FileSystemWrapper {
 
    private:
     void Delay() {
+      ++fs_->file_syncs;
       // Simulates the disk's latency; nothing waits on it for synchronisation.
       std::this_thread::sleep_for(std::chrono::milliseconds(fs_->sync_delay_ms.load()));
     }
@@ -406,6 +408,28 @@ TEST(RaftLogStore, FastDiskWritesOnTheSubmittingThreadSlowOneOnTheWriter) {
   ASSERT_TRUE(read.ok()) << read.status();
   ASSERT_EQ(read->size(), 5u);
   for (raft::Index i = 1; i <= 5; ++i) EXPECT_EQ((*read)[i - 1].index, i);
+}
+
+TEST(RaftLogStore, ACommitOnlyWriteIsWrittenWithoutAnFsync) {
+  TempDir dir;
+  {
+    ThreadRecordingStore s(dir.path());
+    s.log().SubmitWrite(Entries(1, 3, 2, 1));
+    s.WaitForWrites(1);
+    EXPECT_EQ(s.log().syncs(), 1u);
+    node::PersistRequest commit_only;
+    commit_only.hard_state = raft::HardState{2, 1, 3};
+    commit_only.sync = false;
+    const int file_syncs = s.fs().file_syncs;
+    s.log().SubmitWrite(std::move(commit_only));
+    s.WaitForWrites(2);
+    EXPECT_EQ(s.fs().file_syncs, file_syncs) << "no file was synced for it";
+    EXPECT_EQ(s.log().syncs(), 1u) << "no fsync for it";
+    EXPECT_EQ(s.log().writes(), 2u);
+  }
+  // Written (only not forced to disk): a clean reopen reads it.
+  Store s(dir.path());
+  EXPECT_EQ(s.log().InitialHardState(), (raft::HardState{2, 1, 3}));
 }
 
 TEST(RaftLogStore, GroupCommitBatchesWritesQueuedDuringASlowFsync) {

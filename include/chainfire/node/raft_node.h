@@ -29,13 +29,19 @@ struct PersistRequest {
   std::optional<raft::Snapshot> snapshot;
   std::vector<raft::Entry> entries;
   std::optional<raft::HardState> hard_state;
+  // False when the request only moves the commit index (no entries, no snapshot, the same term,
+  // vote and recovery flag): it is written but need not be fsynced, as etcd's raft.MustSync.
+  // A crash may then lose it; the commit index only goes back (it is learned again from the
+  // leader, and entries up to the store's applied index are skipped when applied again).
+  bool sync = true;
 };
 
 // Durable storage behind a node: the read-only LogStorage the core reads, plus an ordered
 // asynchronous write queue.
 class NodeStorage : public raft::LogStorage {
  public:
-  // Queues `request`; writes become durable in submission order.
+  // Queues `request`; writes complete in submission order, durable unless `request.sync` is
+  // false (then only written; a later synced write makes it durable too).
   virtual void SubmitWrite(PersistRequest request) = 0;
   // Returns how many submitted writes have become durable since the last call (and are now
   // visible through LogStorage), or the error of the first failed one. After an error no
@@ -159,6 +165,7 @@ class RaftNode {
   std::deque<Pending> pipeline_;
   raft::Index applied_;
   raft::Index last_snapshot_ = 0;
+  raft::HardState last_hard_state_;  // the newest one submitted for writing
   uint64_t ticks_ = 0;
   raft::NodeId lead_ = raft::kNoNode;
   bool stopped_ = false;

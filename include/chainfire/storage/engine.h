@@ -53,8 +53,10 @@ class Engine {
   // owner must then stop). Nothing to do when Open verified every file. Call once.
   void CheckTablesInBackground(std::function<void(const absl::Status&)> on_damage);
 
-  // Writes `batch`; with `sync`, returns only after the WAL is fsynced.
-  absl::Status Write(rocksdb::WriteBatch* batch, bool sync);
+  // Writes `batch`; with `sync`, returns only after the WAL is fsynced. Synced writes are timed
+  // as etcd_disk_wal_fsync_duration_seconds, unsynced ones as
+  // etcd_disk_backend_commit_duration_seconds unless `backend_commit` is false (the Raft log's).
+  absl::Status Write(rocksdb::WriteBatch* batch, bool sync, bool backend_commit = true);
   absl::StatusOr<std::string> Get(Column c, const std::string& key) const;  // NotFound if absent
   // Writes every column's memtable to table files, so the next open replays no WAL (a clean
   // shutdown calls it: the restart is then quicker). Blocking.

@@ -73,7 +73,8 @@ class RaftLogStore : public node::NodeStorage {
  private:
   explicit RaftLogStore(Engine* engine) : engine_(engine) {}
   void WriterLoop();
-  // Writes `batch` as one synced WriteBatch and publishes the result; false after a failure.
+  // Writes `batch` as one WriteBatch (synced unless no request asks for it), publishes the
+  // result and clears writing_; false after a failure.
   bool WriteGroup(std::deque<node::PersistRequest> batch);
 
   Engine* engine_;
