@@ -188,7 +188,8 @@ void RaftLogStore::SubmitWrite(node::PersistRequest request) {
       std::deque<node::PersistRequest> batch;
       batch.push_back(std::move(request));
       WriteGroup(std::move(batch));  // clears writing_
-      return;  // nothing was queued meanwhile: only this thread submits
+      // Nothing was queued meanwhile: only this thread submits.
+      return;
     } else {
       queue_.push_back(std::move(request));
     }

@@ -47,7 +47,7 @@ absl::StatusOr<size_t> RocksSimStorage::PollCompletedWrites() {
   }
   if (due == 0) return size_t{0};
   if (fails) fs_->FailNextSync();  // the WAL sync of this very batch fails
-  log_->FlushQueued(due);          // the real code path: one synced WriteBatch
+  log_->FlushQueued(due);          // the real code path: one WriteBatch, synced unless commit-only
   auto n = log_->PollCompletedWrites();
   if (faults_->testing_ignore_fsync_failure && (fails || ignoring_)) {
     ignoring_ = true;  // the bug: whatever the store says, these writes count as durable
