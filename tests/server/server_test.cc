@@ -103,28 +103,39 @@ TEST(PeerTransport, DeliversOwnClusterAndDropsForeignBatches) {
   m.from = 1;
   m.to = 2;
   m.term = 5;
-  foreign.Send(m);
-  foreign.Flush();  // Send holds messages until Flush
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // Peer messages are best effort (a batch in flight when a stream breaks is lost, as Raft
+  // allows): each side resends until the receiver has seen what it checks.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   {
     std::unique_lock<std::mutex> l(mu);
     while (receiver.dropped_foreign_batches() == 0 && std::chrono::steady_clock::now() < deadline) {
-      cv.wait_for(l, std::chrono::milliseconds(20));
+      l.unlock();
+      foreign.Send(m);
+      foreign.Flush();  // Send holds messages until Flush
+      l.lock();
+      cv.wait_for(l, std::chrono::milliseconds(200));
     }
   }
-  EXPECT_EQ(receiver.dropped_foreign_batches(), 1u);
+  EXPECT_GE(receiver.dropped_foreign_batches(), 1u);
   raft::Message forged = m;  // from a member the receiver does not know: dropped
   forged.from = 7;
-  ours.Send(forged);
   m.term = 6;
-  ours.Send(m);
-  ours.Flush();
   {
     std::unique_lock<std::mutex> l(mu);
-    ASSERT_TRUE(cv.wait_until(l, deadline, [&] { return !received.empty(); }));
+    while (received.empty() && std::chrono::steady_clock::now() < deadline) {
+      l.unlock();
+      ours.Send(forged);
+      ours.Send(m);
+      ours.Flush();
+      l.lock();
+      cv.wait_for(l, std::chrono::milliseconds(200));
+    }
+    ASSERT_FALSE(received.empty()) << "our cluster's message never arrived";
+    for (const raft::Message& r : received) {
+      EXPECT_EQ(r.from, 1u) << "only our cluster's valid message is delivered";
+      EXPECT_EQ(r.term, 6u);
+    }
   }
-  ASSERT_EQ(received.size(), 1u) << "only our cluster's valid message was delivered";
-  EXPECT_EQ(received[0].term, 6u);
   auto resp = transport::ProbePeer(address, 77, 1, 2000);
   EXPECT_TRUE(resp.ok());
   foreign.Stop();
