@@ -64,7 +64,7 @@ struct Flags {
   std::string auth_token = "simple";
   int64_t auth_token_ttl = 300;
   int bcrypt_cost = 10;
-  std::string cpu_scheduling = "batch";
+  std::string cpu_scheduling = "normal";
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
   std::string testing_peer_dial;
@@ -253,8 +253,9 @@ int main(int argc, char** argv) {
   flag("log-outputs", f.log_outputs,
        "Comma-separated outputs: default (stderr), stderr, stdout, or file paths");
   flag("cpu-scheduling", f.cpu_scheduling,
-       "CPU scheduling policy of the daemon's threads: batch (SCHED_BATCH: a woken thread does "
-       "not preempt a running one; more writes per second on busy cores) or normal")
+       "CPU scheduling policy of the daemon's threads: normal (the kernel's default) or batch "
+       "(SCHED_BATCH: a woken thread does not preempt a running one; more writes per second on "
+       "busy cores, later wake-ups beside other busy processes)")
       ->check(CLI::IsMember({"batch", "normal"}));
   app.add_flag("--testing-power-loss-fs", f.testing_power_loss_fs,
                "TEST ONLY: keep writes since the last fsync in process memory, so SIGKILL loses "

@@ -85,21 +85,22 @@ def _wait_compacted(c, rev, timeout=20):
     return False
 
 
-def test_cpu_scheduling_batch_by_default_normal_on_request_and_bad_values_refused():
-    # Default: every thread of the running member (gRPC's, RocksDB's and ours) is SCHED_BATCH.
+def test_cpu_scheduling_normal_by_default_batch_on_request_and_bad_values_refused():
+    # Default: the kernel's default policy on every thread.
     with harness.Cluster(1) as c:
+        c.etcdctl("put", "k", "v")
+        policies = probes.thread_policies(c.members[0].proc.pid)
+        assert {p for ps in policies.values() for p in ps} == {"normal"}, policies
+    # --cpu-scheduling batch: every thread of the running member (gRPC's, RocksDB's and ours)
+    # is SCHED_BATCH.
+    c = harness.Cluster(1)
+    try:
+        c.members[0].start(extra=["--cpu-scheduling", "batch"])
+        c.wait_for_leader()
         c.etcdctl("put", "k", "v")
         policies = probes.thread_policies(c.members[0].proc.pid)
         assert {p for ps in policies.values() for p in ps} == {"batch"}, policies
         assert "cf-node" in policies and "cf-wal" in policies
-    # --cpu-scheduling normal: the kernel's default policy on every thread.
-    c = harness.Cluster(1)
-    try:
-        c.members[0].start(extra=["--cpu-scheduling", "normal"])
-        c.wait_for_leader()
-        c.etcdctl("put", "k", "v")
-        policies = probes.thread_policies(c.members[0].proc.pid)
-        assert {p for ps in policies.values() for p in ps} == {"normal"}, policies
     finally:
         c.__exit__(None, None, None)
     r = run(["--cpu-scheduling", "fifo"])
