@@ -182,8 +182,8 @@ def test_perf_per_thread_counts_become_per_put_costs_per_member():
 
 
 def test_thread_policy_parser_on_recorded_proc_stat_lines():
-    # Recorded: three threads of a member started with the default --cpu-scheduling (batch), a
-    # thread named "odd) (name" under `chrt -b 0` and a process with the kernel's default.
+    # Recorded: three threads of a member started with --cpu-scheduling batch, a thread named
+    # "odd) (name" under `chrt -b 0` and a process with the kernel's default.
     lines = fixture("proc_task_stat.txt").splitlines()
     got = [lanes.parse_thread_policy(line) for line in lines]
     assert got == [("cf-node", "batch"), ("cf-wal", "batch"), ("nexting_thread", "batch"),
