@@ -119,7 +119,4 @@ class Connection {
   std::shared_ptr<ExchangeImpl> exchange_;  // while an answer is pending
 };
 
-// "ipv4:1.2.3.4:5" / "ipv6:[::1]:5", gRPC's form of a peer address.
-std::string PeerName(const sockaddr* addr, int len);
-
 }  // namespace chainfire::http

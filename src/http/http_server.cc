@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "chainfire/common/sockets.h"
 #include "chainfire/common/thread_name.h"
 #include "http_internal.h"
 
@@ -34,21 +35,6 @@ const std::string* Request::Header(std::string_view name) const {
     if (absl::EqualsIgnoreCase(key, absl::string_view(name.data(), name.size()))) return &value;
   }
   return nullptr;
-}
-
-std::string PeerName(const sockaddr* addr, int len) {
-  char host[INET6_ADDRSTRLEN] = {};
-  if (addr->sa_family == AF_INET && len >= static_cast<int>(sizeof(sockaddr_in))) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-    return absl::StrCat("ipv4:", host, ":", ntohs(in->sin_port));
-  }
-  if (addr->sa_family == AF_INET6 && len >= static_cast<int>(sizeof(sockaddr_in6))) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(addr);
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-    return absl::StrCat("ipv6:[", host, "]:", ntohs(in6->sin6_port));
-  }
-  return "unknown";
 }
 
 LoopPoster::LoopPoster(event_base* base) {
@@ -103,28 +89,15 @@ HttpServer::Impl::~Impl() {
 }
 
 absl::Status HttpServer::Impl::Listen(const std::string& hp) {
-  const size_t colon = hp.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(hp.substr(colon + 1), &port)) {
-    return absl::InvalidArgumentError(absl::StrCat("not a host:port: ", hp));
-  }
-  std::string host = hp.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints,
-                  &found) != 0 ||
-      found == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", hp, ": unknown host"));
+  std::string error;
+  AddrInfoList found = ResolveHostPort(hp, /*passive=*/true, &error);
+  if (found == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", hp, ": ", error));
   }
   evconnlistener* listener =
       evconnlistener_new_bind(base, &Impl::OnAccept, this,
                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
                               1024, found->ai_addr, static_cast<int>(found->ai_addrlen));
-  freeaddrinfo(found);
   if (listener == nullptr) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", hp, ": ", std::strerror(errno)));

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "chainfire/backup/state_dump.h"
 #include "chainfire/common/check.h"
+#include "chainfire/common/sockets.h"
 #include "chainfire/gateway/json_gateway.h"
 #include "chainfire/server/auth_service.h"
 #include "chainfire/server/auto_compactor.h"
@@ -27,6 +28,7 @@
 #include "chainfire/storage/raft_format.h"
 #include "chainfire/tls/cipher_suites.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/server_posix.h"
 #include "spdlog/spdlog.h"
 
 namespace cf = chainfire;
@@ -65,6 +67,7 @@ struct Flags {
   int64_t auth_token_ttl = 300;
   int bcrypt_cost = 10;
   std::string cpu_scheduling = "normal";
+  std::string peer_transport = "links";
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
   std::string testing_peer_dial;
@@ -257,6 +260,12 @@ int main(int argc, char** argv) {
        "(SCHED_BATCH: a woken thread does not preempt a running one; more writes per second on "
        "busy cores, later wake-ups beside other busy processes)")
       ->check(CLI::IsMember({"batch", "normal"}));
+  flag("peer-transport", f.peer_transport,
+       "How Raft messages travel between members when peer URLs are http://: links (plain TCP "
+       "connections the node thread reads and writes; gRPC keeps snapshots and everything else "
+       "on the same port) or grpc (a gRPC stream per peer, as with TLS). Members of either kind "
+       "talk to each other")
+      ->check(CLI::IsMember({"links", "grpc"}));
   app.add_flag("--testing-power-loss-fs", f.testing_power_loss_fs,
                "TEST ONLY: keep writes since the last fsync in process memory, so SIGKILL loses "
                "what a power loss would")
@@ -491,9 +500,14 @@ int main(int argc, char** argv) {
   transport.SetSnapshotHandlers(
       [h](const cf::raft::Message& m) { return h->WriteSnapshotForPeer(m); },
       &cf::server::NodeHost::VerifyReceivedSnapshot, h->snapshot_dir());
+  // Peer links need the port to themselves (gRPC gets the other connections handed over);
+  // with peer TLS, gRPC listens and the messages go over its streams.
+  const bool peer_links = f.peer_transport == "links" && !tls.peer_tls();
   grpc::ServerBuilder peer_builder;
   for (const std::string& u : listen_peer) {
-    peer_builder.AddListeningPort(cf::server::HostPort(u), tls.PeerServerCredentials());
+    if (!peer_links) {
+      peer_builder.AddListeningPort(cf::server::HostPort(u), tls.PeerServerCredentials());
+    }
   }
   if (tls.peer_tls()) tls.LimitConnectionAge(&peer_builder);
   peer_builder.SetMaxReceiveMessageSize(512 << 20);
@@ -503,6 +517,19 @@ int main(int argc, char** argv) {
   peer_builder.RegisterService(transport.service());
   std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
   if (!peer_server) Die("cannot listen on --listen-peer-urls " + f.listen_peer_urls);
+  if (peer_links) {
+    std::vector<std::string> host_ports;
+    for (const std::string& u : listen_peer) host_ports.push_back(cf::server::HostPort(u));
+    if (absl::Status s =
+            transport.StartLinks(host_ports,
+                                 [server = peer_server.get()](int fd, const std::string& peer) {
+                                   cf::RecordHandedOverSocket(fd, peer);
+                                   grpc::AddInsecureChannelFromFd(server, fd);
+                                 });
+        !s.ok()) {
+      Die("cannot listen on --listen-peer-urls " + f.listen_peer_urls + ": " + s.ToString());
+    }
+  }
 
   const int64_t quota_bytes = f.quota_backend_bytes > 0 ? f.quota_backend_bytes : int64_t{2} << 30;
   cf::server::Quota quota(host.get(), engine.get(), quota_bytes);

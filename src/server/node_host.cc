@@ -85,6 +85,10 @@ bool NodeHost::WaitForLeader(const std::function<bool(uint64_t)>& accept,
 
 void NodeHost::Start(transport::PeerTransport* transport) {
   outbound_.target = transport;
+  links_ = transport != nullptr ? transport->links() : nullptr;
+  if (links_ != nullptr && !wait_.Watch(links_->fd())) {
+    Fatal("the node thread cannot watch the peer links");
+  }
   thread_ = std::thread([this] {
     SetThreadName("cf-node");
     Loop();
@@ -97,26 +101,30 @@ void NodeHost::Stop() {
     if (stopping_) return;
     stopping_ = true;
   }
-  cv_.notify_all();
+  wait_.Notify();
   if (thread_.joinable()) thread_.join();
   readers_.Stop();
 }
 
 void NodeHost::Wake() {
+  bool notify;
   {
     std::lock_guard<std::mutex> l(mu_);
     wake_ = true;
+    notify = TakeSleeperLocked();
   }
-  cv_.notify_one();
+  if (notify) wait_.Notify();
 }
 
 void NodeHost::Deliver(std::vector<raft::Message> messages) {
+  bool notify;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (stopping_) return;
     for (raft::Message& m : messages) inbox_.push_back(std::move(m));
+    notify = TakeSleeperLocked();
   }
-  cv_.notify_one();
+  if (notify) wait_.Notify();
 }
 
 void NodeHost::Propose(internal::Request request, WriteDone user_done) {
@@ -129,15 +137,17 @@ void NodeHost::Propose(internal::Request request, WriteDone user_done) {
     user_done(std::move(r));
   };
   bool queued = false;
+  bool notify = false;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!stopping_) {
       proposals_.push_back(PendingWrite{std::move(p), std::move(done)});
       queued = true;
+      notify = TakeSleeperLocked();
     }
   }
   if (queued) {
-    cv_.notify_one();  // after unlocking: the node thread does not wake into a held lock
+    if (notify) wait_.Notify();  // after unlocking: the node thread does not wake into a held lock
     return;
   }
   WriteResult r;
@@ -182,26 +192,30 @@ void NodeHost::LinearizableRead(ReadDone done, ReadWork work) {
     };
   }
   bool queued = false;
+  bool notify = false;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!stopping_) {
       reads_.push_back(std::move(done));
       queued = true;
+      notify = TakeSleeperLocked();
     }
   }
   if (queued) {
-    cv_.notify_one();
+    if (notify) wait_.Notify();
     return;
   }
   done(ErrStopped());
 }
 
 void NodeHost::TransferLeadership(uint64_t target) {
+  bool notify;
   {
     std::lock_guard<std::mutex> l(mu_);
     transfers_.push_back(target);
+    notify = TakeSleeperLocked();
   }
-  cv_.notify_one();
+  if (notify) wait_.Notify();
 }
 
 void NodeHost::Loop() {
@@ -213,15 +227,32 @@ void NodeHost::Loop() {
     std::vector<PendingWrite> proposals;
     std::vector<ReadDone> reads;
     std::vector<uint64_t> transfers;
+    bool idle;
     {
-      std::unique_lock<std::mutex> l(mu_);
-      cv_.wait_until(l, next_tick, [&] {
-        return stopping_ || wake_ || !inbox_.empty() || !proposals_.empty() || !reads_.empty() ||
-               !transfers_.empty();
-      });
+      std::lock_guard<std::mutex> l(mu_);
       if (stopping_) break;
+      idle = !wake_ && inbox_.empty() && proposals_.empty() && reads_.empty() && transfers_.empty();
+      sleeping_ = idle;
+    }
+    if (idle) {
+      const auto left = next_tick - Clock::now();
+      const int64_t wait_ms =
+          std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(left).count());
+      wait_.Wait(static_cast<int>(wait_ms));  // ends early for a request or a link's bytes
+    }
+    // Messages that came on the links go first, as the node thread reads them itself.
+    if (links_ != nullptr) links_->Poll(&inbox);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) break;
+      sleeping_ = false;
       wake_ = false;
-      inbox.swap(inbox_);
+      if (inbox.empty()) {
+        inbox.swap(inbox_);
+      } else {
+        for (raft::Message& m : inbox_) inbox.push_back(std::move(m));
+        inbox_.clear();
+      }
       proposals.swap(proposals_);
       reads.swap(reads_);
       transfers.swap(transfers_);

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "chainfire/common/sockets.h"
 #include "chainfire/common/thread_name.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
@@ -36,98 +37,6 @@ grpc::ChannelArguments PeerChannelArguments() {
   return args;
 }
 
-peer::RaftMessage ToProto(const raft::Message& m) {
-  raft::Message copy = m;
-  return ToProto(std::move(copy));
-}
-
-peer::RaftMessage ToProto(raft::Message&& m) {
-  peer::RaftMessage p;
-  p.set_type(static_cast<uint32_t>(m.type));
-  p.set_from(m.from);
-  p.set_to(m.to);
-  p.set_term(m.term);
-  p.set_log_term(m.log_term);
-  p.set_index(m.index);
-  p.set_commit(m.commit);
-  p.set_reject(m.reject);
-  p.set_reject_hint(m.reject_hint);
-  for (raft::Entry& e : m.entries) {
-    peer::Entry* pe = p.add_entries();
-    pe->set_term(e.term);
-    pe->set_index(e.index);
-    pe->set_data(std::move(e.data));
-  }
-  if (m.snapshot) {
-    p.mutable_snapshot()->set_index(m.snapshot->meta.index);
-    p.mutable_snapshot()->set_term(m.snapshot->meta.term);
-    p.mutable_snapshot()->set_data(std::move(m.snapshot->data));
-  }
-  p.set_context(std::move(m.context));
-  p.set_recovering(m.recovering);
-  return p;
-}
-
-raft::Message FromProto(const peer::RaftMessage& p) {
-  peer::RaftMessage copy = p;
-  return FromProto(std::move(copy));
-}
-
-raft::Message FromProto(peer::RaftMessage&& p) {
-  raft::Message m;
-  m.type = static_cast<raft::MessageType>(p.type());
-  m.from = p.from();
-  m.to = p.to();
-  m.term = p.term();
-  m.log_term = p.log_term();
-  m.index = p.index();
-  m.commit = p.commit();
-  m.reject = p.reject();
-  m.reject_hint = p.reject_hint();
-  m.entries.reserve(p.entries_size());
-  for (peer::Entry& e : *p.mutable_entries()) {
-    m.entries.push_back({e.term(), e.index(), std::move(*e.mutable_data())});
-  }
-  if (p.has_snapshot()) {
-    m.snapshot = raft::Snapshot{{p.snapshot().index(), p.snapshot().term()},
-                                std::move(*p.mutable_snapshot()->mutable_data())};
-  }
-  m.context = std::move(*p.mutable_context());
-  m.recovering = p.recovering();
-  return m;
-}
-
-absl::Status ValidatePeerMessage(const peer::RaftMessage& m, uint64_t self,
-                                 const std::set<uint64_t>& members) {
-  if (m.type() > static_cast<uint32_t>(raft::MessageType::kRecoveryProbeResp)) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown message type ", m.type()));
-  }
-  const auto type = static_cast<raft::MessageType>(m.type());
-  if (m.to() != self) return absl::InvalidArgumentError("message for another member");
-  if (m.from() == self || !members.contains(m.from())) {
-    return absl::InvalidArgumentError(absl::StrCat("message from non-member ", m.from()));
-  }
-  if (type != raft::MessageType::kApp && type != raft::MessageType::kProp && m.entries_size() > 0) {
-    return absl::InvalidArgumentError("entries on a message that carries none");
-  }
-  if (type == raft::MessageType::kApp) {
-    for (int i = 0; i < m.entries_size(); ++i) {
-      const peer::Entry& e = m.entries(i);
-      if (e.index() != m.index() + 1 + static_cast<uint64_t>(i) || e.term() > m.term() ||
-          e.term() < m.log_term()) {
-        return absl::InvalidArgumentError("append entries out of order");
-      }
-    }
-  }
-  if ((type == raft::MessageType::kSnap) != m.has_snapshot()) {
-    return absl::InvalidArgumentError("snapshot on a message that carries none, or missing");
-  }
-  if (m.has_snapshot() && (m.snapshot().index() == 0 || m.snapshot().term() == 0)) {
-    return absl::InvalidArgumentError("snapshot at index 0 or of term 0");
-  }
-  return absl::OkStatus();
-}
-
 class PeerTransport::Service : public peer::Peer::CallbackService {
  public:
   explicit Service(PeerTransport* t) : t_(t) {}
@@ -144,30 +53,10 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
           Finish(grpc::Status::OK);
           return;
         }
-        if (auto it = t_->received_bytes_.find(batch_.from()); it != t_->received_bytes_.end()) {
-          it->second->Add(batch_.ByteSizeLong());
-        }
-        if (batch_.cluster_id() != t_->cluster_id_) {
-          if (t_->foreign_batches_.fetch_add(1) % 100 == 0) {
-            spdlog::warn(
-                "dropping messages from member {:x} of another cluster {:x} (ours {:x}) at {}",
-                batch_.from(), batch_.cluster_id(), t_->cluster_id_, remote_);
-          }
-        } else {
-          std::vector<raft::Message> msgs;
-          msgs.reserve(batch_.messages_size());
-          for (peer::RaftMessage& m : *batch_.mutable_messages()) {
-            if (absl::Status s = ValidatePeerMessage(m, t_->self_id_, t_->members_); !s.ok()) {
-              if (t_->invalid_messages_.fetch_add(1) % 100 == 0) {
-                spdlog::warn("dropping a message from {:x} at {}: {}", m.from(), remote_,
-                             std::string(s.message()));
-              }
-              continue;
-            }
-            msgs.push_back(FromProto(std::move(m)));
-          }
-          if (!msgs.empty() && !t_->stopping_) t_->deliver_(std::move(msgs));
-        }
+        std::vector<raft::Message> msgs;
+        const size_t bytes = batch_.ByteSizeLong();
+        t_->intake_->Take(std::move(batch_), bytes, remote_, &msgs);
+        if (!msgs.empty() && !t_->stopping_) t_->deliver_(std::move(msgs));
         batch_.Clear();
         StartRead(&batch_);
       }
@@ -178,7 +67,7 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
       const std::string remote_;  // the peer's address, for the log
       peer::MessageBatch batch_;
     };
-    return new Reader(t_, ctx->peer());
+    return new Reader(t_, HandedOverAddress(ctx->peer()));
   }
 
   grpc::ServerReadReactor<peer::SnapshotChunk>* SendSnapshot(grpc::CallbackServerContext*,
@@ -300,7 +189,7 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
       spdlog::warn(
           "probe from {:x} (cluster {:x}), which is not a member of cluster {:x}, at {}: check "
           "its --initial-cluster",
-          req->from(), req->cluster_id(), t_->cluster_id_, ctx->peer());
+          req->from(), req->cluster_id(), t_->cluster_id_, HandedOverAddress(ctx->peer()));
     }
     *resp = t_->probe_(*req);
     reactor->Finish(grpc::Status::OK);
@@ -400,11 +289,12 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
                                     "Round-Trip-Time histogram between peers",
                                     metrics::ExponentialBuckets(0.0001, 2, 14), {"To"});
   members_.insert(self_id);
+  std::map<uint64_t, metrics::Counter*> received_bytes;
   for (auto& [id, address] : peers) {
     members_.insert(id);
     if (id == self_id) continue;
     const std::string hex = absl::StrCat(absl::Hex(id));
-    received_bytes_[id] = received->With({hex});
+    received_bytes[id] = received->With({hex});
     auto p = std::make_unique<Peer>();
     p->id = id;
     p->address = address;
@@ -420,6 +310,8 @@ PeerTransport::PeerTransport(uint64_t cluster_id, uint64_t self_id,
       ConnectLoop(raw);
     });
   }
+  intake_ =
+      std::make_unique<MessageIntake>(cluster_id, self_id, members_, std::move(received_bytes));
   prober_ = std::thread([this] {
     SetThreadName("cf-peer-probe");
     ProbeLoop();
@@ -479,8 +371,28 @@ std::shared_ptr<grpc::Channel> DialPeer(const std::string& address,
 
 grpc::Service* PeerTransport::service() { return service_.get(); }
 
+absl::Status PeerTransport::StartLinks(
+    const std::vector<std::string>& listen,
+    std::function<void(int fd, const std::string& peer)> grpc_handoff) {
+  PeerLinks::Options o;
+  o.cluster_id = cluster_id_;
+  o.self_id = self_id_;
+  o.listen = listen;
+  o.other_connection = std::move(grpc_handoff);
+  o.intake = intake_.get();
+  o.heartbeat_failures = heartbeat_failures_;
+  auto links = PeerLinks::Listen(std::move(o));
+  if (!links.ok()) return links.status();
+  std::map<uint64_t, PeerLinks::PeerOptions> peers;
+  for (auto& [id, p] : peers_) peers[id] = {p->address, p->sent_bytes, p->sent_failures};
+  (*links)->Start(std::move(peers));
+  links_ = std::move(*links);
+  return absl::OkStatus();
+}
+
 void PeerTransport::Stop() {
   if (stopping_.exchange(true)) return;
+  if (links_) links_->Stop();
   { std::lock_guard<std::mutex> l(prober_mu_); }
   prober_cv_.notify_all();
   if (prober_.joinable()) prober_.join();
@@ -582,12 +494,17 @@ void PeerTransport::Send(raft::Message m) {
     SendSnapshot(p, std::move(m));
     return;
   }
+  if (links_ && !links_->Legacy(m.to)) {
+    links_->Send(std::move(m));
+    return;
+  }
   std::lock_guard<std::mutex> l(p->mu);
   if (p->queue.size() >= kMaxQueue) p->queue.pop_front();
   p->queue.push_back(std::move(m));
 }
 
 void PeerTransport::Flush() {
+  if (links_) links_->Flush();
   for (auto& [id, p] : peers_) MaybeStartWrite(p.get());
 }
 

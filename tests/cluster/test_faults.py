@@ -266,3 +266,44 @@ def test_corrupt_wal_middle_is_refused_naming_file_and_offset_torn_tail_is_repai
         assert pos - 32768 < int(found.group(1)) <= pos
         # The cluster kept serving throughout.
         c.etcdctl("put", "after", "1", endpoints=c.members[0].endpoint)
+
+
+def test_members_on_links_and_on_grpc_streams_form_one_cluster():
+    """One member with --peer-transport grpc (as a member without peer links, e.g. an older
+    build): the others find that its port does not speak links and send to it over its gRPC
+    stream, it reaches them over their shared peer ports. Writes through every member are read
+    back from every member's own store, also after the leader is killed."""
+    c = harness.Cluster(3)
+    c.members[2].extra = ["--peer-transport", "grpc"]
+
+    def local_keys(member):
+        r = c.etcdctl("get", "mixed/", "--prefix", "--keys-only", "--consistency=s",
+                      endpoints=member.endpoint, check=False)
+        return {k for k in r.stdout.split() if k}
+
+    def wait_keys(members, keys):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if all(keys <= local_keys(m) for m in members):
+                return True
+            time.sleep(0.1)
+        return False
+
+    with c:
+        c.wait_for_leader()
+        for i, m in enumerate(c.members):
+            c.etcdctl("put", "mixed/%d" % i, "v", endpoints=m.endpoint)
+        written = {"mixed/0", "mixed/1", "mixed/2"}
+        assert wait_keys(c.members, written), {m.name: local_keys(m) for m in c.members}
+        old_id = c.wait_for_leader()
+        leader = c.leader_member()
+        leader.kill()
+        survivors = [m for m in c.members if m is not leader]
+        deadline = time.time() + 20  # until the survivors stop naming the dead leader
+        while c.wait_for_leader(survivors) == old_id and time.time() < deadline:
+            time.sleep(0.1)
+        assert c.wait_for_leader(survivors) != old_id
+        for m in survivors:
+            c.etcdctl("put", "mixed/after-" + m.name, "v", endpoints=m.endpoint, timeout=30)
+        written |= {"mixed/after-" + m.name for m in survivors}
+        assert wait_keys(survivors, written), {m.name: local_keys(m) for m in survivors}

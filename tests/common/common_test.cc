@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -7,7 +9,9 @@
 #include <vector>
 
 #include "chainfire/common/check.h"
+#include "chainfire/common/event_wait.h"
 #include "chainfire/common/random.h"
+#include "chainfire/common/sockets.h"
 #include "chainfire/common/worker_pool.h"
 #include "gtest/gtest.h"
 
@@ -109,6 +113,48 @@ TEST(WorkerPool, TwoThreadsRunTwoTasksAtOnce) {
   pool.Stop();
   EXPECT_TRUE(a_saw_b.load());
   EXPECT_TRUE(b_saw_a.load());
+}
+
+TEST(EventWait, NotifyEndsTheCurrentOrTheNextWait) {
+  EventWait w;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(w.Wait(20)) << "nothing to wait for: the timeout ends it";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(19));
+  w.Notify();  // before the wait: remembered
+  const auto t1 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(w.Wait(60000));
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::seconds(30));
+  std::thread other([&] { w.Notify(); });  // during the wait (or before it)
+  w.Wait(60000);
+  other.join();
+}
+
+TEST(EventWait, AWatchedDescriptorEndsTheWaitWhileReadable) {
+  EventWait w;
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  ASSERT_TRUE(w.Watch(fds[0]));
+  EXPECT_FALSE(w.Wait(0));
+  ASSERT_EQ(write(fds[1], "x", 1), 1);
+  EXPECT_TRUE(w.Wait(60000));
+  EXPECT_TRUE(w.Wait(0)) << "level-triggered: still readable";
+  char c;
+  ASSERT_EQ(read(fds[0], &c, 1), 1);
+  EXPECT_FALSE(w.Wait(0));
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST(Sockets, ResolvesHostPortsAndRefusesOthers) {
+  std::string error;
+  EXPECT_NE(ResolveHostPort("127.0.0.1:2380", false, &error), nullptr);
+  EXPECT_NE(ResolveHostPort("[::1]:2380", false, &error), nullptr);
+  EXPECT_NE(ResolveHostPort(":0", true, &error), nullptr);
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:x", "127.0.0.1:70000"}) {
+    error.clear();
+    EXPECT_EQ(ResolveHostPort(bad, false, &error), nullptr) << bad;
+    EXPECT_EQ(error, std::string("not a host:port: ") + bad);
+  }
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // NodeHost: the thread shell around one member::Member. It opens the member's durable Raft log
 // (RaftLogStore, with its group-commit writer thread), owns the node thread and its inbox, feeds
 // the Member the clock, peer messages, proposals, reads and ticks, and hands the etcd services
-// what they need. Everything that decides (apply, reply matching, leases, snapshots, hand-over
-// target) is in the Member, which the simulation runs without this shell.
+// what they need. With the transport's peer links the node thread also reads and writes them
+// itself (it sleeps in one epoll wait for both). Everything that decides (apply, reply matching,
+// leases, snapshots, hand-over target) is in the Member, which the simulation runs without this
+// shell.
 //
 // Clients hand it proposals and linearizable reads from any thread; completions run on the
 // node thread and must not block (they finish a gRPC reactor), except linearizable scans,
@@ -20,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "chainfire/common/event_wait.h"
 #include "chainfire/common/worker_pool.h"
 #include "chainfire/member/member.h"
 #include "chainfire/server/cluster_config.h"
@@ -143,6 +146,13 @@ class NodeHost {
   explicit NodeHost(NodeHostOptions options) : options_(std::move(options)) {}
   void Loop();
   void Wake();
+  // Needs mu_: whether the node thread is asleep (and now counts as woken); the caller then
+  // calls wait_.Notify() after unlocking.
+  bool TakeSleeperLocked() {
+    const bool s = sleeping_;
+    sleeping_ = false;
+    return s;
+  }
 
  public:
   // The monotonic clock the member runs on (milliseconds).
@@ -163,6 +173,7 @@ class NodeHost {
 
   NodeHostOptions options_;
   Outbound outbound_;
+  transport::PeerLinks* links_ = nullptr;  // the transport's links, if any (set by Start)
   std::unique_ptr<storage::RaftLogStore> log_;
   std::unique_ptr<member::Member> member_;
   std::thread thread_;
@@ -172,7 +183,9 @@ class NodeHost {
     WriteDone done;
   };
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  // The node thread sleeps here: woken by the others' requests and by the peer links.
+  EventWait wait_;
+  bool sleeping_ = false;                // guarded by mu_: the node thread is in (or entering) Wait
   bool stopping_ = false;                // guarded by mu_
   bool wake_ = false;                    // guarded by mu_
   std::vector<raft::Message> inbox_;     // guarded by mu_

@@ -1,4 +1,6 @@
-// PeerTransport: Raft messages between members over gRPC (proto/chainfire/peer.proto).
+// PeerTransport: Raft messages between members over gRPC (proto/chainfire/peer.proto), or,
+// with StartLinks (peer URLs without TLS), over PeerLinks' plain TCP links read and written
+// by the node thread, gRPC still serving everything else on the same port.
 //
 // Sending: one client stream per peer (gRPC's callback API, no thread blocked on it). Send
 // queues a message; Flush starts a write of everything queued for a peer unless one is in
@@ -37,21 +39,12 @@
 #include "chainfire/metrics/registry.h"
 #include "chainfire/node/raft_node.h"
 #include "chainfire/peer.grpc.pb.h"
+#include "chainfire/transport/message_intake.h"
+#include "chainfire/transport/peer_links.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace chainfire::transport {
-
-peer::RaftMessage ToProto(const raft::Message& m);
-peer::RaftMessage ToProto(raft::Message&& m);  // moves the entries' data instead of copying
-raft::Message FromProto(const peer::RaftMessage& m);
-raft::Message FromProto(peer::RaftMessage&& m);  // moves the entries' data out
-// The structural checks a received message must pass before it reaches Raft: a known type,
-// addressed to `self`, from another member of `members`; entries only on appends, numbered
-// consecutively after the message's index and no newer than its term; a snapshot exactly on
-// kSnap messages. InvalidArgument naming the problem otherwise (the message is dropped).
-absl::Status ValidatePeerMessage(const peer::RaftMessage& m, uint64_t self,
-                                 const std::set<uint64_t>& members);
 
 class PeerTransport : public node::Transport {
  public:
@@ -87,6 +80,15 @@ class PeerTransport : public node::Transport {
     receive_dir_ = std::move(receive_dir);
   }
   void Stop();
+  // Plain-TCP message links (PeerLinks) instead of the gRPC stream, for peer URLs without TLS:
+  // binds `listen` ("host:port" of each --listen-peer-urls), hands every connection that is
+  // not a link to `grpc_handoff` (the peer gRPC server, which then has no port of its own) and
+  // dials each peer. Messages to a peer that does not speak links still go over the gRPC
+  // stream. Call once, before the node thread starts; the node thread then reads the links
+  // (links()->Poll). Fails naming an address that cannot be bound.
+  absl::Status StartLinks(const std::vector<std::string>& listen,
+                          std::function<void(int fd, const std::string& peer)> grpc_handoff);
+  PeerLinks* links() { return links_.get(); }
   // The channel to member `id` (nullptr for this member or an unknown one): one per peer, made
   // when the transport is built and shared by the message stream, snapshot transfers and the
   // lease calls forwarded to the leader.
@@ -94,7 +96,7 @@ class PeerTransport : public node::Transport {
   // The service to register on the peer gRPC server.
   grpc::Service* service();
 
-  uint64_t dropped_foreign_batches() const { return foreign_batches_.load(); }
+  uint64_t dropped_foreign_batches() const { return intake_->foreign_batches(); }
 
  private:
   class Service;
@@ -149,11 +151,9 @@ class PeerTransport : public node::Transport {
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;
   std::set<uint64_t> members_;  // every member, self included
   std::atomic<bool> stopping_{false};
-  std::atomic<uint64_t> foreign_batches_{0};
-  std::atomic<uint64_t> invalid_messages_{0};
   std::atomic<uint64_t> unknown_probes_{0};
-  // etcd_network_peer_received_bytes_total{From} of every member; read-only after construction.
-  std::map<uint64_t, metrics::Counter*> received_bytes_;
+  std::unique_ptr<MessageIntake> intake_;  // every received batch passes it
+  std::unique_ptr<PeerLinks> links_;       // set by StartLinks
   metrics::Counter* heartbeat_failures_ = nullptr;
   metrics::Histogram* snapshot_save_seconds_ = nullptr;  // a received snapshot, until fsynced
   std::mutex prober_mu_;
