@@ -45,6 +45,10 @@ void SetSocketOptions(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  // Data unacknowledged for 10 s (a peer host gone) breaks the link, so it is dialed again
+  // instead of waiting out TCP's retransmissions (minutes).
+  const int user_timeout_ms = 10000;
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
 }
 
 // Waits up to `timeout_ms` for `events` on `fd`; false on timeout or error.
