@@ -66,7 +66,7 @@ struct Flags {
   std::string auth_token = "simple";
   int64_t auth_token_ttl = 300;
   int bcrypt_cost = 10;
-  std::string cpu_scheduling = "normal";
+  std::string cpu_scheduling = "auto";
   std::string peer_transport = "links";
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
@@ -256,10 +256,11 @@ int main(int argc, char** argv) {
   flag("log-outputs", f.log_outputs,
        "Comma-separated outputs: default (stderr), stderr, stdout, or file paths");
   flag("cpu-scheduling", f.cpu_scheduling,
-       "CPU scheduling policy of the daemon's threads: normal (the kernel's default) or batch "
-       "(SCHED_BATCH: a woken thread does not preempt a running one; more writes per second on "
-       "busy cores, later wake-ups beside other busy processes)")
-      ->check(CLI::IsMember({"batch", "normal"}));
+       "CPU scheduling policy: auto (SCHED_BATCH for gRPC's and RocksDB's threads, so a woken "
+       "poller does not preempt a running thread; the kernel's default for ChainFire's own, "
+       "which keep Raft's time), normal (the kernel's default everywhere) or batch (SCHED_BATCH "
+       "everywhere)")
+      ->check(CLI::IsMember({"auto", "batch", "normal"}));
   flag("peer-transport", f.peer_transport,
        "How Raft messages travel between members when peer URLs are http://: links (plain TCP "
        "connections the node thread reads and writes; gRPC keeps snapshots and everything else "

@@ -6,18 +6,23 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "chainfire/common/thread_name.h"
 
 namespace chainfire::server {
 
 absl::Status ApplyCpuScheduling(const std::string& policy) {
   int p = 0;
+  int own = -1;  // ChainFire's own threads: inherit
   if (policy == "batch") {
     p = SCHED_BATCH;
   } else if (policy == "normal") {
     p = SCHED_OTHER;
+  } else if (policy == "auto") {
+    p = SCHED_BATCH;
+    own = SCHED_OTHER;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("--cpu-scheduling must be batch or normal, not \"", policy, "\""));
+        absl::StrCat("--cpu-scheduling must be auto, batch or normal, not \"", policy, "\""));
   }
   sched_param param{};
   param.sched_priority = 0;
@@ -25,6 +30,7 @@ absl::Status ApplyCpuScheduling(const std::string& policy) {
     return absl::InternalError(
         absl::StrCat("cannot set the CPU scheduling policy to ", policy, ": ", strerror(errno)));
   }
+  SetOwnThreadPolicy(own);
   return absl::OkStatus();
 }
 

@@ -85,24 +85,31 @@ def _wait_compacted(c, rev, timeout=20):
     return False
 
 
-def test_cpu_scheduling_normal_by_default_batch_on_request_and_bad_values_refused():
-    # Default: the kernel's default policy on every thread.
-    with harness.Cluster(1) as c:
-        c.etcdctl("put", "k", "v")
-        policies = probes.thread_policies(c.members[0].proc.pid)
-        assert {p for ps in policies.values() for p in ps} == {"normal"}, policies
-    # --cpu-scheduling batch: every thread of the running member (gRPC's, RocksDB's and ours)
-    # is SCHED_BATCH.
-    c = harness.Cluster(1)
-    try:
-        c.members[0].start(extra=["--cpu-scheduling", "batch"])
-        c.wait_for_leader()
-        c.etcdctl("put", "k", "v")
-        policies = probes.thread_policies(c.members[0].proc.pid)
-        assert {p for ps in policies.values() for p in ps} == {"batch"}, policies
-        assert "cf-node" in policies and "cf-wal" in policies
-    finally:
-        c.__exit__(None, None, None)
+def test_cpu_scheduling_auto_by_default_normal_and_batch_on_request_bad_values_refused():
+    def policies_with(extra):
+        c = harness.Cluster(1)
+        try:
+            c.members[0].start(extra=extra)
+            c.wait_for_leader()
+            c.etcdctl("put", "k", "v")
+            return probes.thread_policies(c.members[0].proc.pid)
+        finally:
+            c.__exit__(None, None, None)
+
+    # Default (auto): gRPC's pollers and RocksDB's threads SCHED_BATCH, every thread ChainFire
+    # starts (cf-*) the kernel's default.
+    policies = policies_with([])
+    own = {name: ps for name, ps in policies.items() if name.startswith("cf-")}
+    assert {"cf-node", "cf-wal", "cf-link-accept"} <= set(own), policies
+    assert {p for ps in own.values() for p in ps} == {"normal"}, policies
+    assert set(policies.get("nexting_thread", [])) == {"batch"}, policies
+    # --cpu-scheduling normal: the kernel's default on every thread.
+    policies = policies_with(["--cpu-scheduling", "normal"])
+    assert {p for ps in policies.values() for p in ps} == {"normal"}, policies
+    # --cpu-scheduling batch: every thread of the running member (gRPC's, RocksDB's and ours).
+    policies = policies_with(["--cpu-scheduling", "batch"])
+    assert {p for ps in policies.values() for p in ps} == {"batch"}, policies
+    assert "cf-node" in policies and "cf-wal" in policies
     r = run(["--cpu-scheduling", "fifo"])
     assert r.returncode != 0 and "--cpu-scheduling" in r.stdout + r.stderr
 

@@ -3,6 +3,7 @@
 #include <string>
 #include <thread>
 
+#include "chainfire/common/thread_name.h"
 #include "gtest/gtest.h"
 
 namespace chainfire::server {
@@ -29,6 +30,26 @@ TEST(CpuScheduling, BatchIsAppliedAndInherited) {
   EXPECT_EQ(child, "batch");
 }
 
+TEST(CpuScheduling, AutoIsBatchForInheritorsAndNormalForChainFiresOwnThreads) {
+  std::string self, inherited, own;
+  std::thread t([&] {
+    ASSERT_TRUE(ApplyCpuScheduling("auto").ok());
+    self = CurrentCpuScheduling();
+    std::thread library([&] { inherited = CurrentCpuScheduling(); });  // e.g. gRPC's
+    library.join();
+    std::thread ours([&] {
+      SetThreadName("cf-test");
+      own = CurrentCpuScheduling();
+    });
+    ours.join();
+    ASSERT_TRUE(ApplyCpuScheduling("normal").ok());  // and own threads inherit again
+  });
+  t.join();
+  EXPECT_EQ(self, "batch");
+  EXPECT_EQ(inherited, "batch");
+  EXPECT_EQ(own, "normal");
+}
+
 TEST(CpuScheduling, NormalUndoesBatch) {
   std::string child;
   std::string result;
@@ -45,7 +66,7 @@ TEST(CpuScheduling, NormalUndoesBatch) {
 TEST(CpuScheduling, UnknownPolicyIsRefusedAndChangesNothing) {
   std::string child;
   EXPECT_EQ(OnFreshThread("fifo", &child),
-            "--cpu-scheduling must be batch or normal, not \"fifo\"");
+            "--cpu-scheduling must be auto, batch or normal, not \"fifo\"");
   EXPECT_EQ(child, "normal");
 }
 

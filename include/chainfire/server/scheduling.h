@@ -1,13 +1,18 @@
 // The CPU scheduling policy of the daemon's threads (--cpu-scheduling).
-//   "normal" (the default): SCHED_OTHER, the kernel's default.
-//   "batch": Linux's SCHED_BATCH. A thread woken by another (a request handed to the node's
-//     loop, a gRPC completion, a written log) does not preempt the thread running on that core;
-//     it runs when that thread blocks or its time slice ends. A put crosses several threads in
-//     each member; on a machine loaded by ChainFire alone the preemptions cost more than they
-//     gained (docs/performance.md: 10-25% more puts per second at less CPU per put on 2 cores),
-//     but beside other busy processes the member's wake-ups come later (timing-sensitive tests
-//     failed with it), so it is opt-in. On idle cores nothing changes.
-// Both are unprivileged policies at nice 0. Threads created later inherit the policy, so it is
+//   "auto" (the default): gRPC's threads (its pollers, which read requests and run their
+//     handlers) and RocksDB's background threads run under Linux's SCHED_BATCH; ChainFire's
+//     own threads (the node thread with Raft's clock and heartbeats, the log writer, the peer
+//     links, HTTP, readers) under the kernel's default. A woken SCHED_BATCH thread does not
+//     preempt the thread running on its core; it runs when that one blocks or its time slice
+//     ends. gRPC's pollers wake for every completion and each such preemption cost a switch
+//     both ways: on 2 busy cores this gave about 12% more puts per second at 18% less CPU per
+//     put (docs/performance.md), while Raft's timing keeps the kernel's default.
+//   "normal": SCHED_OTHER, the kernel's default, on every thread.
+//   "batch": SCHED_BATCH on every thread (a little more throughput still, but Raft's ticks
+//     and the log's fsyncs wait behind busy threads too; timing-sensitive tests failed with it
+//     on a loaded machine).
+// All are unprivileged policies at nice 0. Threads created later inherit the calling
+// thread's policy (ChainFire's own switch to theirs when they start: SetThreadName), so it is
 // applied once, at start, before any other thread exists.
 // Thread-safety: call from the main thread before starting threads.
 #pragma once
@@ -18,8 +23,9 @@
 
 namespace chainfire::server {
 
-// Sets the calling thread's policy ("batch" or "normal"); InvalidArgument for another name,
-// the system's error if the kernel refuses.
+// Sets the calling thread's policy ("auto": batch) and the one ChainFire's own threads take
+// ("auto": normal; otherwise the same); InvalidArgument for another name, the system's error
+// if the kernel refuses.
 absl::Status ApplyCpuScheduling(const std::string& policy);
 
 // The calling thread's policy as ApplyCpuScheduling names it ("batch", "normal" or "other").
