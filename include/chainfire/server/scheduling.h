@@ -5,8 +5,8 @@
 //     links, HTTP, readers) under the kernel's default. A woken SCHED_BATCH thread does not
 //     preempt the thread running on its core; it runs when that one blocks or its time slice
 //     ends. gRPC's pollers wake for every completion and each such preemption cost a switch
-//     both ways: on 2 busy cores this gave about 12% more puts per second at 18% less CPU per
-//     put (docs/performance.md), while Raft's timing keeps the kernel's default.
+//     both ways: on 2 busy cores this gave 7-12% more puts per second at 14-18% less CPU
+//     per put (docs/performance.md), while Raft's timing keeps the kernel's default.
 //   "normal": SCHED_OTHER, the kernel's default, on every thread.
 //   "batch": SCHED_BATCH on every thread (a little more throughput still, but Raft's ticks
 //     and the log's fsyncs wait behind busy threads too; timing-sensitive tests failed with it

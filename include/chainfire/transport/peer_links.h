@@ -22,19 +22,17 @@
 // its link (logged); the member keeps serving.
 // Threads: one acceptor (sorts new connections by their first bytes, a bounded wait each) and
 // one dialer per peer; both sleep while links are up.
-// Thread-safety: Send, Flush, Poll and Legacy on one thread (the node thread); fd() and the
-// constructor's and Stop's callers from any one thread.
+// Thread-safety: Send, Flush and Poll on one thread (the node thread); Legacy, fd() and the
+// counters from any thread; Listen, Start and Stop from one controlling thread.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
