@@ -167,6 +167,14 @@ class Member:
         with open(self.log_path) as f:
             return f.read()
 
+    def log_tail(self, lines=20):
+        """The last lines of this member's log (for failure messages: a test's temporary
+        directory, and the log with it, is removed when the test ends)."""
+        try:
+            return "\n".join(self.log().splitlines()[-lines:])
+        except OSError as e:
+            return "(no log: %s)" % e
+
 
 class Cluster:
     """A fixed-membership cluster of real members.
@@ -280,8 +288,8 @@ class Cluster:
         while time.time() < deadline:
             for m in members:
                 if m.crashed():
-                    raise HarnessError("member %s exited (%s): see %s" %
-                                       (m.name, m.proc.returncode, m.log_path))
+                    raise HarnessError("member %s exited (%s): see %s, which ends:\n%s" %
+                                       (m.name, m.proc.returncode, m.log_path, m.log_tail()))
             last = self.statuses(members)
             if len(last) == len(members):
                 leader = leader_of(last)

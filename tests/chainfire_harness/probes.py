@@ -18,16 +18,29 @@ class HarnessError(AssertionError):
     """A probe or a wait failed (an AssertionError, so pytest reports it as a test failure)."""
 
 
+# Every port free_ports has handed out in this process: a port a test was given and has not
+# bound yet (a member still starting) is free to the kernel, which may offer it again.
+_ports_handed_out = set()
+_ports_lock = threading.Lock()
+
+
 def free_ports(n):
-    """Returns n distinct ports that were free when asked."""
+    """Returns n distinct ports that were free when asked and that no earlier call of this
+    process returned."""
     socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    with _ports_lock:
+        try:
+            while len(ports) < n:
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                socks.append(s)  # held until all are chosen, so the kernel offers each once
+                port = s.getsockname()[1]
+                if port not in _ports_handed_out:
+                    ports.append(port)
+                    _ports_handed_out.add(port)
+        finally:
+            for s in socks:
+                s.close()
     return ports
 
 
