@@ -19,6 +19,7 @@
 #include "chainfire/server/auth_service.h"
 #include "chainfire/server/auto_compactor.h"
 #include "chainfire/server/client_port.h"
+#include "chainfire/server/grpc_callback_threads.h"
 #include "chainfire/server/logging.h"
 #include "chainfire/server/member_tls.h"
 #include "chainfire/server/observability.h"
@@ -67,6 +68,7 @@ struct Flags {
   int64_t auth_token_ttl = 300;
   int bcrypt_cost = 10;
   std::string cpu_scheduling = "auto";
+  int grpc_callback_threads = 1;
   std::string peer_transport = "links";
   bool testing_power_loss_fs = false;
   bool testing_lying_wal_sync = false;
@@ -261,6 +263,11 @@ int main(int argc, char** argv) {
        "which keep Raft's time), normal (the kernel's default everywhere) or batch (SCHED_BATCH "
        "everywhere)")
       ->check(CLI::IsMember({"auto", "batch", "normal"}));
+  flag("grpc-callback-threads", f.grpc_callback_threads,
+       "How many of gRPC's callback threads run the client and peer ports' calls: 1 (one thread "
+       "polls and runs every completion, no hand-over of the polling between threads on each "
+       "wake-up) or 0 (all of gRPC's own pool: half the cores, at least 2, at most 16)")
+      ->check(CLI::Range(0, 16));
   flag("peer-transport", f.peer_transport,
        "How Raft messages travel between members when peer URLs are http://: links (plain TCP "
        "connections the node thread reads and writes; gRPC keeps snapshots and everything else "
@@ -591,6 +598,16 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<cf::http::HttpServer>> client_http_servers = OrDie(
       cf::server::StartClientHttp(client_http, client_server.get(), &gateway, registry, &health));
 
+  // Before serving: the callback threads beyond --grpc-callback-threads are held (see
+  // grpc_callback_threads.h) until shutdown.
+  std::unique_ptr<cf::server::CallbackThreadHold> callback_threads;
+  if (f.grpc_callback_threads > 0) {
+    callback_threads = cf::server::CallbackThreadHold::Hold(
+        client_server.get(), f.grpc_callback_threads, absl::Seconds(5));
+    spdlog::info("gRPC callback threads: {} of {} in use",
+                 callback_threads->pool_threads() - callback_threads->held(),
+                 callback_threads->pool_threads());
+  }
   host->Start(&transport);
   tls.Start();
   // /metrics and /health: one listener for the http:// URLs, one for the https:// ones.
@@ -620,7 +637,8 @@ int main(int argc, char** argv) {
   // In-flight requests are answered (the node still runs) or cancelled at the deadline.
   auto_compactor.Stop();
   metrics_servers.clear();
-  client_http_servers.clear();  // cancels the gateway's calls in flight
+  client_http_servers.clear();                        // cancels the gateway's calls in flight
+  if (callback_threads) callback_threads->Release();  // before gRPC's pool is joined
   client_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   maintenance.Stop();
   auth_service.Stop();

@@ -208,6 +208,14 @@ void NodeHost::LinearizableRead(ReadDone done, ReadWork work) {
   done(ErrStopped());
 }
 
+void NodeHost::SerializableRead(ReadDone done, ReadWork work) {
+  if (work == ReadWork::kPoint) {
+    done(absl::OkStatus());
+    return;
+  }
+  readers_.Submit([scan = std::move(done)] { scan(absl::OkStatus()); });
+}
+
 void NodeHost::TransferLeadership(uint64_t target) {
   bool notify;
   {

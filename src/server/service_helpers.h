@@ -50,11 +50,11 @@ void WithCaller(AuthGuard* guard, grpc::CallbackServerContext* ctx,
 }
 
 // Serves a read from this member's state, as etcd's doSerialize: when it may run (at once when
-// `linearizable` is false, else after a read index, on the node thread for kPoint work or a
-// reader thread for kScan), `check(view, caller)` decides the permission as of now (auth on),
-// `read()` reads into the response, and a change of the auth store under the read fails it with
-// ErrAuthOldRevision; then `header` is filled and the call answered. `what` names the request
-// in the log line of a refusal.
+// `linearizable` is false, else after a read index; on the calling thread (serializable) or the
+// node thread (linearizable) for kPoint work, on a reader thread for kScan), `check(view, caller)`
+// decides the permission as of now (auth on), `read()` reads into the response, and a change of the
+// auth store under the read fails it with ErrAuthOldRevision; then `header` is filled and the call
+// answered. `what` names the request in the log line of a refusal.
 template <typename Check, typename Read>
 grpc::ServerUnaryReactor* ServeLocalRead(NodeHost* host, AuthGuard* guard,
                                          grpc::CallbackServerContext* ctx, bool linearizable,
@@ -81,7 +81,7 @@ grpc::ServerUnaryReactor* ServeLocalRead(NodeHost* host, AuthGuard* guard,
     if (linearizable) {
       host->LinearizableRead(std::move(serve), work);
     } else {
-      serve(absl::OkStatus());
+      host->SerializableRead(std::move(serve), work);
     }
   });
   return reactor;

@@ -262,20 +262,33 @@ grpc::ServerUnaryReactor* MaintenanceService::Alarm(grpc::CallbackServerContext*
   return ProposeAndReply(host_, guard_, ctx, std::move(r), resp, &WriteResult::alarm);
 }
 
+grpc::ServerUnaryReactor* MaintenanceService::HashOnHelper(
+    grpc::CallbackServerContext* ctx, int64_t revision,
+    std::function<void(uint32_t hash, int64_t at)> fill) {
+  if (absl::Status a = CheckAdmin(ctx); !a.ok()) return FinishNow(ctx, a);
+  // A hash reads every key: on a helper thread, not on gRPC's callback thread.
+  auto* reactor = ctx->DefaultReactor();
+  NodeHost* host = host_;
+  helpers_.Submit([host, reactor, revision, fill = std::move(fill)] {
+    uint32_t hash = 0;
+    int64_t at = 0;
+    absl::Status s = host->kv().HashKV(revision, &hash, &at);
+    if (s.ok()) fill(hash, at);
+    reactor->Finish(ToGrpc(s));
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* MaintenanceService::HashKV(grpc::CallbackServerContext* ctx,
                                                      const etcdserverpb::HashKVRequest* req,
                                                      etcdserverpb::HashKVResponse* resp) {
-  if (absl::Status a = CheckAdmin(ctx); !a.ok()) return FinishNow(ctx, a);
-  uint32_t hash = 0;
-  int64_t at = 0;
-  absl::Status s = host_->kv().HashKV(req->revision(), &hash, &at);
-  if (s.ok()) {
+  NodeHost* host = host_;
+  return HashOnHelper(ctx, req->revision(), [host, resp](uint32_t hash, int64_t at) {
     resp->set_hash(hash);
-    resp->set_compact_revision(host_->kv().compact_revision());
-    host_->FillHeader(resp->mutable_header());
+    resp->set_compact_revision(host->kv().compact_revision());
+    host->FillHeader(resp->mutable_header());
     resp->mutable_header()->set_revision(at);
-  }
-  return FinishNow(ctx, s);
+  });
 }
 
 grpc::ServerUnaryReactor* MaintenanceService::Hash(grpc::CallbackServerContext* ctx,
@@ -283,15 +296,11 @@ grpc::ServerUnaryReactor* MaintenanceService::Hash(grpc::CallbackServerContext* 
                                                    etcdserverpb::HashResponse* resp) {
   // etcd's Hash covers the whole backend and is meant for testing; ours is the logical hash of
   // the key-value state at the current revision.
-  if (absl::Status a = CheckAdmin(ctx); !a.ok()) return FinishNow(ctx, a);
-  uint32_t hash = 0;
-  int64_t at = 0;
-  absl::Status s = host_->kv().HashKV(0, &hash, &at);
-  if (s.ok()) {
+  NodeHost* host = host_;
+  return HashOnHelper(ctx, 0, [host, resp](uint32_t hash, int64_t) {
     resp->set_hash(hash);
-    host_->FillHeader(resp->mutable_header());
-  }
-  return FinishNow(ctx, s);
+    host->FillHeader(resp->mutable_header());
+  });
 }
 
 grpc::ServerUnaryReactor* MaintenanceService::Defragment(grpc::CallbackServerContext* ctx,

@@ -82,7 +82,7 @@ class PeerTransport::Service : public peer::Peer::CallbackService {
     explicit SnapshotReceiver(PeerTransport* t) : t_(t) { StartRead(&chunk_); }
     void OnReadDone(bool ok) override {
       if (!ok) {
-        Complete();
+        t_->snapshot_checks_.Submit([this] { Complete(); });
         return;
       }
       if (file_ == nullptr) {
@@ -392,6 +392,7 @@ absl::Status PeerTransport::StartLinks(
 
 void PeerTransport::Stop() {
   if (stopping_.exchange(true)) return;
+  snapshot_checks_.Stop();  // what is queued sees stopping_ and refuses its snapshot
   if (links_) links_->Stop();
   { std::lock_guard<std::mutex> l(prober_mu_); }
   prober_cv_.notify_all();

@@ -67,6 +67,29 @@ def parse_thread_policy(stat_line):
     return name, SCHED_POLICY_NAMES.get(policy, str(policy))
 
 
+def parse_thread_cpu_ticks(stat_line):
+    """(thread name, CPU time in clock ticks: user + system, fields 14 and 15) from one
+    /proc/<pid>/task/<tid>/stat line."""
+    open_paren, close_paren = stat_line.index("("), stat_line.rindex(")")
+    rest = stat_line[close_paren + 2:].split()  # fields 3 onwards
+    return stat_line[open_paren + 1:close_paren], int(rest[14 - 3]) + int(rest[15 - 3])
+
+
+def thread_cpu_ticks(pid, name):
+    """{tid: CPU ticks} of a running process's threads called `name`."""
+    out = {}
+    task_dir = "/proc/%d/task" % pid
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "stat")) as f:
+                thread, ticks = parse_thread_cpu_ticks(f.read())
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+        if thread == name:
+            out[int(tid)] = ticks
+    return out
+
+
 def thread_policies(pid):
     """{thread name: set of policy names} over a running process's threads."""
     out = {}

@@ -114,6 +114,34 @@ def test_cpu_scheduling_auto_by_default_normal_and_batch_on_request_bad_values_r
     assert r.returncode != 0 and "--cpu-scheduling" in r.stdout + r.stderr
 
 
+def test_one_grpc_callback_thread_by_default_all_of_them_on_request_bad_values_refused():
+    def busy_callback_threads(extra):
+        """How many of gRPC's callback threads ran during a load of gets, of how many."""
+        c = harness.Cluster(1)
+        try:
+            c.members[0].start(extra=extra)
+            c.wait_for_leader()
+            pid = c.members[0].proc.pid
+            before = probes.thread_cpu_ticks(pid, "nexting_thread")
+            load = probes.tool("chainfire-bench", "--endpoints", c.members[0].endpoint, "--op",
+                               "get", "--clients", "16", "--conns", "2", "--seconds", "2",
+                               "--keys", "100", timeout=60)
+            assert json.loads(load.stdout)["errors"] == 0, load.stdout
+            after = probes.thread_cpu_ticks(pid, "nexting_thread")
+            return sum(after[t] > ticks for t, ticks in before.items()), len(before)
+        finally:
+            c.__exit__(None, None, None)
+
+    # Default: the others are held, one thread polls and runs every call.
+    busy, pool = busy_callback_threads([])
+    assert pool >= 2 and busy == 1, (busy, pool)
+    # 0: gRPC's whole pool takes turns.
+    busy, pool = busy_callback_threads(["--grpc-callback-threads", "0"])
+    assert busy == pool >= 2, (busy, pool)
+    r = run(["--grpc-callback-threads", "-1"])
+    assert r.returncode != 0 and "--grpc-callback-threads" in r.stdout + r.stderr
+
+
 def test_auto_compaction_by_revision_and_period():
     for extra in (["--auto-compaction-mode", "revision", "--auto-compaction-retention", "5"],
                   ["--auto-compaction-mode", "periodic", "--auto-compaction-retention", "2s"]):

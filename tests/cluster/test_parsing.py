@@ -190,6 +190,15 @@ def test_thread_policy_parser_on_recorded_proc_stat_lines():
                    ("odd) (name", "batch"), ("plain", "normal")]
 
 
+def test_thread_cpu_parser_on_recorded_proc_stat_lines():
+    # Recorded: a one-member cluster after 2 s of gets, by default (one of gRPC's two callback
+    # threads held), then with --grpc-callback-threads 0 (both run).
+    lines = fixture("proc_task_stat_cpu.txt").splitlines()
+    got = [lanes.parse_thread_cpu_ticks(line) for line in lines]
+    assert got == [("nexting_thread", 88), ("nexting_thread", 0), ("cf-node", 59),
+                   ("nexting_thread", 49), ("nexting_thread", 50), ("cf-node", 59)]
+
+
 def test_free_ports_never_hands_out_a_port_twice_in_one_process():
     # The kernel offers a just-closed port again; one process's tests hold ports they were
     # given (a member about to bind) only by remembering them. 2,000 single draws from about

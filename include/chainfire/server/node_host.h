@@ -81,6 +81,10 @@ class NodeHost {
   // leader. A failure runs `done` with etcd's error on the node thread (or at once when
   // stopping).
   void LinearizableRead(ReadDone done, ReadWork work = ReadWork::kScan);
+  // A serializable read: a point read runs `done(OK)` at once, on the calling thread; a scan on
+  // one of the reader threads, as a long scan on a gRPC callback thread would hold up every
+  // call of the process behind it (grpc_callback_threads.h).
+  void SerializableRead(ReadDone done, ReadWork work);
   // Asks the leader to hand leadership to `target` (0: the follower with the longest log).
   void TransferLeadership(uint64_t target);
   // Graceful shutdown of a leader: hands leadership to the most up-to-date follower and waits

@@ -107,8 +107,8 @@ class ClusterService : public etcdserverpb::Cluster::CallbackService {
   AuthGuard* guard_;
 };
 
-// Defragment, MoveLeader and the preparation of a Snapshot stream run on one of two helper
-// threads (never on a gRPC callback thread); more of them queue.
+// Defragment, MoveLeader, Hash, HashKV and the preparation of a Snapshot stream run on one of
+// two helper threads (never on a gRPC callback thread); more of them queue.
 class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
  public:
   MaintenanceService(NodeHost* host, storage::Engine* engine, AuthGuard* guard)
@@ -145,6 +145,10 @@ class MaintenanceService : public etcdserverpb::Maintenance::CallbackService {
 
   // etcd's authMaintenanceServer: OK when auth is off or the caller holds the root role.
   absl::Status CheckAdmin(grpc::CallbackServerContext* ctx);
+  // Checks the caller, then hashes the state at `revision` (0: now) on a helper thread and
+  // answers the call, `fill` putting the hash and its revision into the response.
+  grpc::ServerUnaryReactor* HashOnHelper(grpc::CallbackServerContext* ctx, int64_t revision,
+                                         std::function<void(uint32_t hash, int64_t at)> fill);
   NodeHost* host_;
   storage::Engine* engine_;
   AuthGuard* guard_;

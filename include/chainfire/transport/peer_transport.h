@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "chainfire/common/worker_pool.h"
 #include "chainfire/metrics/registry.h"
 #include "chainfire/node/raft_node.h"
 #include "chainfire/peer.grpc.pb.h"
@@ -159,6 +160,9 @@ class PeerTransport : public node::Transport {
   std::mutex prober_mu_;
   std::condition_variable prober_cv_;
   std::thread prober_;
+  // A received snapshot's fsync and check (a read of the whole file) run here, not on gRPC's
+  // callback thread, which every call of the process shares (grpc_callback_threads.h).
+  WorkerPool snapshot_checks_{1, "cf-snap-check"};
   std::unique_ptr<Service> service_;
 };
 
