@@ -1,6 +1,7 @@
 #include "chainfire/storage/engine.h"
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -10,6 +11,8 @@
 #include "chainfire/storage/table_check.h"
 #include "chainfire/storage/wal_scan.h"
 #include "rocksdb/cache.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
@@ -59,6 +62,33 @@ rocksdb::ColumnFamilyOptions ColumnOptions(Column c, const std::shared_ptr<rocks
   return o;
 }
 constexpr char kFormatKey[] = "format_version";
+
+// The real file system, except that a WAL file's preallocated space (RocksDB reserves each new
+// WAL's expected size up front, ~70 MiB) counts in the file's size from the start, as etcd's
+// WAL preallocates its segments: a synced append then does not grow the file, which made an
+// fdatasync after a 1,500-byte append cost 45 instead of 52-63 µs of CPU on ext4 (the
+// preallocated blocks are still unwritten extents: the first write to each still changes the
+// inode, so the fdatasync still writes it). The unused tail reads as zeros, which RocksDB's
+// recovery and ScanWalFile take for the end of the log; a WAL that is closed is cut to its
+// data. Disk use is the same: RocksDB allocates those blocks either way.
+class WalSizedUpFrontFs : public rocksdb::FileSystemWrapper {
+ public:
+  WalSizedUpFrontFs() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  const char* Name() const override { return "ChainFireWalSizedUpFront"; }
+  rocksdb::FileOptions OptimizeForLogWrite(const rocksdb::FileOptions& file_options,
+                                           const rocksdb::DBOptions& db_options) const override {
+    rocksdb::FileOptions o = target()->OptimizeForLogWrite(file_options, db_options);
+    o.fallocate_with_keep_size = false;
+    return o;
+  }
+};
+
+// One for the process, never destroyed (as rocksdb::Env::Default()).
+rocksdb::Env* RealEnv() {
+  static rocksdb::Env* env =
+      rocksdb::NewCompositeEnv(std::make_shared<WalSizedUpFrontFs>()).release();
+  return env;
+}
 }  // namespace
 
 absl::Status FromRocks(const rocksdb::Status& s, const std::string& context) {
@@ -71,17 +101,18 @@ absl::Status FromRocks(const rocksdb::Status& s, const std::string& context) {
 }
 
 void PutBigEndian64(std::string* out, uint64_t v) {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ||
+                __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+  if constexpr (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) v = __builtin_bswap64(v);
   char b[8];
-  for (int i = 7; i >= 0; --i) {
-    b[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
+  std::memcpy(b, &v, 8);
   out->append(b, 8);
 }
 
 uint64_t GetBigEndian64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  if constexpr (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) v = __builtin_bswap64(v);
   return v;
 }
 
@@ -121,7 +152,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
   // (four times all write buffers, ~800 MiB) and a restart replays all of it (seconds at 1M
   // keys). Past this size RocksDB flushes the columns that hold the oldest WAL file.
   options.max_total_wal_size = kMaxTotalWalBytes;
-  if (env != nullptr) options.env = env;
+  options.env = env != nullptr ? env : RealEnv();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> columns;
   columns.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
