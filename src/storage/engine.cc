@@ -9,10 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "chainfire/metrics/registry.h"
 #include "chainfire/storage/table_check.h"
+#include "chainfire/storage/wal_file_system.h"
 #include "chainfire/storage/wal_scan.h"
 #include "rocksdb/cache.h"
-#include "rocksdb/env.h"
-#include "rocksdb/file_system.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
@@ -63,32 +62,6 @@ rocksdb::ColumnFamilyOptions ColumnOptions(Column c, const std::shared_ptr<rocks
 }
 constexpr char kFormatKey[] = "format_version";
 
-// The real file system, except that a WAL file's preallocated space (RocksDB reserves each new
-// WAL's expected size up front, ~70 MiB) counts in the file's size from the start, as etcd's
-// WAL preallocates its segments: a synced append then does not grow the file, which made an
-// fdatasync after a 1,500-byte append cost 45 instead of 52-63 µs of CPU on ext4 (the
-// preallocated blocks are still unwritten extents: the first write to each still changes the
-// inode, so the fdatasync still writes it). The unused tail reads as zeros, which RocksDB's
-// recovery and ScanWalFile take for the end of the log; a WAL that is closed is cut to its
-// data. Disk use is the same: RocksDB allocates those blocks either way.
-class WalSizedUpFrontFs : public rocksdb::FileSystemWrapper {
- public:
-  WalSizedUpFrontFs() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
-  const char* Name() const override { return "ChainFireWalSizedUpFront"; }
-  rocksdb::FileOptions OptimizeForLogWrite(const rocksdb::FileOptions& file_options,
-                                           const rocksdb::DBOptions& db_options) const override {
-    rocksdb::FileOptions o = target()->OptimizeForLogWrite(file_options, db_options);
-    o.fallocate_with_keep_size = false;
-    return o;
-  }
-};
-
-// One for the process, never destroyed (as rocksdb::Env::Default()).
-rocksdb::Env* RealEnv() {
-  static rocksdb::Env* env =
-      rocksdb::NewCompositeEnv(std::make_shared<WalSizedUpFrontFs>()).release();
-  return env;
-}
 }  // namespace
 
 absl::Status FromRocks(const rocksdb::Status& s, const std::string& context) {
@@ -152,7 +125,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
   // (four times all write buffers, ~800 MiB) and a restart replays all of it (seconds at 1M
   // keys). Past this size RocksDB flushes the columns that hold the oldest WAL file.
   options.max_total_wal_size = kMaxTotalWalBytes;
-  options.env = env != nullptr ? env : RealEnv();
+  options.env = env != nullptr ? env : WalFileSystemEnv();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> columns;
   columns.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
@@ -166,6 +139,21 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, columns, &handles, &raw);
+  if (s.IsCorruption() && env == nullptr) {
+    // A crash in the middle of a write leaves the newest WAL's last record half written, then
+    // zeros (its space is preallocated): RocksDB reads a bad record there, not the end of the
+    // file it reads after such a crash in a file that is not preallocated. Cut that record (it
+    // was never synced) and open again; any other damage is refused below.
+    auto cut = CutTornWalTail(dir);
+    if (cut.ok() && cut->has_value()) {
+      spdlog::warn(
+          "data dir {}: cut a torn record (a write the crash interrupted, never synced) "
+          "at the tail of {}, offset {}",
+          dir, (*cut)->file, (*cut)->offset);
+      handles.clear();
+      s = rocksdb::DB::Open(options, dir, columns, &handles, &raw);
+    }
+  }
   if (!s.ok()) {
     std::string where;
     if (s.IsCorruption() && env == nullptr) {  // name the damaged WAL record, if it is one

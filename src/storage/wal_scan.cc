@@ -16,6 +16,20 @@ constexpr size_t kHeaderSize = 7;
 constexpr size_t kRecyclableHeaderSize = 11;
 constexpr uint32_t kMaskDelta = 0xa282ead8u;
 constexpr uint8_t kMaxKnownType = 10;  // up to RocksDB's user-defined timestamp record types
+constexpr size_t kSectorSize = 512;
+
+// Whether some sector's share of data[from, to) is all zeros.
+bool HasZeroSector(const std::string& data, size_t from, size_t to) {
+  for (size_t sector = from / kSectorSize * kSectorSize; sector < to; sector += kSectorSize) {
+    const size_t a = std::max(sector, from);
+    const size_t b = std::min(sector + kSectorSize, to);
+    if (std::all_of(data.begin() + static_cast<std::ptrdiff_t>(a),
+                    data.begin() + static_cast<std::ptrdiff_t>(b), [](char c) { return c == 0; })) {
+      return true;
+    }
+  }
+  return false;
+}
 
 const std::array<uint32_t, 256>& Table() {
   static const std::array<uint32_t, 256> table = [] {
@@ -96,6 +110,9 @@ absl::StatusOr<std::optional<WalDamage>> ScanWalFile(const std::string& path) {
         break;
       }
       damage = WalDamage{path, pos, what, true};
+      const size_t record_end =
+          length_fits ? pos + header + length : std::min(pos + block_left, data.size());
+      damage->torn = HasZeroSector(data, pos, record_end);
       // Look for valid records after it: past the record if its length is plausible (damage
       // inside the payload), else from the next block.
       pos += length_fits ? header + length : block_left;
@@ -107,6 +124,7 @@ absl::StatusOr<std::optional<WalDamage>> ScanWalFile(const std::string& path) {
     }
     pos += header + length;
   }
+  if (damage && !damage->at_tail) damage->torn = false;
   return damage;
 }
 
@@ -128,6 +146,27 @@ absl::StatusOr<std::vector<WalDamage>> ScanWalDir(const std::string& dir) {
     if (*d) out.push_back(**d);
   }
   return out;
+}
+
+absl::StatusOr<std::optional<WalDamage>> CutTornWalTail(const std::string& dir) {
+  auto damages = ScanWalDir(dir);
+  if (!damages.ok()) return damages.status();
+  std::string newest;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = f.path().filename().string();
+    if (f.path().extension() == ".log" && !name.empty() && name[0] >= '0' && name[0] <= '9' &&
+        (newest.empty() || name > std::filesystem::path(newest).filename().string())) {
+      newest = f.path().string();
+    }
+  }
+  for (const WalDamage& d : *damages) {
+    if (d.file != newest || !d.at_tail || !d.torn) continue;
+    std::filesystem::resize_file(d.file, d.offset, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot cut ", d.file, ": ", ec.message()));
+    return d;
+  }
+  return std::nullopt;
 }
 
 }  // namespace chainfire::storage

@@ -67,6 +67,40 @@ def parse_thread_policy(stat_line):
     return name, SCHED_POLICY_NAMES.get(policy, str(policy))
 
 
+WAL_BLOCK_BYTES = 32768  # RocksDB's log format: records in 32 KiB blocks
+WAL_HEADER_BYTES = 7  # masked CRC32C (4), payload length (2, little-endian), type (1)
+
+
+def wal_records(data):
+    """[(offset, type, payload length)] of the records at the start of a RocksDB WAL file's
+    bytes, up to the first all-zero header (what follows is preallocated space, or nothing). A
+    block's tail shorter than a header is padding. Checksums are not checked."""
+    records, p = [], 0
+    while p + WAL_HEADER_BYTES <= len(data):
+        left = WAL_BLOCK_BYTES - p % WAL_BLOCK_BYTES
+        if left < WAL_HEADER_BYTES:
+            p += left
+            continue
+        length = int.from_bytes(data[p + 4:p + 6], "little")
+        kind = data[p + 6]
+        if kind == 0 and length == 0:
+            break
+        records.append((p, kind, length))
+        p += WAL_HEADER_BYTES + length
+    return records
+
+
+def wal_records_end(path):
+    """The offset just past the last record of the WAL file at `path` (an open WAL is
+    preallocated: zeros follow its records up to the file's size)."""
+    with open(path, "rb") as f:
+        records = wal_records(f.read())
+    if not records:
+        return 0
+    offset, _, length = records[-1]
+    return offset + WAL_HEADER_BYTES + length
+
+
 def parse_thread_cpu_ticks(stat_line):
     """(thread name, CPU time in clock ticks: user + system, fields 14 and 15) from one
     /proc/<pid>/task/<tid>/stat line."""

@@ -8,6 +8,7 @@ import threading
 import time
 
 from chainfire_harness import cluster as harness
+from chainfire_harness import probes
 
 
 def test_kill_leader_under_writes_loses_no_acknowledged_write():
@@ -236,12 +237,14 @@ def test_corrupt_wal_middle_is_refused_naming_file_and_offset_torn_tail_is_repai
             c.etcdctl("put", "c%03d" % i, "v" * 100)
         m.kill(signal.SIGKILL)
         wal = newest_wal(m.data_dir)
-        size = os.path.getsize(wal)
+        # An open WAL is preallocated: its records, then zeros up to its size.
+        size = probes.wal_records_end(wal)
         assert size > 20000
-        # A torn tail (garbage after the last record, as a cut write leaves): repaired, the
-        # member starts and has every key.
-        with open(wal, "ab") as f:
-            f.write(b"\x5a" * 9)
+        # A torn tail (the first sectors of a record a power loss interrupted after the last
+        # one, zeros after them: it was never synced): cut, the member starts and has every key.
+        with open(wal, "r+b") as f:
+            f.seek(size)
+            f.write(b"\x11\x22\x33\x44" + (1500).to_bytes(2, "little") + b"\x01" + b"z" * 600)
         m.start()
         c.wait_for_leader(members=c.members)
         r = c.etcdctl("get", "c", "--prefix", "--keys-only", "--consistency=s",
@@ -254,8 +257,9 @@ def test_corrupt_wal_middle_is_refused_naming_file_and_offset_torn_tail_is_repai
         m.kill(signal.SIGKILL)
         wal = newest_wal(m.data_dir)
         data = bytearray(open(wal, "rb").read())
-        assert len(data) > 20000
-        pos = len(data) // 2
+        end = probes.wal_records_end(wal)
+        assert end > 20000
+        pos = end // 2
         data[pos] ^= 0x40
         open(wal, "wb").write(bytes(data))
         code, out = m.run_to_exit()

@@ -199,6 +199,39 @@ def test_thread_cpu_parser_on_recorded_proc_stat_lines():
                    ("nexting_thread", 49), ("nexting_thread", 50), ("cf-node", 59)]
 
 
+def test_wal_records_of_a_recorded_preallocated_wal():
+    # Recorded: the WAL of a one-member cluster after 30 puts, killed, cut 2,000 zero bytes
+    # after its last record (the file was 73,819,750 bytes: preallocated, zeros).
+    with open(os.path.join(FIXTURES, "wal_preallocated.bin"), "rb") as f:
+        data = f.read()
+    records = lanes.wal_records(data)
+    assert len(records) == 98 and {kind for _, kind, _ in records} == {1}
+    assert records[0][0] == 0
+    for (offset, _, length), (following, _, _) in zip(records, records[1:]):
+        assert following == offset + lanes.WAL_HEADER_BYTES + length  # one block: contiguous
+    end = records[-1][0] + lanes.WAL_HEADER_BYTES + records[-1][2]
+    assert end == 10333 and data[end:] == bytes(len(data) - end)
+
+
+def test_wal_records_cross_blocks_skip_padding_and_stop_at_zeros(tmp_path):
+    def record(kind, payload):
+        return b"\x11\x22\x33\x44" + len(payload).to_bytes(2, "little") + bytes([kind]) + payload
+
+    block = lanes.WAL_BLOCK_BYTES
+    first = record(1, b"a" * (block - 7 - 3))  # leaves 3 bytes: padding
+    data = first + bytes(3)
+    data += record(2, b"b" * (block - 7)) + record(4, b"c" * 10 + bytes(6))  # ends in zeros
+    end = len(data)
+    data += bytes(block)
+    got = lanes.wal_records(data)
+    assert got == [(0, 1, block - 10), (block, 2, block - 7), (2 * block, 4, 16)]
+    path = tmp_path / "000009.log"
+    path.write_bytes(data)
+    assert lanes.wal_records_end(str(path)) == end
+    path.write_bytes(b"")
+    assert lanes.wal_records_end(str(path)) == 0
+
+
 def test_free_ports_never_hands_out_a_port_twice_in_one_process():
     # The kernel offers a just-closed port again; one process's tests hold ports they were
     # given (a member about to bind) only by remembering them. 2,000 single draws from about

@@ -212,6 +212,7 @@ TEST(WalScan, CleanLogTornTailAndMiddleDamage) {
   ASSERT_TRUE(torn.ok() && torn->has_value());
   EXPECT_EQ((*torn)->offset, size);
   EXPECT_TRUE((*torn)->at_tail);
+  EXPECT_FALSE((*torn)->torn) << "garbage, not the zeros of an unwritten sector: not cut";
   {
     std::fstream f(wal, std::ios::binary | std::ios::in | std::ios::out);
     f.seekp(static_cast<std::streamoff>(size / 2));
