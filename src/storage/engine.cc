@@ -125,7 +125,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& dir, roc
   // (four times all write buffers, ~800 MiB) and a restart replays all of it (seconds at 1M
   // keys). Past this size RocksDB flushes the columns that hold the oldest WAL file.
   options.max_total_wal_size = kMaxTotalWalBytes;
-  options.env = env != nullptr ? env : WalFileSystemEnv();
+  options.env = env != nullptr ? env : WalFileSystem::DefaultEnv();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> columns;
   columns.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
@@ -352,7 +352,14 @@ int64_t Engine::DiskSize() const {
   int64_t total = 0;
   std::error_code ec;
   for (const auto& f : std::filesystem::directory_iterator(dir_, ec)) {
-    if (f.is_regular_file(ec)) total += static_cast<int64_t>(f.file_size(ec));
+    if (!f.is_regular_file(ec)) continue;
+    uint64_t size = f.file_size(ec);
+    if (ec) continue;
+    // An open WAL's size counts its preallocated space: count what was written to it.
+    if (auto appended = WalFileSystem::Default().AppendedBytes(f.path().string())) {
+      size = std::min(size, *appended);
+    }
+    total += static_cast<int64_t>(size);
   }
   return total;
 }

@@ -10,15 +10,26 @@
 
 namespace chainfire::storage {
 
-namespace {
-
 // A WAL file that keeps the next kZeroAheadBytes past its appends written with zeros, inside
 // the space RocksDB preallocated (the file's size, as WalFileSystem extends it).
 class ZeroAheadWalFile : public rocksdb::FSWritableFileOwnerWrapper {
  public:
-  ZeroAheadWalFile(std::unique_ptr<rocksdb::FSWritableFile> file, int fd)
-      : FSWritableFileOwnerWrapper(std::move(file)), fd_(fd) {}
-  ~ZeroAheadWalFile() override { CloseZeroing(); }
+  ZeroAheadWalFile(std::unique_ptr<rocksdb::FSWritableFile> file, int fd, WalFileSystem* fs,
+                   std::string path)
+      : FSWritableFileOwnerWrapper(std::move(file)),
+        fd_(fd),
+        fs_(fs),
+        path_(std::move(path)),
+        appended_(std::make_shared<std::atomic<uint64_t>>(0)) {
+    std::lock_guard<std::mutex> l(fs_->mu_);
+    fs_->open_[path_] = appended_;
+  }
+  ~ZeroAheadWalFile() override {
+    CloseZeroing();
+    std::lock_guard<std::mutex> l(fs_->mu_);
+    auto it = fs_->open_.find(path_);
+    if (it != fs_->open_.end() && it->second == appended_) fs_->open_.erase(it);
+  }
 
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                            rocksdb::IODebugContext* dbg) override {
@@ -60,6 +71,7 @@ class ZeroAheadWalFile : public rocksdb::FSWritableFileOwnerWrapper {
  private:
   void Appended(size_t n) {
     end_ += n;
+    appended_->store(end_, std::memory_order_relaxed);
     if (fd_ < 0 || zeroed_ >= end_ + WalFileSystem::kZeroAheadBytes / 2) return;
     // The zeros go past everything appended, never over it, and only inside the file's size
     // (the preallocated space), so the size never changes here.
@@ -88,12 +100,13 @@ class ZeroAheadWalFile : public rocksdb::FSWritableFileOwnerWrapper {
     fd_ = -1;
   }
 
-  int fd_;               // our own descriptor of the file, for the zeros; -1: no more zeroing
-  uint64_t end_ = 0;     // bytes appended
+  int fd_;  // our own descriptor of the file, for the zeros; -1: no more zeroing
+  WalFileSystem* fs_;
+  const std::string path_;
+  const std::shared_ptr<std::atomic<uint64_t>> appended_;  // end_, for AppendedBytes
+  uint64_t end_ = 0;                                       // bytes appended
   uint64_t zeroed_ = 0;  // zeros written up to here (from end_ at the time)
 };
-
-}  // namespace
 
 WalFileSystem::WalFileSystem(std::shared_ptr<rocksdb::FileSystem> base)
     : FileSystemWrapper(std::move(base)) {}
@@ -123,14 +136,29 @@ rocksdb::IOStatus WalFileSystem::NewWritableFile(const std::string& fname,
   if (!s.ok() || !IsWalFile(fname) || options.use_direct_writes) return s;
   const int fd = ::open(fname.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return s;  // no zeros ahead then; the file works as RocksDB made it
-  *result = std::make_unique<ZeroAheadWalFile>(std::move(*result), fd);
+  *result = std::make_unique<ZeroAheadWalFile>(std::move(*result), fd, this, fname);
   return s;
 }
 
-rocksdb::Env* WalFileSystemEnv() {
-  static rocksdb::Env* env =
-      rocksdb::NewCompositeEnv(std::make_shared<WalFileSystem>(rocksdb::FileSystem::Default()))
-          .release();
+std::optional<uint64_t> WalFileSystem::AppendedBytes(const std::string& path) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = open_.find(path);
+  if (it == open_.end()) return std::nullopt;
+  return it->second->load(std::memory_order_relaxed);
+}
+
+namespace {
+const std::shared_ptr<WalFileSystem>& DefaultShared() {
+  static const auto* fs = new std::shared_ptr<WalFileSystem>(
+      std::make_shared<WalFileSystem>(rocksdb::FileSystem::Default()));
+  return *fs;
+}
+}  // namespace
+
+WalFileSystem& WalFileSystem::Default() { return *DefaultShared(); }
+
+rocksdb::Env* WalFileSystem::DefaultEnv() {
+  static rocksdb::Env* env = rocksdb::NewCompositeEnv(DefaultShared()).release();
   return env;
 }
 

@@ -102,8 +102,11 @@ TEST(WalFileSystem, AppendsStayIntactZerosFollowThemAndClosingCutsTheFileToThem)
     EXPECT_FALSE(*unwritten);
     EXPECT_EQ(AnyUnwritten(path, 3u << 20, 4u << 20), std::optional<bool>(true));
   }
+  EXPECT_EQ(fs.AppendedBytes(path), std::optional<uint64_t>(written.size()));
   ASSERT_TRUE(file->Close(io, nullptr).ok());
   EXPECT_EQ(ReadAll(path), written);
+  file.reset();
+  EXPECT_EQ(fs.AppendedBytes(path), std::nullopt);
 }
 
 TEST(WalFileSystem, OtherFilesAreLeftAlone) {
@@ -119,8 +122,29 @@ TEST(WalFileSystem, OtherFilesAreLeftAlone) {
   ASSERT_TRUE(file->Sync(io, nullptr).ok());
   // Preallocated (the options say so) but nothing was written after the data.
   if (auto unwritten = AnyUnwritten(path, 8192, 64 * 1024)) EXPECT_TRUE(*unwritten);
+  EXPECT_EQ(fs.AppendedBytes(path), std::nullopt);
   ASSERT_TRUE(file->Close(io, nullptr).ok());
   EXPECT_EQ(ReadAll(path), data);
+}
+
+// The size a member reports and its quota counts: an open WAL counts what was written to it,
+// not the space preallocated for it.
+TEST(WalFileSystem, DiskSizeCountsTheWrittenPartOfTheOpenWal) {
+  TempDir dir;
+  auto engine = Engine::Open(dir.path());
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  for (int i = 0; i < 50; ++i) {
+    rocksdb::WriteBatch wb;
+    wb.Put((*engine)->cf(Column::kMeta), absl::StrCat("k", i), std::string(700, 'v'));
+    ASSERT_TRUE((*engine)->Write(&wb, /*sync=*/true).ok());
+  }
+  uint64_t files = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+    files += f.file_size();
+  }
+  const int64_t size = (*engine)->DiskSize();
+  EXPECT_GE(size, 50 * 700);
+  EXPECT_LT(size + (1 << 20), static_cast<int64_t>(files)) << "the WAL is preallocated";
 }
 
 // Runs, in a child process, an engine on `dir` that writes `n` synced keys k0.. (700 bytes

@@ -63,7 +63,8 @@ class Engine {
   absl::Status FlushAll();
   // Compacts every column family fully (drops deleted data from the files). Blocking.
   absl::Status CompactAll();
-  // Bytes used on disk by the database files (SST and WAL).
+  // Bytes of the database files (SST and WAL; of an open WAL, what was written to it, not its
+  // preallocated space).
   int64_t DiskSize() const;
   // A RocksDB integer property summed over the column families (0 where one has none), e.g.
   // "rocksdb.estimate-live-data-size", "rocksdb.estimate-pending-compaction-bytes".

@@ -21,8 +21,12 @@
 // Thread-safety: as rocksdb::FileSystem.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "rocksdb/env.h"
@@ -44,9 +48,19 @@ class WalFileSystem : public rocksdb::FileSystemWrapper {
 
   // Whether `path` names a RocksDB WAL file ("<digits>.log").
   static bool IsWalFile(const std::string& path);
-};
 
-// An Env over WalFileSystem on the real file system, for the process's lifetime.
-rocksdb::Env* WalFileSystemEnv();
+  // The bytes appended so far to the WAL file `path` while it is open for writing through this
+  // file system (its size counts its preallocated space too); nullopt for any other file.
+  std::optional<uint64_t> AppendedBytes(const std::string& path) const;
+
+  // The process's one, over the real file system, never destroyed; and an Env over it.
+  static WalFileSystem& Default();
+  static rocksdb::Env* DefaultEnv();
+
+ private:
+  friend class ZeroAheadWalFile;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<std::atomic<uint64_t>>> open_;  // guarded by mu_
+};
 
 }  // namespace chainfire::storage
