@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "chainfire/storage/wal_file_system.h"
 
 namespace chainfire::storage {
 namespace {
@@ -128,19 +129,25 @@ absl::StatusOr<std::optional<WalDamage>> ScanWalFile(const std::string& path) {
   return damage;
 }
 
-absl::StatusOr<std::vector<WalDamage>> ScanWalDir(const std::string& dir) {
+namespace {
+// The WAL files of `dir`, oldest first (RocksDB numbers them with zero padding).
+absl::StatusOr<std::vector<std::string>> WalFiles(const std::string& dir) {
   std::vector<std::string> wals;
   std::error_code ec;
   for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = f.path().filename().string();
-    if (f.path().extension() == ".log" && !name.empty() && name[0] >= '0' && name[0] <= '9') {
-      wals.push_back(f.path().string());
-    }
+    if (WalFileSystem::IsWalFile(f.path().string())) wals.push_back(f.path().string());
   }
   if (ec) return absl::NotFoundError(absl::StrCat("cannot list ", dir, ": ", ec.message()));
   std::sort(wals.begin(), wals.end());
+  return wals;
+}
+}  // namespace
+
+absl::StatusOr<std::vector<WalDamage>> ScanWalDir(const std::string& dir) {
+  auto wals = WalFiles(dir);
+  if (!wals.ok()) return wals.status();
   std::vector<WalDamage> out;
-  for (const std::string& w : wals) {
+  for (const std::string& w : *wals) {
     auto d = ScanWalFile(w);
     if (!d.ok()) return d.status();
     if (*d) out.push_back(**d);
@@ -149,24 +156,18 @@ absl::StatusOr<std::vector<WalDamage>> ScanWalDir(const std::string& dir) {
 }
 
 absl::StatusOr<std::optional<WalDamage>> CutTornWalTail(const std::string& dir) {
-  auto damages = ScanWalDir(dir);
-  if (!damages.ok()) return damages.status();
-  std::string newest;
+  auto wals = WalFiles(dir);
+  if (!wals.ok()) return wals.status();
+  if (wals->empty()) return std::nullopt;
+  auto damage = ScanWalFile(wals->back());  // only the newest can hold a write in progress
+  if (!damage.ok()) return damage.status();
+  if (!*damage || !(*damage)->at_tail || !(*damage)->torn) return std::nullopt;
   std::error_code ec;
-  for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = f.path().filename().string();
-    if (f.path().extension() == ".log" && !name.empty() && name[0] >= '0' && name[0] <= '9' &&
-        (newest.empty() || name > std::filesystem::path(newest).filename().string())) {
-      newest = f.path().string();
-    }
+  std::filesystem::resize_file((*damage)->file, (*damage)->offset, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot cut ", (*damage)->file, ": ", ec.message()));
   }
-  for (const WalDamage& d : *damages) {
-    if (d.file != newest || !d.at_tail || !d.torn) continue;
-    std::filesystem::resize_file(d.file, d.offset, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot cut ", d.file, ": ", ec.message()));
-    return d;
-  }
-  return std::nullopt;
+  return *damage;
 }
 
 }  // namespace chainfire::storage

@@ -109,31 +109,33 @@ def parse_thread_cpu_ticks(stat_line):
     return stat_line[open_paren + 1:close_paren], int(rest[14 - 3]) + int(rest[15 - 3])
 
 
-def thread_cpu_ticks(pid, name):
-    """{tid: CPU ticks} of a running process's threads called `name`."""
-    out = {}
+def _thread_stat_lines(pid):
+    """(tid, /proc/<pid>/task/<tid>/stat line) of each thread of a running process (threads
+    that end meanwhile are left out)."""
     task_dir = "/proc/%d/task" % pid
     for tid in os.listdir(task_dir):
         try:
             with open(os.path.join(task_dir, tid, "stat")) as f:
-                thread, ticks = parse_thread_cpu_ticks(f.read())
+                yield int(tid), f.read()
         except FileNotFoundError:
-            continue  # the thread ended meanwhile
+            continue
+
+
+def thread_cpu_ticks(pid, name):
+    """{tid: CPU ticks} of a running process's threads called `name`."""
+    out = {}
+    for tid, line in _thread_stat_lines(pid):
+        thread, ticks = parse_thread_cpu_ticks(line)
         if thread == name:
-            out[int(tid)] = ticks
+            out[tid] = ticks
     return out
 
 
 def thread_policies(pid):
     """{thread name: set of policy names} over a running process's threads."""
     out = {}
-    task_dir = "/proc/%d/task" % pid
-    for tid in os.listdir(task_dir):
-        try:
-            with open(os.path.join(task_dir, tid, "stat")) as f:
-                name, policy = parse_thread_policy(f.read())
-        except FileNotFoundError:
-            continue  # the thread ended meanwhile
+    for _, line in _thread_stat_lines(pid):
+        name, policy = parse_thread_policy(line)
         out.setdefault(name, set()).add(policy)
     return out
 
